@@ -1,0 +1,89 @@
+//! Configuration shared by the core and the adapters: limits, timers, compression.
+
+use crate::deflate::DeflateConfig;
+use crate::handshake::HandshakeLimits;
+use std::time::Duration;
+
+/// Size limits. Every limit is checked before the memory it guards is allocated.
+///
+/// The defaults suit a public server: a single frame or message may be up to 16 MiB (the
+/// largest the Autobahn TestSuite sends), the handshake head up to 16 KiB with 64 headers.
+/// Raise them for bulk transfers, or stream large messages with
+/// [`Config::stream_fragments`] so that only one frame is held at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame payload accepted; larger frames close the connection with 1009.
+    pub max_frame_size: usize,
+    /// Largest message accepted (after decompression); larger close with 1009.
+    pub max_message_size: usize,
+    /// Largest amount of received data held inside the connection at once (partial frames,
+    /// reassembly, and decoded messages not yet taken with `poll_event`); more closes with 1009.
+    /// It must be at least `max_message_size` plus one frame header for the largest message to
+    /// fit, which the default does.
+    pub max_buffered_input: usize,
+    /// Limits of the opening handshake (head size, header count, body of a rejection).
+    pub handshake: HandshakeLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 16 << 20,
+            max_buffered_input: (32 << 20) + 64,
+            handshake: HandshakeLimits::default(),
+        }
+    }
+}
+
+/// Timers. `None` disables a timer.
+///
+/// The defaults keep a connection alive through proxies and load balancers that drop a
+/// connection after 30 seconds without traffic: after 20 seconds without receiving anything
+/// the connection pings, and a peer that has not answered 20 seconds later is declared dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Deadline for the opening handshake, from the connection's creation until it is open
+    /// (for a server this includes the time the application takes to accept). Default 10 s.
+    pub handshake: Option<Duration>,
+    /// Send a keep-alive ping after this long without receiving anything. Default 20 s.
+    pub ping_interval: Option<Duration>,
+    /// After a keep-alive ping, declare the peer dead if nothing arrives for this long.
+    /// Default 20 s.
+    pub pong_timeout: Option<Duration>,
+    /// Close with 1001 after this long without a data message in either direction
+    /// (pings do not count). Default: off.
+    pub idle: Option<Duration>,
+    /// After sending a close frame, give up on the peer's after this long; a client also
+    /// waits this long for the server to close TCP. Default 5 s.
+    pub close: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake: Some(Duration::from_secs(10)),
+            ping_interval: Some(Duration::from_secs(20)),
+            pong_timeout: Some(Duration::from_secs(20)),
+            idle: None,
+            close: Some(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// Everything configurable about a connection. One value can be shared by many connections.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Size limits.
+    pub limits: Limits,
+    /// Timers.
+    pub timeouts: Timeouts,
+    /// permessage-deflate (RFC 7692): whether to offer (client) or accept (server) it, and how.
+    pub deflate: DeflateConfig,
+    /// Outgoing messages larger than this are split into frames of at most this many payload
+    /// bytes. Default: no fragmentation.
+    pub max_outgoing_frame_size: Option<usize>,
+    /// Deliver data messages as [`crate::Fragment`] events, one per frame, instead of
+    /// reassembling them. Memory then stays bounded by one frame per connection.
+    pub stream_fragments: bool,
+}

@@ -1,0 +1,1447 @@
+//! The connection state machine: opening handshake, data transfer, closing handshake, timers.
+
+use crate::config::Config;
+use crate::deflate::{self, Compressor, Decompressor, DeflateError, DeflateParams};
+use crate::frame::{FrameDecoder, FrameError, FrameHeader, OpCode, Role, apply_mask};
+use crate::handshake::{
+    self, Accept, ClientRequest, HandshakeError, Reject, Request, RequestParser, Response,
+    ResponseParser,
+};
+use crate::message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
+use crate::timer::{TimerKind, Timers};
+use crate::utf8::Utf8Validator;
+use bytes::{Buf, Bytes, BytesMut};
+use rand_chacha::ChaCha12Rng;
+use rand_core::{Rng, SeedableRng};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a connection is in its life (RFC 6455 §4, §7).
+///
+/// ```text
+///  client:  Handshake ──101 validated──▶ Open
+///  server:  Handshake ──request parsed──▶ Accepting ──accept()──▶ Open
+///                                                  └──reject()──▶ Closed
+///  Open ──close()──▶ Closing ──peer's close──▶ Closed
+///  Open ──peer's close (echoed)──────────────▶ Closed
+///  any ──protocol violation / EOF / timeout──▶ Closed
+/// ```
+///
+/// `Closed` means the WebSocket is closed; the transport is torn down once
+/// [`Connection::poll_transmit`] yields [`Transmit::Shutdown`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Opening handshake in progress.
+    Handshake,
+    /// Server only: the request arrived; the application must [`Connection::accept`] or
+    /// [`Connection::reject`] it.
+    Accepting,
+    /// Messages flow both ways.
+    Open,
+    /// This side sent a close frame and waits for the peer's (§7.1.2).
+    Closing,
+    /// The WebSocket is closed; a terminal [`Event::Closed`] was emitted.
+    Closed,
+}
+
+/// A timer that ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The opening handshake took too long.
+    Handshake,
+    /// A keep-alive ping got no answer: the peer is dead.
+    Pong,
+    /// No data message was sent or received for the idle timeout.
+    Idle,
+    /// The peer did not answer our close frame in time.
+    Close,
+}
+
+/// A violation of the protocol by the peer. Each maps to the close code sent (§7.4.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The frame format was violated (§5.2).
+    Frame(FrameError),
+    /// A continuation frame arrived with no message in progress (§5.4).
+    UnexpectedContinuation,
+    /// A new data message started before the previous one finished (§5.4).
+    ExpectedContinuation,
+    /// RSV1 was set on a continuation or control frame (RFC 7692 §6).
+    InvalidCompressionBit,
+    /// A text message or close reason was not UTF-8 (§8.1): 1007.
+    InvalidUtf8,
+    /// A message exceeded the maximum message size: 1009.
+    MessageTooLarge,
+    /// More input was buffered than the connection allows: 1009.
+    InputBufferFull,
+    /// A close frame had a 1-byte body (§5.5.1).
+    InvalidClosePayload,
+    /// A close frame carried a code not allowed on the wire (§7.4).
+    InvalidCloseCode(u16),
+    /// Compressed data could not be inflated (RFC 7692 §7.2.2).
+    InvalidCompressedData,
+}
+
+impl ProtocolError {
+    /// The close code to send for this error.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::Frame(e) => CloseCode(e.close_code()),
+            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::MessageTooLarge | Self::InputBufferFull => CloseCode::MESSAGE_TOO_BIG,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Frame(e) => e.fmt(f),
+            Self::UnexpectedContinuation => f.write_str("continuation frame without a message"),
+            Self::ExpectedContinuation => f.write_str("new message before the last one ended"),
+            Self::InvalidCompressionBit => f.write_str("RSV1 on a continuation or control frame"),
+            Self::InvalidUtf8 => f.write_str("invalid UTF-8"),
+            Self::MessageTooLarge => f.write_str("message too large"),
+            Self::InputBufferFull => f.write_str("too much buffered input"),
+            Self::InvalidClosePayload => f.write_str("close frame with a 1-byte body"),
+            Self::InvalidCloseCode(c) => write!(f, "invalid close code {c}"),
+            Self::InvalidCompressedData => f.write_str("invalid compressed data"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// Why a connection closed. Reported once, in the terminal [`Event::Closed`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The closing handshake completed (§7.1.4): both close frames were exchanged.
+    Clean {
+        /// Whether this side sent its close frame first.
+        initiated_locally: bool,
+        /// The close frame this side sent (`None` for an empty body).
+        local: Option<CloseFrame>,
+        /// The close frame the peer sent (`None` for an empty body).
+        remote: Option<CloseFrame>,
+    },
+    /// The peer violated the protocol; the connection was failed with `code` (§7.1.7).
+    ProtocolError {
+        /// What the peer did.
+        error: ProtocolError,
+        /// The code sent in our close frame.
+        code: CloseCode,
+    },
+    /// A timer ran out.
+    TimedOut(Timeout),
+    /// The transport ended without a close frame (code 1006, §7.1.5).
+    Abnormal,
+    /// The opening handshake failed; a non-101 response is [`HandshakeError::Rejected`].
+    HandshakeFailed(HandshakeError),
+    /// Server: the application rejected the request with this HTTP status.
+    Rejected {
+        /// The status sent.
+        status: u16,
+    },
+}
+
+impl CloseReason {
+    /// The close code that describes this outcome (§7.1.5): the peer's code for a clean
+    /// close it started, ours otherwise; 1005 for a close without a code, 1006 when the
+    /// connection ended without a closing handshake.
+    pub fn code(&self) -> CloseCode {
+        match self {
+            Self::Clean { remote, .. } => remote.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
+            Self::ProtocolError { code, .. } => *code,
+            Self::TimedOut(Timeout::Idle) => CloseCode::GOING_AWAY,
+            _ => CloseCode::ABNORMAL,
+        }
+    }
+
+    /// Whether the closing handshake completed.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, Self::Clean { .. })
+    }
+}
+
+/// An output of the connection, drained with [`Connection::poll_event`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Server: a valid upgrade request arrived. Call [`Connection::accept`] or
+    /// [`Connection::reject`].
+    Request(Box<Request>),
+    /// Client: the server accepted; the connection is open.
+    Connected(Box<Response>),
+    /// A whole text or binary message.
+    Message(Message),
+    /// A piece of a message, when [`Config::stream_fragments`] is set.
+    Fragment(Fragment),
+    /// A ping arrived (already answered).
+    Ping(Bytes),
+    /// A pong arrived.
+    Pong(Bytes),
+    /// Terminal: the WebSocket is closed. No event follows.
+    Closed(CloseReason),
+}
+
+/// What [`Connection::poll_transmit`] asks the caller to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Bytes were appended to the buffer: write them to the transport.
+    Data,
+    /// Everything is written: close the transport (after writing what came before).
+    Shutdown,
+}
+
+/// Local misuse of the API. A misbehaving peer never causes one of these.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The opening handshake has not completed.
+    NotOpen,
+    /// A close frame was already sent or the connection is closed (§5.5.1).
+    Closed,
+    /// A ping, pong or close payload was longer than 125 bytes (§5.5).
+    ControlPayloadTooLong,
+    /// The close code may not be sent on the wire (§7.4).
+    InvalidCloseCode(u16),
+    /// `accept` or `reject` was called when no request is waiting for an answer.
+    NotAccepting,
+    /// The answer to the handshake was invalid (for example a subprotocol the client did
+    /// not offer).
+    Handshake(HandshakeError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOpen => f.write_str("the connection is not open yet"),
+            Self::Closed => f.write_str("the connection is closing or closed"),
+            Self::ControlPayloadTooLong => f.write_str("control payload longer than 125 bytes"),
+            Self::InvalidCloseCode(c) => write!(f, "close code {c} may not be sent"),
+            Self::NotAccepting => f.write_str("no handshake request is waiting for an answer"),
+            Self::Handshake(e) => write!(f, "invalid handshake answer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A message encoded once, to be sent on many connections (broadcast).
+///
+/// A server frame is not masked, so the encoded bytes are shared as [`Bytes`] by every
+/// server connection it is queued on. A client connection masks the stored payload itself.
+///
+/// With [`PreparedFrame::compressed`], the payload is also deflated once without context
+/// (RFC 7692 §7.2.1). That copy is used by connections that negotiated
+/// `server_no_context_takeover` with a window at least as large; every other connection
+/// with deflate compresses the message with its own context, and connections without
+/// deflate send the plain frame.
+#[derive(Clone, Debug)]
+pub struct PreparedFrame {
+    kind: DataKind,
+    payload: Bytes,
+    plain: Bytes,
+    compressed: Option<(Bytes, u8)>,
+}
+
+impl PreparedFrame {
+    /// Encodes a text or binary message once. Returns `None` for control messages.
+    pub fn new(message: &Message) -> Option<Self> {
+        let (kind, payload) = match message {
+            Message::Text(t) => (DataKind::Text, t.as_bytes().clone()),
+            Message::Binary(b) => (DataKind::Binary, b.clone()),
+            _ => return None,
+        };
+        let mut plain = Vec::new();
+        crate::frame::encode_frame(
+            FrameHeader::new(data_opcode(kind), 0),
+            None,
+            &payload,
+            &mut plain,
+        );
+        Some(Self {
+            kind,
+            payload,
+            plain: Bytes::from(plain),
+            compressed: None,
+        })
+    }
+
+    /// Also deflates the message once, with `window_bits` (9 to 15) and `level` (0 to 9),
+    /// for connections that negotiated `server_no_context_takeover`.
+    pub fn compressed(mut self, window_bits: u8, level: u32) -> Self {
+        let window_bits = window_bits.clamp(9, 15);
+        let mut c = Compressor::new(window_bits, true, level);
+        let mut body = Vec::new();
+        c.compress(&self.payload, &mut body);
+        let mut out = Vec::new();
+        let header = FrameHeader {
+            rsv1: true,
+            ..FrameHeader::new(data_opcode(self.kind), 0)
+        };
+        crate::frame::encode_frame(header, None, &body, &mut out);
+        self.compressed = Some((Bytes::from(out), window_bits));
+        self
+    }
+
+    /// The encoded, uncompressed server frame.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.plain
+    }
+
+    /// The message's kind.
+    pub fn kind(&self) -> DataKind {
+        self.kind
+    }
+}
+
+fn data_opcode(kind: DataKind) -> OpCode {
+    match kind {
+        DataKind::Text => OpCode::Text,
+        DataKind::Binary => OpCode::Binary,
+    }
+}
+
+enum Handshake {
+    Client {
+        key: String,
+        protocols: Vec<String>,
+        parser: ResponseParser,
+    },
+    Server {
+        parser: RequestParser,
+    },
+    Accepting {
+        request: Box<Request>,
+    },
+}
+
+struct InFrame {
+    header: FrameHeader,
+    remaining: usize,
+    received: usize,
+}
+
+struct Assembly {
+    kind: DataKind,
+    compressed: bool,
+    data: Vec<u8>,
+    utf8: Utf8Validator,
+    /// Bytes of this message already delivered as fragments.
+    delivered: usize,
+    first_pending: bool,
+}
+
+struct Deflate {
+    params: DeflateParams,
+    compressor: Compressor,
+    decompressor: Decompressor,
+}
+
+enum OutItem {
+    Raw(Bytes),
+    Frame { header: FrameHeader, payload: Bytes },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    No,
+    Pending,
+    Done,
+}
+
+/// A WebSocket connection, client or server, as a pure state machine.
+///
+/// It never touches a socket or reads the clock: feed it bytes with
+/// [`handle_input`](Self::handle_input), end of stream with [`handle_eof`](Self::handle_eof)
+/// and the time with [`handle_timeout`](Self::handle_timeout); after every input, drain
+/// [`poll_transmit`](Self::poll_transmit) (bytes to write) and
+/// [`poll_event`](Self::poll_event) (what happened) until they return `None`, then sleep
+/// until [`poll_timeout`](Self::poll_timeout) or more input.
+///
+/// A peer that breaks the protocol never makes a method return `Err`: the connection queues
+/// the right close frame, emits [`Event::Closed`] with [`CloseReason::ProtocolError`] and
+/// ignores further input. `Err` is only for local misuse, such as sending after close.
+pub struct Connection {
+    role: Role,
+    config: Arc<Config>,
+    state: State,
+    rng: Option<Box<ChaCha12Rng>>,
+    handshake: Option<Box<Handshake>>,
+    subprotocol: Option<String>,
+    deflate: Option<Box<Deflate>>,
+    in_buf: BytesMut,
+    frame: Option<InFrame>,
+    msg: Option<Box<Assembly>>,
+    events: VecDeque<Event>,
+    event_bytes: usize,
+    out: VecDeque<OutItem>,
+    out_bytes: usize,
+    close_sent: Option<Option<CloseFrame>>,
+    /// A peer violation found behind messages not yet taken: the connection fails once
+    /// this many more events have been taken, so replies to them still go out first.
+    deferred_failure: Option<(usize, ProtocolError)>,
+    terminated: bool,
+    shutdown: Shutdown,
+    timers: Timers,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("buffered_input", &self.buffered_input())
+            .field("buffered_output", &self.out_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    fn new(role: Role, config: Arc<Config>, now: Instant) -> Self {
+        let mut timers = Timers::default();
+        timers.set(
+            TimerKind::Handshake,
+            config.timeouts.handshake.map(|d| now + d),
+        );
+        Self {
+            role,
+            config,
+            state: State::Handshake,
+            rng: None,
+            handshake: None,
+            subprotocol: None,
+            deflate: None,
+            in_buf: BytesMut::new(),
+            frame: None,
+            msg: None,
+            events: VecDeque::new(),
+            event_bytes: 0,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            close_sent: None,
+            deferred_failure: None,
+            terminated: false,
+            shutdown: Shutdown::No,
+            timers,
+        }
+    }
+
+    /// Starts a client connection: queues the upgrade request for `request` (RFC 6455 §4.1).
+    ///
+    /// `seed` seeds the generator of the handshake key and of every masking key; give it 32
+    /// bytes from a cryptographically secure source (§10.3), or a fixed value in tests.
+    pub fn client(
+        config: impl Into<Arc<Config>>,
+        request: &ClientRequest,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Result<Self, HandshakeError> {
+        let mut conn = Self::new(Role::Client, config.into(), now);
+        let mut rng = Box::new(ChaCha12Rng::from_seed(seed));
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let key = handshake::generate_key(nonce);
+        let offer = deflate::client_offer(&conn.config.deflate);
+        let mut head = Vec::new();
+        handshake::encode_request(request, &key, offer.as_deref(), &mut head)?;
+        conn.push_raw(Bytes::from(head));
+        conn.rng = Some(rng);
+        conn.handshake = Some(Box::new(Handshake::Client {
+            key,
+            protocols: request.subprotocols().to_vec(),
+            parser: ResponseParser::new(conn.config.limits.handshake),
+        }));
+        Ok(conn)
+    }
+
+    /// Starts a server connection that waits for the client's upgrade request (§4.2).
+    pub fn server(config: impl Into<Arc<Config>>, now: Instant) -> Self {
+        let mut conn = Self::new(Role::Server, config.into(), now);
+        conn.handshake = Some(Box::new(Handshake::Server {
+            parser: RequestParser::new(conn.config.limits.handshake),
+        }));
+        conn
+    }
+
+    /// A connection whose opening handshake was done elsewhere (for example by an HTTP
+    /// server that upgraded the request), open from the start. `deflate` is what that
+    /// handshake negotiated; a client needs a `seed` for its masking keys.
+    pub fn open(
+        config: impl Into<Arc<Config>>,
+        role: Role,
+        deflate: Option<DeflateParams>,
+        seed: [u8; 32],
+        now: Instant,
+    ) -> Self {
+        let mut conn = Self::new(role, config.into(), now);
+        if role == Role::Client {
+            conn.rng = Some(Box::new(ChaCha12Rng::from_seed(seed)));
+        }
+        conn.set_deflate(deflate);
+        conn.enter_open(now);
+        conn
+    }
+
+    // ---- getters ----
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The subprotocol agreed in the handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake, if any.
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().map(|d| d.params)
+    }
+
+    /// Bytes queued for sending and not yet taken by [`poll_transmit`](Self::poll_transmit).
+    /// Adapters compare it with their high-water mark for backpressure.
+    pub fn buffered_output(&self) -> usize {
+        self.out_bytes
+    }
+
+    /// Received bytes held inside the connection: partial frames, a message being
+    /// reassembled, and message payloads not yet taken with [`poll_event`](Self::poll_event).
+    pub fn buffered_input(&self) -> usize {
+        self.in_buf.len() + self.msg.as_ref().map_or(0, |m| m.data.len()) + self.event_bytes
+    }
+
+    /// Heap capacity held by the connection's own read and write buffers (not counting
+    /// message payloads already handed out). Zero for an idle open connection.
+    pub fn buffer_capacity(&self) -> usize {
+        self.in_buf.capacity()
+            + self.msg.as_ref().map_or(0, |m| m.data.capacity())
+            + self.out.capacity() * std::mem::size_of::<OutItem>()
+            + self.events.capacity() * std::mem::size_of::<Event>()
+    }
+
+    /// Whether compressor or decompressor state (hundreds of KiB with zlib) is allocated.
+    /// It is allocated on first use, and released after a quiet ping interval when the
+    /// negotiated parameters let it be rebuilt (no context takeover).
+    pub fn has_compression_state(&self) -> bool {
+        self.deflate
+            .as_ref()
+            .is_some_and(|d| d.compressor.is_allocated() || d.decompressor.is_allocated())
+    }
+
+    /// Whether the connection is finished: closed, and the transport shutdown was handed
+    /// out. The caller can drop it.
+    pub fn is_finished(&self) -> bool {
+        self.shutdown == Shutdown::Done && self.out.is_empty()
+    }
+
+    /// Whether a peer's protocol violation was found behind events not yet taken with
+    /// [`poll_event`](Self::poll_event): the connection fails once they are taken
+    /// (RFC 6455 §7.1.7). An adapter that moves events to a queue of its own stops moving
+    /// them while this is true and lets the application take the rest, so that its replies
+    /// to them are sent before the close frame.
+    pub fn has_deferred_failure(&self) -> bool {
+        self.deferred_failure.is_some()
+    }
+
+    // ---- inputs ----
+
+    /// Feeds bytes read from the transport. Copies them; see
+    /// [`handle_input_buf`](Self::handle_input_buf) to hand over a buffer without copying.
+    pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
+        if data.is_empty() || self.state == State::Closed || self.deferred_failure.is_some() {
+            return;
+        }
+        self.in_buf.extend_from_slice(data);
+        self.process(now);
+    }
+
+    /// Feeds bytes read from the transport, taking all of `data` (it is left empty, with any
+    /// spare capacity it had). Message payloads are then slices of that same allocation, so
+    /// a reader that reuses its buffer (`BytesMut::reserve` reclaims it once the messages
+    /// are dropped) receives without allocating.
+    pub fn handle_input_buf(&mut self, now: Instant, data: &mut BytesMut) {
+        if data.is_empty() || self.state == State::Closed || self.deferred_failure.is_some() {
+            data.clear();
+            return;
+        }
+        if self.in_buf.is_empty() {
+            self.in_buf = data.split();
+        } else {
+            self.in_buf.extend_from_slice(data);
+            data.clear();
+        }
+        self.process(now);
+    }
+
+    /// The transport reached end of stream (§7.1.5): without a closing handshake this is an
+    /// abnormal closure (1006); after one, the expected end.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if self.deferred_failure.is_some() {
+            // The pending failure closes the transport once the events before it are taken.
+            return;
+        }
+        match self.state {
+            State::Handshake => {
+                let err = match self.handshake.as_deref_mut() {
+                    Some(Handshake::Client { parser, .. }) => match parser.finish() {
+                        Ok(Some(resp)) => HandshakeError::Rejected {
+                            status: resp.status(),
+                            response: Box::new(resp),
+                        },
+                        Ok(None) => HandshakeError::Eof,
+                        Err(e) => e,
+                    },
+                    _ => HandshakeError::Eof,
+                };
+                self.terminate(CloseReason::HandshakeFailed(err));
+            }
+            State::Accepting | State::Open | State::Closing => {
+                self.terminate(CloseReason::Abnormal);
+            }
+            State::Closed => self.begin_shutdown(),
+        }
+    }
+
+    /// Fires the timers due at `now`; a no-op if none is. Afterwards no deadline is at or
+    /// before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(kind) = self.timers.take_expired(now) {
+            self.on_timer(now, kind);
+        }
+    }
+
+    // ---- commands ----
+
+    /// Server: accepts the request reported by [`Event::Request`] and opens the connection,
+    /// negotiating permessage-deflate when the configuration allows it.
+    pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), SendError> {
+        let request = match self.handshake.as_deref() {
+            Some(Handshake::Accepting { request }) if self.state == State::Accepting => request,
+            _ => return Err(SendError::NotAccepting),
+        };
+        let offers = request.extensions();
+        let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
+        let negotiated = if self.config.deflate.enabled {
+            deflate::server_negotiate(&self.config.deflate, &offers)
+        } else {
+            None
+        };
+        let mut head = Vec::new();
+        handshake::encode_accept(
+            request,
+            &accept,
+            negotiated.as_ref().map(|(_, v)| v.as_str()),
+            &mut head,
+        )
+        .map_err(SendError::Handshake)?;
+        self.subprotocol = accept.chosen_subprotocol().map(str::to_owned);
+        self.handshake = None;
+        self.push_raw(Bytes::from(head));
+        self.set_deflate(negotiated.map(|(p, _)| p));
+        self.enter_open(now);
+        self.process(now);
+        Ok(())
+    }
+
+    /// Server: rejects the request with an HTTP response and closes.
+    pub fn reject(&mut self, _now: Instant, reject: Reject) -> Result<(), SendError> {
+        if self.state != State::Accepting {
+            return Err(SendError::NotAccepting);
+        }
+        let mut head = Vec::new();
+        handshake::encode_reject(&reject, &mut head);
+        self.push_raw(Bytes::from(head));
+        self.handshake = None;
+        self.terminate(CloseReason::Rejected {
+            status: reject.status(),
+        });
+        Ok(())
+    }
+
+    /// Sends a message: text and binary (compressed when deflate was negotiated and the
+    /// message reaches the threshold), ping, pong, or close (same as [`close`](Self::close)).
+    pub fn send(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
+        self.send_inner(now, message, true)
+    }
+
+    /// Sends a text or binary message without compressing it (a per-message opt-out, for
+    /// data that is already compressed); other messages as [`send`](Self::send).
+    pub fn send_uncompressed(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
+        self.send_inner(now, message, false)
+    }
+
+    /// Queues a message encoded once for many connections.
+    pub fn send_prepared(&mut self, now: Instant, frame: &PreparedFrame) -> Result<(), SendError> {
+        self.check_can_send()?;
+        self.touch_idle(now);
+        if self.role == Role::Server {
+            if let Some(d) = &self.deflate {
+                let (bits, no_takeover) = d.params.compressor_for(true);
+                match &frame.compressed {
+                    Some((bytes, w)) if no_takeover && *w <= bits.max(9) => {
+                        self.push_raw(bytes.clone());
+                        return Ok(());
+                    }
+                    _ => {
+                        self.send_data(frame.kind, frame.payload.clone(), true);
+                        return Ok(());
+                    }
+                }
+            }
+            if self
+                .config
+                .max_outgoing_frame_size
+                .is_none_or(|m| frame.payload.len() <= m)
+            {
+                self.push_raw(frame.plain.clone());
+                return Ok(());
+            }
+        }
+        self.send_data(frame.kind, frame.payload.clone(), true);
+        Ok(())
+    }
+
+    /// Sends a ping with up to 125 bytes of data (§5.5.2).
+    pub fn ping(&mut self, now: Instant, data: Bytes) -> Result<(), SendError> {
+        self.send(now, Message::Ping(data))
+    }
+
+    /// Starts the closing handshake (§7.1.2) with a code and a reason of at most 123 bytes.
+    /// The connection reports [`Event::Closed`] when the peer answers or the close timeout
+    /// runs out.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        self.send(now, Message::Close(Some(CloseFrame::new(code, reason))))
+    }
+
+    // ---- outputs ----
+
+    /// Appends the bytes to write to `buf`. Returns [`Transmit::Data`] when bytes were
+    /// appended, [`Transmit::Shutdown`] once when the transport should be closed (after
+    /// everything before it is written), and `None` when there is nothing to do.
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if !self.out.is_empty() {
+            buf.reserve(self.out_bytes);
+            for item in self.out.drain(..) {
+                match item {
+                    OutItem::Raw(bytes) => buf.extend_from_slice(&bytes),
+                    OutItem::Frame { header, payload } => {
+                        header.write(buf);
+                        let start = buf.len();
+                        buf.extend_from_slice(&payload);
+                        if let Some(key) = header.mask {
+                            apply_mask(&mut buf[start..], key, 0);
+                        }
+                    }
+                }
+            }
+            self.out_bytes = 0;
+            self.out = VecDeque::new();
+            return Some(Transmit::Data);
+        }
+        if self.shutdown == Shutdown::Pending {
+            self.shutdown = Shutdown::Done;
+            return Some(Transmit::Shutdown);
+        }
+        None
+    }
+
+    /// The next event, or `None` when there is none until more input or a timeout.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some((0, _)) = self.deferred_failure {
+            let (_, error) = self.deferred_failure.take().expect("deferred failure");
+            self.fail_now(error);
+        }
+        let event = self.events.pop_front()?;
+        if let Some((n, _)) = &mut self.deferred_failure {
+            *n -= 1;
+        }
+        match &event {
+            Event::Message(m) => self.event_bytes -= m.len(),
+            Event::Fragment(f) => self.event_bytes -= f.data.len(),
+            _ => {}
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        Some(event)
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- internals: state transitions ----
+
+    fn set_deflate(&mut self, params: Option<DeflateParams>) {
+        self.deflate = params.map(|params| {
+            let is_server = self.role == Role::Server;
+            let (cbits, cnt) = params.compressor_for(is_server);
+            let (dbits, dnt) = params.decompressor_for(is_server);
+            Box::new(Deflate {
+                params,
+                compressor: Compressor::new(cbits, cnt, self.config.deflate.compression_level),
+                decompressor: Decompressor::new(dbits, dnt),
+            })
+        });
+    }
+
+    fn enter_open(&mut self, now: Instant) {
+        self.state = State::Open;
+        self.timers.stop(TimerKind::Handshake);
+        let t = self.config.timeouts;
+        self.timers
+            .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d));
+        self.timers.set(TimerKind::Idle, t.idle.map(|d| now + d));
+    }
+
+    /// Emits the terminal event once, and moves to `Closed`.
+    fn report_closed(&mut self, reason: CloseReason) {
+        self.state = State::Closed;
+        if !self.terminated {
+            self.terminated = true;
+            self.events.push_back(Event::Closed(reason));
+        }
+    }
+
+    /// Closed for good: report, drop receive state, and close the transport.
+    fn terminate(&mut self, reason: CloseReason) {
+        self.report_closed(reason);
+        self.begin_shutdown();
+    }
+
+    fn begin_shutdown(&mut self) {
+        self.state = State::Closed;
+        self.timers.stop_all();
+        self.in_buf = BytesMut::new();
+        self.frame = None;
+        self.msg = None;
+        self.handshake = None;
+        if self.shutdown == Shutdown::No {
+            self.shutdown = Shutdown::Pending;
+        }
+    }
+
+    /// Fails the connection (§7.1.7) for a peer's violation. When messages decoded before
+    /// the violation are still waiting to be taken, the failure waits for them, so that the
+    /// application's replies to them are sent before the close frame.
+    fn fail(&mut self, error: ProtocolError) {
+        let waiting = self
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Message(_) | Event::Fragment(_)));
+        if waiting {
+            self.deferred_failure = Some((self.events.len(), error));
+            self.in_buf = BytesMut::new();
+            self.frame = None;
+            self.msg = None;
+        } else {
+            self.fail_now(error);
+        }
+    }
+
+    /// Fails the connection now: sends a close frame with the error's code unless one was
+    /// sent, reports, and closes the transport.
+    fn fail_now(&mut self, error: ProtocolError) {
+        let code = error.close_code();
+        if self.close_sent.is_none() {
+            let frame = CloseFrame::new(code, "");
+            self.push_close(Some(frame));
+        }
+        self.terminate(CloseReason::ProtocolError { error, code });
+    }
+
+    fn on_timer(&mut self, now: Instant, kind: TimerKind) {
+        let t = self.config.timeouts;
+        match kind {
+            TimerKind::Handshake => {
+                if matches!(self.state, State::Handshake | State::Accepting) {
+                    self.terminate(CloseReason::TimedOut(Timeout::Handshake));
+                }
+            }
+            TimerKind::KeepAlive => {
+                // Quiet for a whole ping interval: give back compression state that does
+                // not carry over between messages (it is rebuilt on first use).
+                if let Some(d) = self.deflate.as_deref_mut() {
+                    d.compressor.release();
+                    d.decompressor.release();
+                }
+                if self.state == State::Open {
+                    self.push_frame(true, false, OpCode::Ping, Bytes::new());
+                    match t.pong_timeout {
+                        Some(d) => self.timers.set(TimerKind::Pong, Some(now + d)),
+                        None => self
+                            .timers
+                            .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d)),
+                    }
+                }
+            }
+            TimerKind::Pong => {
+                if matches!(self.state, State::Open | State::Closing) {
+                    if self.close_sent.is_none() {
+                        self.push_close(Some(CloseFrame::new(
+                            CloseCode::INTERNAL_ERROR,
+                            "keepalive ping timeout",
+                        )));
+                    }
+                    self.terminate(CloseReason::TimedOut(Timeout::Pong));
+                }
+            }
+            TimerKind::Idle => {
+                if self.state == State::Open {
+                    self.report_closed(CloseReason::TimedOut(Timeout::Idle));
+                    self.state = State::Open;
+                    self.start_close(now, Some(CloseFrame::new(CloseCode::GOING_AWAY, "idle")));
+                }
+            }
+            TimerKind::Close => match self.state {
+                State::Closing => self.terminate(CloseReason::TimedOut(Timeout::Close)),
+                _ => self.begin_shutdown(),
+            },
+        }
+    }
+
+    // ---- internals: receiving ----
+
+    fn process(&mut self, now: Instant) {
+        if matches!(self.state, State::Handshake) {
+            self.process_handshake(now);
+        }
+        if matches!(self.state, State::Open | State::Closing) {
+            if self.config.timeouts.ping_interval.is_some() {
+                let t = self.config.timeouts;
+                self.timers.stop(TimerKind::Pong);
+                if self.state == State::Open {
+                    self.timers
+                        .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d));
+                }
+            }
+            self.process_frames(now);
+            if matches!(self.state, State::Open | State::Closing)
+                && self.deferred_failure.is_none()
+                && self.buffered_input() > self.config.limits.max_buffered_input
+            {
+                self.fail(ProtocolError::InputBufferFull);
+            }
+        }
+        if self.in_buf.is_empty() {
+            // Even with no spare capacity, an empty view keeps the last read's allocation alive.
+
+            self.in_buf = BytesMut::new();
+        }
+    }
+
+    fn process_handshake(&mut self, now: Instant) {
+        let Some(hs) = self.handshake.as_deref_mut() else {
+            return;
+        };
+        match hs {
+            Handshake::Server { parser } => match parser.push(&self.in_buf) {
+                Ok(None) => self.in_buf.clear(),
+                Ok(Some((request, consumed))) => {
+                    self.in_buf.advance(consumed);
+                    self.state = State::Accepting;
+                    let request = Box::new(request);
+                    self.events.push_back(Event::Request(request.clone()));
+                    self.handshake = Some(Box::new(Handshake::Accepting { request }));
+                    if self.in_buf.len() > self.config.limits.max_buffered_input {
+                        self.fail_handshake(HandshakeError::TooLarge);
+                    }
+                }
+                Err(e) => self.fail_handshake(e),
+            },
+            Handshake::Client {
+                key,
+                protocols,
+                parser,
+            } => match parser.push(&self.in_buf) {
+                Ok(None) => self.in_buf.clear(),
+                Ok(Some((response, consumed))) => {
+                    self.in_buf.advance(consumed);
+                    let accepted = match handshake::validate_response(&response, key, protocols) {
+                        Ok(a) => a,
+                        Err(e) => return self.fail_handshake(e),
+                    };
+                    let values: Vec<&str> =
+                        accepted.extensions.iter().map(|s| s.as_str()).collect();
+                    let params = if values.is_empty() {
+                        None
+                    } else {
+                        match deflate::client_accept(&self.config.deflate, &values) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                return self.fail_handshake(HandshakeError::InvalidExtension(
+                                    e.to_string(),
+                                ));
+                            }
+                        }
+                    };
+                    self.subprotocol = accepted.subprotocol;
+                    self.handshake = None;
+                    self.set_deflate(params);
+                    self.enter_open(now);
+                    self.events.push_back(Event::Connected(Box::new(response)));
+                }
+                Err(e) => self.fail_handshake(e),
+            },
+            Handshake::Accepting { .. } => {}
+        }
+    }
+
+    fn fail_handshake(&mut self, error: HandshakeError) {
+        if self.role == Role::Server && self.state == State::Handshake {
+            let mut out = Vec::new();
+            handshake::encode_error_response(&error, &mut out);
+            self.push_raw(Bytes::from(out));
+        }
+        self.terminate(CloseReason::HandshakeFailed(error));
+    }
+
+    fn decoder(&self) -> FrameDecoder {
+        FrameDecoder::new(self.role, self.config.limits.max_frame_size as u64)
+            .allow_rsv1(self.deflate.is_some())
+    }
+
+    fn process_frames(&mut self, now: Instant) {
+        loop {
+            if !matches!(self.state, State::Open | State::Closing)
+                || self.deferred_failure.is_some()
+            {
+                return;
+            }
+            // Decoded data waiting for the application counts against the input limit as
+            // it is produced, not only once the whole read is processed.
+            let decoded = self.event_bytes + self.msg.as_ref().map_or(0, |m| m.data.len());
+            if decoded > self.config.limits.max_buffered_input {
+                return self.fail(ProtocolError::InputBufferFull);
+            }
+            let frame = match self.frame.as_mut() {
+                Some(f) => f,
+                None => {
+                    let (header, len) = match FrameHeader::decode(&self.in_buf) {
+                        Ok(Some(h)) => h,
+                        Ok(None) => return,
+                        Err(e) => return self.fail(ProtocolError::Frame(e)),
+                    };
+                    self.in_buf.advance(len);
+                    if let Err(e) = self.begin_frame(&header) {
+                        return self.fail(e);
+                    }
+                    self.frame.insert(InFrame {
+                        header,
+                        remaining: header.payload_len as usize,
+                        received: 0,
+                    })
+                }
+            };
+            let header = frame.header;
+            if header.opcode.is_control() {
+                if self.in_buf.len() < frame.remaining {
+                    return;
+                }
+                let mut payload = self.in_buf.split_to(frame.remaining);
+                self.frame = None;
+                if let Some(key) = header.mask {
+                    apply_mask(&mut payload, key, 0);
+                }
+                self.on_control(now, header.opcode, payload.freeze());
+                continue;
+            }
+            // Fast path: a whole, uncompressed, unfragmented message in the buffer.
+            if self.msg.is_none()
+                && header.fin
+                && !header.rsv1
+                && !self.config.stream_fragments
+                && self.in_buf.len() >= frame.remaining
+            {
+                let mut payload = self.in_buf.split_to(frame.remaining);
+                self.frame = None;
+                if let Some(key) = header.mask {
+                    apply_mask(&mut payload, key, 0);
+                }
+                let payload = payload.freeze();
+                let message = if header.opcode == OpCode::Text {
+                    if simdutf8::basic::from_utf8(&payload).is_err() {
+                        return self.fail(ProtocolError::InvalidUtf8);
+                    }
+                    Message::Text(Utf8Bytes::from_validated(payload))
+                } else {
+                    Message::Binary(payload)
+                };
+                self.deliver(now, Event::Message(message));
+                continue;
+            }
+            let take = frame.remaining.min(self.in_buf.len());
+            if take == 0 && frame.remaining > 0 {
+                return;
+            }
+            let mut chunk = self.in_buf.split_to(take);
+            if let Some(key) = header.mask {
+                apply_mask(&mut chunk, key, frame.received);
+            }
+            frame.received += take;
+            frame.remaining -= take;
+            let frame_done = frame.remaining == 0;
+            if frame_done {
+                self.frame = None;
+            }
+            if let Err(e) = self.on_data(now, &chunk, frame_done, header.fin) {
+                return self.fail(e);
+            }
+        }
+    }
+
+    /// Checks a new frame header against the role, extensions, limits and message sequence.
+    fn begin_frame(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        self.decoder().check(header).map_err(ProtocolError::Frame)?;
+        if header.opcode.is_control() {
+            if header.rsv1 {
+                return Err(ProtocolError::InvalidCompressionBit);
+            }
+            return Ok(());
+        }
+        let limit = self.config.limits.max_message_size;
+        match (header.opcode, self.msg.as_deref()) {
+            (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Continuation, Some(msg)) => {
+                if header.rsv1 {
+                    return Err(ProtocolError::InvalidCompressionBit);
+                }
+                let so_far = msg.delivered + msg.data.len();
+                if !msg.compressed && so_far as u64 + header.payload_len > limit as u64 {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                Ok(())
+            }
+            (_, Some(_)) => Err(ProtocolError::ExpectedContinuation),
+            (opcode, None) => {
+                if !header.rsv1 && header.payload_len > limit as u64 {
+                    return Err(ProtocolError::MessageTooLarge);
+                }
+                let fast = header.fin && !header.rsv1 && !self.config.stream_fragments;
+                if !fast || self.in_buf.len() < header.payload_len as usize {
+                    self.msg = Some(Box::new(Assembly {
+                        kind: if opcode == OpCode::Text {
+                            DataKind::Text
+                        } else {
+                            DataKind::Binary
+                        },
+                        compressed: header.rsv1,
+                        data: Vec::new(),
+                        utf8: Utf8Validator::default(),
+                        delivered: 0,
+                        first_pending: true,
+                    }));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Handles a piece of a data frame's (unmasked) payload.
+    fn on_data(
+        &mut self,
+        now: Instant,
+        chunk: &[u8],
+        frame_done: bool,
+        fin: bool,
+    ) -> Result<(), ProtocolError> {
+        let limit = self.config.limits.max_message_size;
+        let Some(msg) = self.msg.as_deref_mut() else {
+            return Ok(());
+        };
+        let start = msg.data.len();
+        if msg.compressed {
+            let d = self
+                .deflate
+                .as_deref_mut()
+                .ok_or(ProtocolError::InvalidCompressionBit)?;
+            let max = msg.data.len() + (limit - msg.delivered - msg.data.len());
+            d.decompressor
+                .decompress(chunk, &mut msg.data, max)
+                .map_err(map_deflate)?;
+            if frame_done && fin {
+                d.decompressor
+                    .finish_message(&mut msg.data, max)
+                    .map_err(map_deflate)?;
+            }
+        } else {
+            msg.data.extend_from_slice(chunk);
+        }
+        if msg.kind == DataKind::Text {
+            msg.utf8
+                .feed(&msg.data[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if frame_done && fin {
+                msg.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        if !frame_done {
+            return Ok(());
+        }
+        if self.config.stream_fragments {
+            let data = Bytes::from(std::mem::take(&mut msg.data));
+            msg.delivered += data.len();
+            let fragment = Fragment {
+                kind: msg.kind,
+                first: std::mem::replace(&mut msg.first_pending, false),
+                last: fin,
+                data,
+            };
+            if fin {
+                self.msg = None;
+            }
+            self.deliver(now, Event::Fragment(fragment));
+        } else if fin {
+            let msg = self.msg.take().expect("message in progress");
+            let data = Bytes::from(msg.data);
+            let message = match msg.kind {
+                DataKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+                DataKind::Binary => Message::Binary(data),
+            };
+            self.deliver(now, Event::Message(message));
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, now: Instant, event: Event) {
+        if self.terminated {
+            // Closed was already reported (an idle timeout closes while the closing
+            // handshake still reads frames): nothing may follow it.
+            return;
+        }
+        match &event {
+            Event::Message(m) => self.event_bytes += m.len(),
+            Event::Fragment(f) => self.event_bytes += f.data.len(),
+            _ => {}
+        }
+        self.touch_idle(now);
+        self.events.push_back(event);
+    }
+
+    fn on_control(&mut self, now: Instant, opcode: OpCode, payload: Bytes) {
+        match opcode {
+            OpCode::Ping => {
+                if self.close_sent.is_none() {
+                    self.push_frame(true, false, OpCode::Pong, payload.clone());
+                }
+                if !self.terminated {
+                    self.events.push_back(Event::Ping(payload));
+                }
+            }
+            OpCode::Pong if !self.terminated => self.events.push_back(Event::Pong(payload)),
+            OpCode::Pong => {}
+            OpCode::Close => self.on_close(now, payload),
+            _ => unreachable!("data opcodes are not control frames"),
+        }
+    }
+
+    /// A close frame arrived (§5.5.1, §7.1.3).
+    fn on_close(&mut self, now: Instant, payload: Bytes) {
+        let remote = match payload.len() {
+            0 => None,
+            1 => return self.fail(ProtocolError::InvalidClosePayload),
+            _ => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                if !is_valid_received_code(code) {
+                    return self.fail(ProtocolError::InvalidCloseCode(code));
+                }
+                let Ok(reason) = Utf8Bytes::try_from_bytes(payload.slice(2..)) else {
+                    return self.fail(ProtocolError::InvalidUtf8);
+                };
+                Some(CloseFrame {
+                    code: CloseCode(code),
+                    reason,
+                })
+            }
+        };
+        let initiated_locally = self.close_sent.is_some();
+        let local = match self.close_sent.take() {
+            Some(sent) => sent,
+            None => {
+                let echo = remote.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                self.push_close(echo.clone());
+                echo
+            }
+        };
+        self.close_sent = Some(local.clone());
+        self.report_closed(CloseReason::Clean {
+            initiated_locally,
+            local,
+            remote,
+        });
+        self.in_buf = BytesMut::new();
+        self.frame = None;
+        self.msg = None;
+        self.timers.stop_all();
+        match self.role {
+            // §7.1.1: the server closes the TCP connection first.
+            Role::Server => self.begin_shutdown(),
+            // The client waits for the server to close, for at most the close timeout.
+            Role::Client => match self.config.timeouts.close {
+                Some(d) => self.timers.set(TimerKind::Close, Some(now + d)),
+                None => self.begin_shutdown(),
+            },
+        }
+    }
+
+    // ---- internals: sending ----
+
+    fn check_can_send(&self) -> Result<(), SendError> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Handshake | State::Accepting => Err(SendError::NotOpen),
+            State::Closing | State::Closed => Err(SendError::Closed),
+        }
+    }
+
+    fn touch_idle(&mut self, now: Instant) {
+        if let Some(d) = self.config.timeouts.idle
+            && self.state == State::Open
+        {
+            self.timers.set(TimerKind::Idle, Some(now + d));
+        }
+    }
+
+    fn send_inner(
+        &mut self,
+        now: Instant,
+        message: Message,
+        compress: bool,
+    ) -> Result<(), SendError> {
+        self.check_can_send()?;
+        match message {
+            Message::Text(t) => {
+                self.touch_idle(now);
+                self.send_data(DataKind::Text, t.into_bytes(), compress);
+            }
+            Message::Binary(b) => {
+                self.touch_idle(now);
+                self.send_data(DataKind::Binary, b, compress);
+            }
+            Message::Ping(p) | Message::Pong(p) if p.len() > 125 => {
+                return Err(SendError::ControlPayloadTooLong);
+            }
+            Message::Ping(p) => self.push_frame(true, false, OpCode::Ping, p),
+            Message::Pong(p) => self.push_frame(true, false, OpCode::Pong, p),
+            Message::Close(frame) => {
+                if let Some(f) = &frame {
+                    if !f.code.is_sendable() {
+                        return Err(SendError::InvalidCloseCode(f.code.0));
+                    }
+                    if f.reason.len() > 123 {
+                        return Err(SendError::ControlPayloadTooLong);
+                    }
+                }
+                self.start_close(now, frame);
+            }
+        }
+        Ok(())
+    }
+
+    fn start_close(&mut self, now: Instant, frame: Option<CloseFrame>) {
+        self.push_close(frame);
+        self.state = State::Closing;
+        self.timers.stop(TimerKind::KeepAlive);
+        self.timers.stop(TimerKind::Idle);
+        self.timers.set(
+            TimerKind::Close,
+            self.config.timeouts.close.map(|d| now + d),
+        );
+    }
+
+    fn push_close(&mut self, frame: Option<CloseFrame>) {
+        let payload = match &frame {
+            None => Bytes::new(),
+            Some(f) => {
+                let mut p = Vec::with_capacity(2 + f.reason.len());
+                p.extend_from_slice(&f.code.0.to_be_bytes());
+                p.extend_from_slice(f.reason.as_bytes());
+                Bytes::from(p)
+            }
+        };
+        self.push_frame(true, false, OpCode::Close, payload);
+        self.close_sent = Some(frame);
+    }
+
+    fn send_data(&mut self, kind: DataKind, payload: Bytes, compress: bool) {
+        let opcode = data_opcode(kind);
+        let (payload, rsv1) = match self.deflate.as_deref_mut() {
+            Some(d) if compress && payload.len() >= self.config.deflate.threshold => {
+                let mut out = Vec::new();
+                d.compressor.compress(&payload, &mut out);
+                (Bytes::from(out), true)
+            }
+            _ => (payload, false),
+        };
+        match self.config.max_outgoing_frame_size {
+            Some(max) if payload.len() > max && max > 0 => {
+                let mut first = true;
+                let mut rest = payload;
+                while !rest.is_empty() {
+                    let part = rest.split_to(max.min(rest.len()));
+                    let op = if first { opcode } else { OpCode::Continuation };
+                    self.push_frame(rest.is_empty(), rsv1 && first, op, part);
+                    first = false;
+                }
+            }
+            _ => self.push_frame(true, rsv1, opcode, payload),
+        }
+    }
+
+    fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
+        let mask = self.rng.as_deref_mut().map(|rng| {
+            let mut key = [0u8; 4];
+            rng.fill_bytes(&mut key);
+            key
+        });
+        let header = FrameHeader {
+            fin,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.out_bytes += header.encoded_len() + payload.len();
+        self.out.push_back(OutItem::Frame { header, payload });
+    }
+
+    fn push_raw(&mut self, bytes: Bytes) {
+        self.out_bytes += bytes.len();
+        self.out.push_back(OutItem::Raw(bytes));
+    }
+}
+
+/// Close codes a peer may send (§7.4.1, §7.4.2, IANA registry): 1000-1003, 1007-1014
+/// and 3000-4999. 1004-1006 and 1015 are reserved and never sent.
+fn is_valid_received_code(code: u16) -> bool {
+    CloseCode(code).is_sendable()
+}
+
+fn map_deflate(e: DeflateError) -> ProtocolError {
+    match e {
+        DeflateError::TooLarge => ProtocolError::MessageTooLarge,
+        _ => ProtocolError::InvalidCompressedData,
+    }
+}
