@@ -1,0 +1,47 @@
+//! `echo_server ADDR`: a WebSocket echo server on async-io/async-net (what async-std and
+//! smol are made of), with the application on a single-threaded executor.
+//!
+//! Accepts every upgrade request, negotiates permessage-deflate whenever the client offers
+//! it (compressing every message), and echoes every text and binary message. Silent per
+//! message, so that it can be benchmarked and run against the Autobahn TestSuite's fuzzing
+//! client.
+//!
+//! ```text
+//! cargo run --release -p tether-async-std --example echo_server -- 127.0.0.1:9001
+//! ```
+
+use tether_async_std::{Accept, Config, Message, accept_with};
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let ex = async_executor::LocalExecutor::new();
+    async_io::block_on(ex.run(async {
+        let listener = async_net::TcpListener::bind(&addr).await?;
+        eprintln!("echo_server listening on {}", listener.local_addr()?);
+        let mut config = Config::default();
+        config.deflate.enabled = true;
+        // Compress every message, however short (the Autobahn runner expects even 16-byte
+        // echoes compressed).
+        config.deflate.threshold = 0;
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let config = config.clone();
+            ex.spawn(async move {
+                let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.recv().await {
+                    if matches!(message, Message::Text(_) | Message::Binary(_))
+                        && ws.send(message).await.is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+    }))
+}

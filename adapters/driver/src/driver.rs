@@ -1,0 +1,290 @@
+//! The background task that moves bytes between a transport and a `tether_core::Connection`.
+
+use crate::runtime::{Timer, Transport};
+use crate::shared::{Inner, set_waker, wake};
+use bytes::BytesMut;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tether_core::{CloseCode, State, Transmit};
+
+/// Rounds of work (reads, writes, timer firings) before the driver yields to its executor.
+const BUDGET: usize = 32;
+
+/// How long the driver holds further input after handing messages to a waiting reader,
+/// if the application neither replies nor comes back to `recv` (see `Shared::awaiting_app`).
+const REPLY_GRACE: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// The connection runs.
+    No,
+    /// The core asked for the transport to be closed once the write buffer is written.
+    Requested,
+    /// The write side is shut down; the rest of the input is read and discarded until
+    /// end of stream, so that closing the socket does not reset the connection.
+    Sent,
+}
+
+/// How long the driver keeps a finished connection's transport to write out the last bytes
+/// and see the peer's end of stream, when the close timeout is off.
+const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+
+enum Step {
+    /// Something happened; go round again.
+    Again,
+    /// Nothing to do until a waker fires.
+    Wait,
+    /// The connection is finished; drop the transport.
+    Done,
+}
+
+/// Drives one connection: reads into a buffer and feeds the core, writes what the core
+/// queues (all queued frames coalesced into one buffer), fires the core's timers, and moves
+/// events to the application's queue. It owns the transport; the application's handles
+/// only touch the shared state, under a lock never held across a suspension point.
+pub(crate) struct Driver<T> {
+    io: T,
+    inner: Arc<Inner>,
+    timer: Option<Pin<Box<dyn Timer>>>,
+    timer_at: Option<Instant>,
+    read_buf: BytesMut,
+    read_size: usize,
+    write_buf: Vec<u8>,
+    write_pos: usize,
+    needs_flush: bool,
+    shutdown: Shutdown,
+    /// Once the core is finished: the moment to give up on the transport.
+    linger: Option<Instant>,
+    /// While input is held for the application: the moment to stop holding it.
+    reply_grace: Option<Instant>,
+    eof: bool,
+}
+
+impl<T: Transport> Driver<T> {
+    pub(crate) fn new(io: T, inner: Arc<Inner>, read_size: usize) -> Self {
+        Self {
+            io,
+            inner,
+            timer: None,
+            timer_at: None,
+            read_buf: BytesMut::new(),
+            read_size: read_size.max(1),
+            write_buf: Vec::new(),
+            write_pos: 0,
+            needs_flush: false,
+            shutdown: Shutdown::No,
+            linger: None,
+            reply_grace: None,
+            eof: false,
+        }
+    }
+
+    fn step(&mut self, cx: &mut Context<'_>) -> Step {
+        let now = self.inner.runtime.now();
+        let read_allowed;
+        let deadline;
+        {
+            let mut guard = self.inner.lock();
+            let sh = &mut *guard;
+            set_waker(&mut sh.driver_waker, cx.waker());
+            sh.conn.handle_timeout(now);
+            if !sh.reader && !sh.writer {
+                // Every handle is gone: finish politely, or drop a half-open handshake.
+                match sh.conn.state() {
+                    State::Open => {
+                        let _ = sh.conn.close(now, CloseCode::NORMAL, "");
+                    }
+                    State::Handshake | State::Accepting => return Step::Done,
+                    State::Closing | State::Closed => {}
+                }
+            }
+            sh.pump_events();
+            if self.write_pos == self.write_buf.len() && self.shutdown == Shutdown::No {
+                self.write_buf.clear();
+                self.write_pos = 0;
+                while let Some(t) = sh.conn.poll_transmit(&mut self.write_buf) {
+                    if t == Transmit::Shutdown {
+                        self.shutdown = Shutdown::Requested;
+                        let linger = sh.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
+                        self.linger = Some(now + linger);
+                        break;
+                    }
+                }
+            }
+            let pending = self.write_buf.len() - self.write_pos;
+            if pending != sh.write_pending || self.needs_flush != sh.flush_pending {
+                sh.write_pending = pending;
+                sh.flush_pending = self.needs_flush;
+                wake(&mut sh.send_waker);
+            }
+            sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
+            if !sh.awaiting_app || self.reply_grace.is_some_and(|at| at <= now) {
+                sh.awaiting_app = false;
+                self.reply_grace = None;
+            } else if self.reply_grace.is_none() {
+                self.reply_grace = Some(now + REPLY_GRACE);
+            }
+            let hold = sh.read_paused || sh.awaiting_app;
+            read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
+            deadline = [sh.conn.poll_timeout(), self.linger, self.reply_grace]
+                .into_iter()
+                .flatten()
+                .min();
+        }
+        if self.linger.is_some_and(|at| at <= now) {
+            return Step::Done;
+        }
+
+        let mut again = false;
+
+        // Write everything the core handed out, in as few writes as the transport allows.
+        while self.write_pos < self.write_buf.len() {
+            match self.io.poll_write(cx, &self.write_buf[self.write_pos..]) {
+                Poll::Ready(Ok(0)) => return self.fail(now, io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.write_pos += n;
+                    self.needs_flush = true;
+                    again = true;
+                }
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => break,
+            }
+        }
+        let written = self.write_pos == self.write_buf.len();
+        if written && self.needs_flush {
+            match self.io.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.needs_flush = false;
+                    again = true;
+                }
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => {}
+            }
+        }
+        if written && !self.needs_flush && self.shutdown == Shutdown::Requested {
+            // An error here changes nothing: the connection is over either way.
+            if self.io.poll_shutdown(cx).is_ready() {
+                self.shutdown = Shutdown::Sent;
+                again = true;
+            }
+        }
+        if self.shutdown == Shutdown::Sent && self.eof {
+            return Step::Done;
+        }
+
+        if read_allowed {
+            if self.read_buf.capacity() == self.read_buf.len() {
+                self.read_buf.reserve(self.read_size);
+            }
+            match self.io.poll_read(cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) => {
+                    self.eof = true;
+                    self.inner.lock().conn.handle_eof(now);
+                    again = true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    self.inner
+                        .lock()
+                        .conn
+                        .handle_input_buf(now, &mut self.read_buf);
+                    again = true;
+                }
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => {}
+            }
+        }
+
+        match deadline {
+            Some(at) if at <= now => again = true,
+            Some(at) => {
+                let timer = match &mut self.timer {
+                    Some(t) => {
+                        // A later deadline (the keep-alive moves with every read) keeps
+                        // the armed timer: it wakes early once and is re-armed then.
+                        if self.timer_at.is_none_or(|t| at < t || t <= now) {
+                            t.as_mut().reset(at);
+                            self.timer_at = Some(at);
+                        }
+                        t
+                    }
+                    None => {
+                        self.timer_at = Some(at);
+                        self.timer.insert(self.inner.runtime.timer(at))
+                    }
+                };
+                if timer.as_mut().poll_expired(cx).is_ready() {
+                    again = true;
+                }
+            }
+            None => {}
+        }
+
+        if again { Step::Again } else { Step::Wait }
+    }
+
+    /// The transport failed: report the error, end the connection, drop the transport.
+    fn fail(&mut self, now: Instant, error: io::Error) -> Step {
+        let mut sh = self.inner.lock();
+        if !sh.ended {
+            sh.io_error = Some(error);
+            sh.conn.handle_eof(now);
+            sh.pump_events();
+        }
+        Step::Done
+    }
+
+    /// Frees the buffers while waiting, so that an idle connection holds none.
+    fn release_buffers(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+            self.read_buf = BytesMut::new();
+        }
+        if self.write_pos == self.write_buf.len() && self.write_buf.capacity() > 0 {
+            self.write_buf = Vec::new();
+            self.write_pos = 0;
+        }
+    }
+}
+
+impl<T: Transport> Future for Driver<T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        for _ in 0..BUDGET {
+            match this.step(cx) {
+                Step::Again => {}
+                Step::Wait => {
+                    this.release_buffers();
+                    return Poll::Pending;
+                }
+                Step::Done => return Poll::Ready(()),
+            }
+        }
+        // Let other tasks run; come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<T> Drop for Driver<T> {
+    /// Runs when the connection is finished, or when the runtime drops the task: either
+    /// way nobody will move bytes any more, so the handles must not wait for it.
+    fn drop(&mut self) {
+        let now = self.inner.runtime.now();
+        let mut sh = self.inner.lock();
+        sh.driver_done = true;
+        if !sh.ended {
+            sh.conn.handle_eof(now);
+            sh.pump_events();
+        }
+        if !sh.ended {
+            sh.ended = true;
+            sh.error.get_or_insert(crate::Error::Abnormal);
+        }
+        sh.wake_handles();
+    }
+}

@@ -1,0 +1,61 @@
+//! # tether-driver
+//!
+//! The driving loop of the tether WebSocket adapters, written once and generic over a tiny
+//! [`Runtime`] trait (spawn a task, make a timer) and a tiny [`Transport`] trait (read,
+//! write, flush, shut down). `tether-tokio` and `tether-async-std` are the bindings that
+//! implement them; applications use those crates, which re-export everything here.
+//!
+//! ## How a connection runs
+//!
+//! Every connection has one background task, the driver, that owns the transport and the
+//! sans-IO [`tether_core::Connection`] (behind a mutex that is never held across a
+//! suspension point). It:
+//!
+//! - reads into a buffer and feeds [`Connection::handle_input_buf`](tether_core::Connection::handle_input_buf);
+//! - drains [`poll_transmit`](tether_core::Connection::poll_transmit) into one write buffer
+//!   and writes it, so all queued frames go out in as few writes as possible;
+//! - sleeps until [`poll_timeout`](tether_core::Connection::poll_timeout) and calls
+//!   [`handle_timeout`](tether_core::Connection::handle_timeout), so keep-alive pings, pong
+//!   deadlines and the handshake, idle and close timeouts work while the application only
+//!   waits in `recv()`, or only sends;
+//! - moves received messages to a queue that [`WebSocket::recv`] pops.
+//!
+//! Buffers exist only while in use: the read buffer is released when the connection goes
+//! idle, the write buffer once it is written.
+//!
+//! Backpressure works both ways. Sends wait while the bytes queued for the transport reach
+//! [`Config::write_high_water_mark`], so a peer that reads slowly cannot make memory grow.
+//! The driver stops reading while the application's queue holds more than
+//! [`Limits::max_buffered_input`] bytes, which pushes back on the peer through TCP flow
+//! control instead of failing the connection with 1009.
+//!
+//! Replies come before failures. When the driver hands messages to a reader waiting in
+//! `recv()`, it takes in no further input until the application sends something or comes
+//! back to `recv()` with nothing left to read, or 100 ms pass. A request/reply loop thus
+//! sees the same order as a blocking one: if the peer breaks the protocol right after a
+//! message, the reply to that message is sent before the close frame (RFC 6455 §7.1.7).
+//! Timers keep running meanwhile.
+//!
+//! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe: a message is popped or
+//! queued only by the poll that returns `Ready`.
+#![forbid(unsafe_code)]
+
+mod config;
+mod driver;
+mod error;
+mod runtime;
+mod shared;
+mod socket;
+mod start;
+
+pub use config::Config;
+pub use error::Error;
+pub use runtime::{Runtime, Timer, Transport, with_deadline};
+pub use socket::{ReadHalf, ReuniteError, WebSocket, WriteHalf};
+pub use start::{accept, client, open};
+
+pub use tether_core::{
+    Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,
+    HandshakeError, Header, Limits, Message, ProtocolError, Reject, Request, Response, Role,
+    SendError, Timeout, Timeouts, Utf8Bytes,
+};

@@ -1,0 +1,438 @@
+//! The application's handles: `WebSocket` and its two halves.
+
+use crate::error::Error;
+use crate::shared::{Inner, set_waker, wake};
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tether_core::{CloseCode, CloseFrame, CloseReason, DeflateParams, Message, State, Utf8Bytes};
+
+/// A WebSocket connection (RFC 6455), driven by a background task.
+///
+/// Receive with [`recv`](Self::recv) or as a [`Stream`]; send with
+/// [`send`](Self::send) and friends or as a [`Sink`]. [`split`](Self::split) gives a
+/// [`ReadHalf`] and a [`WriteHalf`] that can be used from different tasks at once.
+///
+/// Keep-alive pings, pong deadlines and the close and idle timeouts run in the background
+/// task, so they work while the application only waits in `recv()`, or only sends.
+///
+/// Dropping every handle of an open connection starts a normal closure (1000) in the
+/// background; the task ends once the closing handshake or the close timeout is over.
+pub struct WebSocket {
+    read: ReadHalf,
+    write: WriteHalf,
+}
+
+/// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
+///
+/// Dropping it discards further incoming messages; the connection stays open for sending.
+pub struct ReadHalf {
+    inner: Arc<Inner>,
+}
+
+/// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+pub struct WriteHalf {
+    inner: Arc<Inner>,
+    /// A close frame queued by `Sink::poll_close`, waiting to be flushed.
+    closing: bool,
+}
+
+/// The halves given to [`ReadHalf::reunite`] belong to different connections.
+#[derive(Debug)]
+pub struct ReuniteError(pub ReadHalf, pub WriteHalf);
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves belong to different connections")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
+
+impl WebSocket {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self {
+            read: ReadHalf {
+                inner: inner.clone(),
+            },
+            write: WriteHalf {
+                inner,
+                closing: false,
+            },
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.read.inner
+    }
+
+    /// Receives the next message: text, binary, or a ping or pong (pings are answered
+    /// automatically). Returns `None` once the connection is closed; an unclean end (a
+    /// protocol violation, a timeout, a transport error) is reported as one `Some(Err(_))`
+    /// first. [`close_reason`](Self::close_reason) then tells how it ended.
+    ///
+    /// Cancel-safe: a message is taken from the queue only by the poll that returns it, so
+    /// dropping the future (in `select!`, on a timeout) loses nothing.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        self.read.recv().await
+    }
+
+    /// Polls for the next message; see [`recv`](Self::recv).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.read.poll_recv(cx)
+    }
+
+    /// Queues a message for sending, waiting first while the write buffer is at its
+    /// high-water mark ([`crate::Config::write_high_water_mark`]). Returns once the message
+    /// is queued, not once it is written; see [`flush`](Self::flush).
+    ///
+    /// Sending [`Message::Close`] starts the closing handshake, as [`close`](Self::close).
+    ///
+    /// Cancel-safe: the message is queued only by the poll that returns `Ready`; if the
+    /// future is dropped before, the message was not queued and nothing was sent.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.write.send(message).await
+    }
+
+    /// Sends a text message; see [`send`](Self::send). Cancel-safe in the same way.
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.write.send_text(text).await
+    }
+
+    /// Sends a binary message; see [`send`](Self::send). Cancel-safe in the same way.
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.write.send_binary(data).await
+    }
+
+    /// Sends a ping with up to 125 bytes of data (RFC 6455 §5.5.2); the pong arrives as
+    /// [`Message::Pong`]. Cancel-safe like [`send`](Self::send).
+    pub async fn ping(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.write.ping(data).await
+    }
+
+    /// Starts the closing handshake (RFC 6455 §7.1.2) with a code and a reason of at most
+    /// 123 bytes, and waits until the close frame is written. Keep calling
+    /// [`recv`](Self::recv) to read what the peer sent before its close frame, until it
+    /// returns `None`; the close timeout bounds the wait for the peer.
+    ///
+    /// The close frame is queued at once, ignoring the high-water mark. Cancel-safe: if
+    /// the future is dropped, the close frame is still sent when it was queued (the first
+    /// poll queues it).
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.write.close(code, reason).await
+    }
+
+    /// Waits until every queued message is written to the transport and flushed.
+    /// Cancel-safe: it only waits.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        self.write.flush().await
+    }
+
+    /// Bytes queued for sending and not yet written to the transport (the browser API's
+    /// `bufferedAmount`). Sends wait while it is at or above the high-water mark.
+    pub fn buffered_amount(&self) -> usize {
+        self.write.buffered_amount()
+    }
+
+    /// How the connection ended, once it has (for example the peer's close frame in
+    /// [`CloseReason::Clean`]); `None` while it is open.
+    pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
+        self.read.close_reason()
+    }
+
+    /// The subprotocol agreed in the opening handshake (RFC 6455 §1.9), if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.read.subprotocol()
+    }
+
+    /// The permessage-deflate parameters agreed in the handshake (RFC 7692), if any.
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.inner().info.get().and_then(|i| i.deflate)
+    }
+
+    /// Splits the connection into a receiving and a sending half, usable from different
+    /// tasks at once: a reader waiting in `recv()` never blocks a writer.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        (self.read, self.write)
+    }
+}
+
+impl fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_handle(f, "WebSocket", self.inner())
+    }
+}
+
+fn debug_handle(f: &mut fmt::Formatter<'_>, name: &str, inner: &Inner) -> fmt::Result {
+    let sh = inner.lock();
+    f.debug_struct(name)
+        .field("state", &sh.conn.state())
+        .field("queued_messages", &sh.queue.len())
+        .field("buffered_amount", &sh.buffered())
+        .finish_non_exhaustive()
+}
+
+impl ReadHalf {
+    /// Receives the next message; see [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message; see [`WebSocket::recv`].
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let mut sh = self.inner.lock();
+        if let Some(message) = sh.pop().or_else(|| sh.take_deferred()) {
+            return Poll::Ready(Some(Ok(message)));
+        }
+        if let Some(error) = sh.error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if sh.ended {
+            return Poll::Ready(None);
+        }
+        sh.app_returned();
+        set_waker(&mut sh.recv_waker, cx.waker());
+        Poll::Pending
+    }
+
+    /// How the connection ended, once it has; see [`WebSocket::close_reason`].
+    pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
+        self.inner.lock().close_reason.clone()
+    }
+
+    /// The subprotocol agreed in the opening handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        subprotocol(&self.inner)
+    }
+
+    /// Puts the halves of one connection back together.
+    pub fn reunite(self, write: WriteHalf) -> Result<WebSocket, ReuniteError> {
+        if Arc::ptr_eq(&self.inner, &write.inner) {
+            Ok(WebSocket { read: self, write })
+        } else {
+            Err(ReuniteError(self, write))
+        }
+    }
+}
+
+fn subprotocol(inner: &Inner) -> Option<&str> {
+    inner.info.get().and_then(|i| i.subprotocol.as_deref())
+}
+
+impl fmt::Debug for ReadHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_handle(f, "ReadHalf", &self.inner)
+    }
+}
+
+impl Drop for ReadHalf {
+    fn drop(&mut self) {
+        let mut sh = self.inner.lock();
+        sh.reader = false;
+        sh.recv_waker = None;
+        sh.clear_queue();
+        wake(&mut sh.driver_waker);
+    }
+}
+
+impl Stream for ReadHalf {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl Stream for WebSocket {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().read.poll_recv(cx)
+    }
+}
+
+impl WriteHalf {
+    /// Queues a message; see [`WebSocket::send`]. Cancel-safe.
+    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+        let mut message = Some(message);
+        poll_fn(|cx| self.poll_send(cx, &mut message)).await
+    }
+
+    /// Sends a text message; see [`WebSocket::send`]. Cancel-safe.
+    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send(Message::Text(text.into())).await
+    }
+
+    /// Sends a binary message; see [`WebSocket::send`]. Cancel-safe.
+    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Binary(data.into())).await
+    }
+
+    /// Sends a ping; see [`WebSocket::ping`]. Cancel-safe.
+    pub async fn ping(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(Message::Ping(data.into())).await
+    }
+
+    /// Starts the closing handshake and waits until the close frame is written; see
+    /// [`WebSocket::close`].
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        {
+            let mut sh = self.inner.lock();
+            let now = self.inner.runtime.now();
+            sh.conn.close(now, code.into(), reason)?;
+            wake(&mut sh.driver_waker);
+            sh.app_returned();
+        }
+        self.flush().await
+    }
+
+    /// Waits until everything queued is written and flushed; see [`WebSocket::flush`].
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Bytes queued and not yet written; see [`WebSocket::buffered_amount`].
+    pub fn buffered_amount(&self) -> usize {
+        self.inner.lock().buffered()
+    }
+
+    /// How the connection ended, once it has; see [`WebSocket::close_reason`].
+    pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
+        self.inner.lock().close_reason.clone()
+    }
+
+    /// The subprotocol agreed in the opening handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        subprotocol(&self.inner)
+    }
+
+    /// Queues `message` (taking it) once the write buffer is below the high-water mark.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        message: &mut Option<Message>,
+    ) -> Poll<Result<(), Error>> {
+        let mut sh = self.inner.lock();
+        let open = sh.conn.state() == State::Open;
+        let buffered = sh.buffered();
+        // Errors (not open, closed) are reported at once rather than after a wait.
+        if open && buffered > 0 && buffered >= sh.hwm {
+            set_waker(&mut sh.send_waker, cx.waker());
+            return Poll::Pending;
+        }
+        let Some(message) = message.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let now = self.inner.runtime.now();
+        let result = sh.conn.send(now, message);
+        wake(&mut sh.driver_waker);
+        sh.app_returned();
+        Poll::Ready(result.map_err(Error::Send))
+    }
+
+    fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut sh = self.inner.lock();
+        let buffered = sh.buffered();
+        if sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.hwm {
+            set_waker(&mut sh.send_waker, cx.waker());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
+        let mut sh = self.inner.lock();
+        let now = self.inner.runtime.now();
+        let result = sh.conn.send(now, message);
+        wake(&mut sh.driver_waker);
+        sh.app_returned();
+        result.map_err(Error::Send)
+    }
+
+    fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut sh = self.inner.lock();
+        if sh.is_flushed() {
+            return Poll::Ready(Ok(()));
+        }
+        set_waker(&mut sh.send_waker, cx.waker());
+        Poll::Pending
+    }
+
+    fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if !self.closing {
+            let mut sh = self.inner.lock();
+            if sh.conn.state() == State::Open {
+                let now = self.inner.runtime.now();
+                let frame = CloseFrame::new(CloseCode::NORMAL, "");
+                sh.conn.send(now, Message::Close(Some(frame)))?;
+                wake(&mut sh.driver_waker);
+            }
+            self.closing = true;
+        }
+        self.poll_flush_inner(cx)
+    }
+}
+
+impl fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_handle(f, "WriteHalf", &self.inner)
+    }
+}
+
+impl Drop for WriteHalf {
+    fn drop(&mut self) {
+        let mut sh = self.inner.lock();
+        sh.writer = false;
+        sh.send_waker = None;
+        wake(&mut sh.driver_waker);
+    }
+}
+
+/// The sending side as a [`Sink`]: `poll_ready` waits for room below the high-water mark,
+/// `start_send` queues, `poll_flush` waits until written, `poll_close` sends a normal
+/// close frame (1000) and flushes it.
+impl Sink<Message> for WriteHalf {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_ready_inner(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().start_send_inner(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().poll_close_inner(cx)
+    }
+}
+
+/// The sending side as a [`Sink`]; see the implementation for [`WriteHalf`].
+impl Sink<Message> for WebSocket {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().write.poll_ready_inner(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().write.start_send_inner(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().write.poll_flush_inner(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().write.poll_close_inner(cx)
+    }
+}

@@ -1,0 +1,323 @@
+//! # tether-tokio
+//!
+//! WebSocket clients and servers (RFC 6455, with permessage-deflate, RFC 7692) for
+//! [tokio], built on the sans-IO protocol core `tether-core`.
+//!
+//! A client:
+//!
+//! ```no_run
+//! use tether_tokio::{Message, connect};
+//!
+//! # async fn run() -> Result<(), tether_tokio::Error> {
+//! let (mut ws, _response) = connect("ws://127.0.0.1:9001/chat").await?;
+//! ws.send_text("hello").await?;
+//! while let Some(message) = ws.recv().await {
+//!     if let Message::Text(text) = message? {
+//!         println!("{text}");
+//!         ws.close(1000, "bye").await?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A server that accepts connections to `/chat` and echoes what it receives:
+//!
+//! ```no_run
+//! use tether_tokio::{Accept, Config, Message, Reject, accept_with};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! loop {
+//!     let (stream, _) = listener.accept().await?;
+//!     tokio::spawn(async move {
+//!         let check = |req: &tether_tokio::Request| match req.path() {
+//!             "/chat" => Ok(Accept::new()),
+//!             _ => Err(Reject::new(404)),
+//!         };
+//!         let Ok(mut ws) = accept_with(stream, Config::default(), check).await else { return };
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if matches!(message, Message::Text(_) | Message::Binary(_)) {
+//!                 let _ = ws.send(message).await;
+//!             }
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! ## How it works
+//!
+//! Each connection runs in a background task (spawned with [`tokio::spawn`] on the current
+//! runtime) that owns the socket: it reads and writes, answers pings, sends keep-alive pings
+//! and enforces every timeout, whether or not the application is currently calling
+//! [`WebSocket::recv`] or [`WebSocket::send`]. The [`WebSocket`] handle only queues and
+//! dequeues messages, so [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and
+//! [`WebSocket::split`] gives halves that two tasks can use at once.
+//!
+//! Sends wait while [`Config::write_high_water_mark`] bytes are queued for the socket, and
+//! the task stops reading while the application has more than
+//! [`Limits::max_buffered_input`] bytes of messages waiting, so memory stays bounded in
+//! both directions.
+//!
+//! ## Configuration
+//!
+//! [`Config`] holds the protocol settings of `tether_core::Config` (limits, timers,
+//! compression), reached directly (`config.deflate.enabled = true`), plus the buffer
+//! settings of the adapter.
+//!
+//! ## TLS
+//!
+//! With the `tls` feature, `wss://` URLs connect through rustls with the Mozilla root
+//! certificates (webpki-roots), or with your own `rustls::ClientConfig` through
+//! `connect_with_tls`. A TLS server accepts with `tokio_rustls::TlsAcceptor` and hands
+//! the TLS stream to [`accept_with`]; both crates are re-exported.
+//!
+//! The same API, for async-std, smol and other futures-io runtimes, is in
+//! `tether-async-std`.
+#![forbid(unsafe_code)]
+
+use bytes::BytesMut;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+pub use tether_driver::{
+    Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, Config, DeflateConfig,
+    DeflateParams, Error, HandshakeError, Header, Limits, Message, ProtocolError, ReadHalf, Reject,
+    Request, Response, ReuniteError, Role, SendError, Timeout, Timeouts, Utf8Bytes, WebSocket,
+    WriteHalf,
+};
+#[cfg(feature = "tls")]
+pub use tokio_rustls::{self, rustls};
+
+/// Connects to a `ws://` (or, with the `tls` feature, `wss://`) URL with the default
+/// configuration and runs the opening handshake. Returns the open connection and the
+/// server's response.
+///
+/// A server that refuses the upgrade gives [`Error::Handshake`] with
+/// [`HandshakeError::Rejected`], which carries the status, headers and body
+/// ([`Error::response`]).
+pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
+    connect_with(ClientRequest::new(url)?, Config::default()).await
+}
+
+/// Connects with a prepared request (headers, subprotocols, `Origin`) and a configuration.
+///
+/// DNS, TCP (with `TCP_NODELAY`), TLS and the opening handshake together are bounded by
+/// the handshake timeout (`config.timeouts.handshake`), which fails with
+/// [`Error::Timeout`].
+pub async fn connect_with(
+    request: ClientRequest,
+    config: Config,
+) -> Result<(WebSocket, Response), Error> {
+    #[cfg(feature = "tls")]
+    {
+        connect_inner(request, config, None).await
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        if request.is_tls() {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "wss:// URLs need the `tls` feature of tether-tokio",
+            )));
+        }
+        connect_inner(request, config).await
+    }
+}
+
+/// Connects like [`connect_with`], using `tls` for `wss://` URLs instead of the default
+/// rustls configuration (for private roots, client certificates, ...).
+#[cfg(feature = "tls")]
+pub async fn connect_with_tls(
+    request: ClientRequest,
+    config: Config,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(WebSocket, Response), Error> {
+    connect_inner(request, config, Some(tls)).await
+}
+
+/// Runs the client handshake over a stream that is already connected (a proxy tunnel, a
+/// Unix socket, a TLS stream set up by hand). The handshake timeout counts from the call.
+pub async fn client<S>(
+    stream: S,
+    request: ClientRequest,
+    config: Config,
+) -> Result<(WebSocket, Response), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rt = runtime();
+    let now = rt.now();
+    tether_driver::client(rt, Io(stream), &request, &config, now).await
+}
+
+/// Accepts a WebSocket on any stream (TCP, TLS, an upgraded HTTP connection) with the
+/// default configuration, accepting every valid upgrade request.
+pub async fn accept<S>(stream: S) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+}
+
+/// Accepts a WebSocket on any stream: waits for the upgrade request (RFC 6455 §4.2),
+/// shows it to `callback`, which accepts it ([`Accept`]: subprotocol, extra headers) or
+/// rejects it ([`Reject`]: status, headers, body), and sends the answer.
+///
+/// Returns [`Error::Rejected`] when the callback rejected the request (the response is
+/// still written in the background). The handshake timeout counts from the call.
+pub async fn accept_with<S, F>(stream: S, config: Config, callback: F) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnOnce(&Request) -> Result<Accept, Reject>,
+{
+    tether_driver::accept(runtime(), Io(stream), &config, callback).await
+}
+
+/// Wraps a stream whose opening handshake was done elsewhere (for example by an HTTP
+/// server that upgraded the request): the connection is open from the start. `deflate` is
+/// what that handshake negotiated, if anything.
+///
+/// Must be called from within a tokio runtime, which runs the connection's task.
+pub fn from_upgraded<S>(
+    stream: S,
+    role: Role,
+    deflate: Option<DeflateParams>,
+    config: Config,
+) -> Result<WebSocket, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tether_driver::open(runtime(), Io(stream), role, deflate, &config)
+}
+
+/// DNS and TCP, then (for wss://) TLS, then the WebSocket handshake.
+async fn connect_inner(
+    request: ClientRequest,
+    config: Config,
+    #[cfg(feature = "tls")] tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(WebSocket, Response), Error> {
+    let rt = runtime();
+    let started = rt.now();
+    let deadline = config.timeouts.handshake.map(|d| started + d);
+    let host = host(&request).to_owned();
+    let tcp = tether_driver::with_deadline(&*rt, deadline, async {
+        let stream = TcpStream::connect((host.as_str(), request.port())).await?;
+        stream.set_nodelay(true)?;
+        Ok::<_, io::Error>(stream)
+    })
+    .await
+    .ok_or(Error::Timeout(Timeout::Handshake))??;
+    #[cfg(feature = "tls")]
+    if request.is_tls() {
+        let tls = tls.unwrap_or_else(default_tls);
+        let name = rustls::pki_types::ServerName::try_from(host)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let connector = tokio_rustls::TlsConnector::from(tls);
+        let stream = tether_driver::with_deadline(&*rt, deadline, connector.connect(name, tcp))
+            .await
+            .ok_or(Error::Timeout(Timeout::Handshake))??;
+        return tether_driver::client(rt, Io(stream), &request, &config, started).await;
+    }
+    tether_driver::client(rt, Io(tcp), &request, &config, started).await
+}
+
+/// The request's host, without the brackets of an IPv6 literal.
+fn host(request: &ClientRequest) -> &str {
+    let host = request.host();
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// rustls with the ring provider and the Mozilla roots, built once.
+#[cfg(feature = "tls")]
+fn default_tls() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+/// The tokio runtime the caller runs on.
+fn runtime() -> Arc<dyn tether_driver::Runtime> {
+    Arc::new(Tokio(tokio::runtime::Handle::current()))
+}
+
+#[derive(Debug)]
+struct Tokio(tokio::runtime::Handle);
+
+impl tether_driver::Runtime for Tokio {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        self.0.spawn(future);
+    }
+
+    fn timer(&self, deadline: Instant) -> Pin<Box<dyn tether_driver::Timer>> {
+        Box::pin(Sleep {
+            sleep: tokio::time::sleep_until(deadline.into()),
+        })
+    }
+
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[derive(Debug)]
+    struct Sleep {
+        #[pin]
+        sleep: tokio::time::Sleep,
+    }
+}
+
+impl tether_driver::Timer for Sleep {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.project().sleep.reset(deadline.into());
+    }
+
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().sleep.poll(cx)
+    }
+}
+
+/// Any tokio stream as the driver's transport.
+struct Io<S>(S);
+
+impl<S> tether_driver::Transport for Io<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
