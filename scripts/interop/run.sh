@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Interop with real peers (issue #3): runs the Python `websockets` client and the Node.js
+# `ws` client, each without and with permessage-deflate, against an echo server binary.
+#
+#     bash scripts/interop/run.sh ECHO_SERVER_BIN
+#
+# ECHO_SERVER_BIN takes its listen address as its only argument (e.g.
+# target/release/examples/echo_server of tether-tokio, started as `BIN 127.0.0.1:PORT` on a
+# free port). Prints one summary line per client run; exits non-zero if any run fails or
+# the server dies. Every step is bounded by `timeout` (INTEROP_STEP_TIMEOUT seconds,
+# default 120). Needs `bash scripts/setup.sh` first.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 ECHO_SERVER_BIN" >&2
+  exit 2
+fi
+BIN=$1
+STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
+PY=.venv/bin/python
+
+if [ ! -x "$BIN" ]; then
+  echo "interop: echo server binary '$BIN' not found or not executable" >&2
+  exit 1
+fi
+if ! "$PY" -c 'import websockets' 2>/dev/null || [ ! -d scripts/node/node_modules/ws ]; then
+  echo "interop: Python websockets or Node ws missing: run \`bash scripts/setup.sh\` first" >&2
+  exit 1
+fi
+
+SERVER_PID=
+LOG=$(mktemp)
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  rm -f "$LOG"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free port: bind port 0, read it, release it.
+PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$BIN" "127.0.0.1:$PORT" 2>"$LOG" &
+SERVER_PID=$!
+
+# Ready once it accepts TCP connections (at most 10 s).
+ready=0
+for _ in $(seq 100); do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then ready=1; break; fi
+  sleep 0.1
+done
+if [ "$ready" -ne 1 ]; then
+  echo "interop: $BIN did not start listening on 127.0.0.1:$PORT; its stderr:" >&2
+  cat "$LOG" >&2
+  exit 1
+fi
+
+URL="ws://127.0.0.1:$PORT/"
+STARTED=$SECONDS
+fail=0
+step() {
+  local name=$1
+  shift
+  local rc
+  timeout "$STEP_TIMEOUT" "$@"
+  rc=$?
+  if [ "$rc" -eq 124 ]; then
+    echo "interop $name -> $URL: FAILED: timed out after $STEP_TIMEOUT s"
+  fi
+  if [ "$rc" -ne 0 ]; then fail=1; fi
+}
+
+step py-client "$PY" scripts/interop/py_client.py "$URL"
+step py-client "$PY" scripts/interop/py_client.py "$URL" --deflate
+step node-client node scripts/interop/node_client.js "$URL"
+step node-client node scripts/interop/node_client.js "$URL" --deflate
+
+if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+  echo "interop: $BIN exited during the runs; its stderr:"
+  cat "$LOG"
+  fail=1
+fi
+if [ "$fail" -ne 0 ]; then
+  echo "interop: FAILED against $BIN"
+  exit 1
+fi
+echo "interop: all 4 client runs passed against $BIN ($((SECONDS - STARTED)) s)"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The test command: every test in the workspace (with the fuzz corpora replays), then the
+# Autobahn TestSuite (all 517 cases) against every endpoint in both roles, interop with real
+# peers (Python websockets, Node ws, headless Chromium), and a short run of every fuzz target.
+# Needs `bash scripts/setup.sh` first (the CI script runs it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo test --workspace"
+cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|^\.+$' | grep -v '^test .* ok$' || true
+# Re-run to get the real exit status (the filter above hides it); cached, so this is fast.
+cargo test --workspace --quiet >/dev/null 2>&1 || { echo "cargo test failed"; cargo test --workspace 2>&1 | tail -60; exit 1; }
+
+step "build release examples"
+cargo build --release --quiet -p tether-core --example blocking_echo
+# Both adapters have examples of the same names: build one crate at a time, keep copies.
+for crate in tokio async-std; do
+  cargo build --release --quiet -p "tether-$crate" --examples
+  mkdir -p "target/bin/$crate"
+  for ex in echo_server autobahn_client client; do cp "target/release/examples/$ex" "target/bin/$crate/"; done
+done
+
+PY=.venv/bin/python
+EX=target/release/examples
+fail=0
+run() { "$@" || fail=1; }
+
+step "Autobahn TestSuite: servers (kosoku fuzzingclient)"
+run $PY scripts/autobahn.py server --name blocking_echo --cmd "$EX/blocking_echo 127.0.0.1:{port}"
+run $PY scripts/autobahn.py server --name tether-tokio --cmd "target/bin/tokio/echo_server 127.0.0.1:{port}"
+run $PY scripts/autobahn.py server --name tether-async-std --cmd "target/bin/async-std/echo_server 127.0.0.1:{port}"
+
+step "Autobahn TestSuite: clients (kosoku fuzzingserver)"
+run $PY scripts/autobahn.py client --name tether-tokio --cmd "target/bin/tokio/autobahn_client {url} {agent}"
+run $PY scripts/autobahn.py client --name tether-async-std --cmd "target/bin/async-std/autobahn_client {url} {agent}"
+
+step "Interop: Python websockets and Node ws clients, headless Chromium"
+run bash scripts/interop/run.sh target/bin/tokio/echo_server
+run bash scripts/interop/run.sh target/bin/async-std/echo_server
+run bash scripts/interop/browser.sh target/bin/tokio/echo_server
+run bash scripts/interop/browser.sh target/bin/async-std/echo_server
+
+step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=30} s"
+run bash scripts/fuzz.sh "$FUZZ_SECONDS"
+
+if [ "$fail" -ne 0 ]; then
+  echo "FAILED: see the step above that printed FAILED"
+  exit 1
+fi
+echo "all passed: every Autobahn case OK or INFORMATIONAL, interop and fuzz smoke green"
