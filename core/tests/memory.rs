@@ -78,6 +78,19 @@ fn memory_per_idle_server_connection() {
         ..Config::default()
     };
     let takeover = idle_server_bytes(deflate(false), None);
+    // Context takeover with the smallest windows RFC 7692 allows zlib to honour (9 bits;
+    // an 8-bit request is negotiated and run as 9).
+    let small_windows = idle_server_bytes(
+        Config {
+            deflate: DeflateConfig {
+                server_max_window_bits: 9,
+                client_max_window_bits: 9,
+                ..DeflateConfig::enabled()
+            },
+            ..Config::default()
+        },
+        None,
+    );
     let no_takeover_busy = idle_server_bytes(deflate(true), None);
     let no_takeover_quiet = idle_server_bytes(deflate(true), Some(Duration::from_secs(21)));
     println!(
@@ -86,6 +99,7 @@ fn memory_per_idle_server_connection() {
     );
     println!("  no compression:                               {plain} bytes");
     println!("  permessage-deflate, context takeover:         {takeover} bytes");
+    println!("  permessage-deflate, context takeover, 9-bit windows: {small_windows} bytes");
     println!(
         "  permessage-deflate, no context takeover:      {no_takeover_busy} bytes (just after traffic)"
     );
@@ -99,4 +113,5 @@ fn memory_per_idle_server_connection() {
     );
     assert!(no_takeover_quiet < 1024, "{no_takeover_quiet}");
     assert!(takeover < 512 * 1024, "{takeover}");
+    assert!(small_windows < takeover, "{small_windows} vs {takeover}");
 }
