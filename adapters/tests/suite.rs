@@ -745,7 +745,9 @@ fn backpressure_slow_reader_pauses_reading_instead_of_failing() {
         const SIZE: usize = 32 * 1024;
         let listener = rt::listener(std_listener(Some(16 * 1024)));
         let addr = listener.local_addr().unwrap();
-        let mut config = Config::default();
+        // Short keep-alive timers: the pause outlasts ping interval + pong deadline, and a
+        // slow application must not make a live peer look dead.
+        let mut config = short_timers();
         config.limits.max_message_size = 64 * 1024;
         config.limits.max_frame_size = 64 * 1024;
         config.limits.max_buffered_input = 256 * 1024;
@@ -760,12 +762,16 @@ fn backpressure_slow_reader_pauses_reading_instead_of_failing() {
                 while go.load(Ordering::SeqCst) == 0 {
                     rt::sleep(Duration::from_millis(10)).await;
                 }
-                for i in 0..COUNT {
+                let mut i = 0;
+                while i < COUNT {
                     match ws.recv().await {
                         Some(Ok(Message::Binary(b))) => {
                             assert_eq!(b.len(), SIZE);
                             assert_eq!(&b[..4], &(i as u32).to_be_bytes());
+                            i += 1;
                         }
+                        // Keep-alive pongs once reading has resumed.
+                        Some(Ok(Message::Pong(_))) => {}
                         other => panic!("message {i}: {other:?}"),
                     }
                 }
@@ -790,9 +796,9 @@ fn backpressure_slow_reader_pauses_reading_instead_of_failing() {
         });
         // The server application does not read: its task must stop reading too, so the
         // client's sends stall instead of the server buffering everything (or failing).
-        rt::sleep(Duration::from_millis(500)).await;
+        rt::sleep(SHORT * 3).await;
         let stalled = progress.load(Ordering::SeqCst);
-        rt::sleep(Duration::from_millis(300)).await;
+        rt::sleep(SHORT * 2).await;
         assert_eq!(
             progress.load(Ordering::SeqCst),
             stalled,

@@ -388,6 +388,8 @@ pub struct Connection {
     /// A peer violation found behind messages not yet taken: the connection fails once
     /// this many more events have been taken, so replies to them still go out first.
     deferred_failure: Option<(usize, ProtocolError)>,
+    /// The caller stopped reading for its application's sake: keep-alive is suspended.
+    input_paused: bool,
     terminated: bool,
     shutdown: Shutdown,
     timers: Timers,
@@ -428,6 +430,7 @@ impl Connection {
             out_bytes: 0,
             close_sent: None,
             deferred_failure: None,
+            input_paused: false,
             terminated: false,
             shutdown: Shutdown::No,
             timers,
@@ -560,6 +563,32 @@ impl Connection {
     /// to them are sent before the close frame.
     pub fn has_deferred_failure(&self) -> bool {
         self.deferred_failure.is_some()
+    }
+
+    /// Tells the connection that the caller stopped (`true`) or resumed (`false`) reading
+    /// from the transport because its application is behind: backpressure, not silence.
+    ///
+    /// While paused, the keep-alive ping and the pong deadline are suspended: the peer's
+    /// bytes wait unread in the transport, so its silence proves nothing, and a live peer
+    /// must not be declared dead because the application is slow. On resume, the
+    /// keep-alive interval starts again from `now`. Other timers (close, idle) run as
+    /// usual.
+    pub fn set_input_paused(&mut self, now: Instant, paused: bool) {
+        if self.input_paused == paused {
+            return;
+        }
+        self.input_paused = paused;
+        if !matches!(self.state, State::Open | State::Closing) {
+            return;
+        }
+        if paused {
+            self.timers.stop(TimerKind::Pong);
+            self.timers.stop(TimerKind::KeepAlive);
+        } else if self.state == State::Open {
+            let interval = self.config.timeouts.ping_interval;
+            self.timers
+                .set(TimerKind::KeepAlive, interval.map(|d| now + d));
+        }
     }
 
     // ---- inputs ----
@@ -927,7 +956,7 @@ impl Connection {
             self.process_handshake(now);
         }
         if matches!(self.state, State::Open | State::Closing) {
-            if self.config.timeouts.ping_interval.is_some() {
+            if self.config.timeouts.ping_interval.is_some() && !self.input_paused {
                 let t = self.config.timeouts;
                 self.timers.stop(TimerKind::Pong);
                 if self.state == State::Open {

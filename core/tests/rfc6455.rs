@@ -662,6 +662,65 @@ fn timer_pong_deadline_declares_a_silent_peer_dead() {
 }
 
 #[test]
+fn timer_keepalive_suspended_while_the_caller_pauses_input() {
+    let mut pair = Pair::open();
+    let start = pair.now;
+    // The client's application is behind: its adapter stops reading. Nothing the server
+    // sends is seen meanwhile, so neither a ping nor a pong deadline may run.
+    let mut client = std::mem::replace(
+        &mut pair.client.conn,
+        Connection::server(Config::default(), start),
+    );
+    client.set_input_paused(start, true);
+    let mut buf = Vec::new();
+    assert_eq!(client.poll_timeout(), None, "no timer while paused");
+    client.handle_timeout(start + Duration::from_secs(600));
+    assert_eq!(client.state(), State::Open);
+    assert_eq!(client.poll_transmit(&mut buf), None, "no ping while paused");
+    // Resumed: the keep-alive starts again from then, and a silent peer is still caught.
+    let resumed = start + Duration::from_secs(600);
+    client.set_input_paused(resumed, false);
+    assert_eq!(
+        client.poll_timeout(),
+        Some(resumed + Duration::from_secs(20))
+    );
+    let mut now = resumed;
+    while client.state() == State::Open {
+        now = client.poll_timeout().unwrap();
+        client.handle_timeout(now);
+        client.poll_transmit(&mut buf);
+    }
+    assert_eq!(now - resumed, Duration::from_secs(40));
+    let closed = std::iter::from_fn(|| client.poll_event()).last();
+    assert!(matches!(
+        closed,
+        Some(Event::Closed(CloseReason::TimedOut(Timeout::Pong)))
+    ));
+}
+
+#[test]
+fn timer_pause_during_the_pong_deadline_cancels_it() {
+    let mut pair = Pair::open();
+    let mut client = std::mem::replace(
+        &mut pair.client.conn,
+        Connection::server(Config::default(), pair.now),
+    );
+    // A ping goes out; before any pong is read, the caller pauses its input.
+    let ping_at = client.poll_timeout().unwrap();
+    client.handle_timeout(ping_at);
+    let mut buf = Vec::new();
+    assert_eq!(client.poll_transmit(&mut buf), Some(Transmit::Data));
+    assert_eq!(
+        client.poll_timeout(),
+        Some(ping_at + Duration::from_secs(20))
+    );
+    client.set_input_paused(ping_at, true);
+    assert_eq!(client.poll_timeout(), None);
+    client.handle_timeout(ping_at + Duration::from_secs(300));
+    assert_eq!(client.state(), State::Open);
+}
+
+#[test]
 fn timer_idle_timeout_of_five_minutes_runs_instantly() {
     let mut cfg = Config::default();
     cfg.timeouts.idle = Some(Duration::from_secs(300));

@@ -122,6 +122,8 @@ impl<T: Transport> Driver<T> {
                 wake(&mut sh.send_waker);
             }
             sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
+            // A slow application is not a dead peer: no keep-alive verdict while paused.
+            sh.conn.set_input_paused(now, sh.read_paused);
             if !sh.awaiting_app || self.reply_grace.is_some_and(|at| at <= now) {
                 sh.awaiting_app = false;
                 self.reply_grace = None;
