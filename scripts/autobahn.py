@@ -76,7 +76,7 @@ def case_args(cases, exclude):
     return args
 
 
-def summarize(role: str, name: str, out: Path, minimum: int) -> int:
+def summarize(role: str, name: str, out: Path, minimum: int, started: float) -> int:
     index = out / "index.json"
     if not index.exists():
         print(f"autobahn {role} {name}: no report written (FAILED)")
@@ -90,7 +90,8 @@ def summarize(role: str, name: str, out: Path, minimum: int) -> int:
     )
     good = len(cases) - len(bad)
     detail = ", ".join(f"{b} {counts.get(b, 0)}" for b in ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"])
-    print(f"autobahn {role} {name}: {len(cases)} cases, {good} OK/INFORMATIONAL ({detail})")
+    took = time.monotonic() - started
+    print(f"autobahn {role} {name}: {len(cases)} cases, {good} OK/INFORMATIONAL ({detail}) in {took:.0f} s")
     for k in bad[:50]:
         v = cases[k]
         print(f"  {k}: behavior={v['behavior']} behaviorClose={v['behaviorClose']} {v.get('result', '')[:160]}")
@@ -101,6 +102,7 @@ def summarize(role: str, name: str, out: Path, minimum: int) -> int:
 
 
 def run_server(args) -> int:
+    started = time.monotonic()
     port = free_port()
     out = ROOT / "reports" / f"server-{args.name}"
     server = start(args.cmd.format(port=port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -117,10 +119,11 @@ def run_server(args) -> int:
             return 1
     finally:
         stop(server)
-    return summarize("server", args.name, out, args.min_cases)
+    return summarize("server", args.name, out, args.min_cases, started)
 
 
 def run_client(args) -> int:
+    started = time.monotonic()
     port = free_port()
     out = ROOT / "reports" / f"client-{args.name}"
     cmd = [kosoku(), "-m", "fuzzingserver", "-o", str(out)] + case_args(args.cases, args.exclude)
@@ -145,7 +148,7 @@ def run_client(args) -> int:
             print(f"autobahn client {args.name}: the fuzzing server did not finish")
     finally:
         stop(fuzzer)
-    return summarize("client", args.name, out, args.min_cases)
+    return summarize("client", args.name, out, args.min_cases, started)
 
 
 def main() -> None:
