@@ -706,7 +706,7 @@ impl Decompressor {
             return Ok(());
         }
         self.pending = true;
-        if self.feed(input, out, max_len)? == Some(input.len()) {
+        if self.feed(input, false, out, max_len)? == Some(input.len()) {
             // The input ended exactly where a deflate stream did (BFINAL): nothing pending.
             self.pending = false;
         }
@@ -720,7 +720,7 @@ impl Decompressor {
         out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<(), DeflateError> {
-        if self.pending && self.feed(&TAIL, out, max_len)?.is_some() {
+        if self.pending && self.feed(&TAIL, true, out, max_len)?.is_some() {
             // The tail completed a final block; its remaining bytes belong to no stream.
             self.reset();
         }
@@ -746,17 +746,20 @@ impl Decompressor {
     }
 
     /// Inflates `input`; returns where the last deflate stream in it ended, if one did.
+    /// With `tail`, the input is the `00 00 ff ff` we appended: once a stream ends in it,
+    /// the rest is ours, not the peer's, and is not read as the start of a new stream.
     /// After an error the state is dropped: the next message starts afresh.
     fn feed(
         &mut self,
         input: &[u8],
+        tail: bool,
         out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<Option<usize>, DeflateError> {
         let state = self
             .state
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, MAX_WINDOW_BITS));
-        let result = inflate_bounded(state, input, out, max_len);
+        let result = inflate_bounded(state, input, tail, out, max_len);
         if result.is_err() {
             self.state = None;
             self.pending = false;
@@ -773,10 +776,12 @@ impl Decompressor {
 
 /// Inflates all of `input` into `out`, never leaving `out` longer than `max_len` nor growing
 /// its capacity beyond `max_len`. Returns the input position after the last end of a
-/// deflate stream (a BFINAL block), where a new stream starts.
+/// deflate stream (a BFINAL block), where a new stream starts; with `stop_at_end`, stops
+/// there instead.
 fn inflate_bounded(
     state: &mut Decompress,
     input: &[u8],
+    stop_at_end: bool,
     out: &mut Vec<u8>,
     max_len: usize,
 ) -> Result<Option<usize>, DeflateError> {
@@ -826,7 +831,7 @@ fn inflate_bounded(
             // A block with BFINAL set (RFC 7692 §7.2.3.4): what follows is a new stream.
             state.reset(false);
             stream_end = Some(pos);
-            if pos == input.len() {
+            if pos == input.len() || stop_at_end {
                 return Ok(stream_end);
             }
             continue;
@@ -963,6 +968,15 @@ mod tests {
         let mut d = Decompressor::new(15, false);
         assert_eq!(inflate_message(&mut d, &cut, 100).unwrap(), b"Hello");
         assert_eq!(inflate_message(&mut d, &HELLO, 100).unwrap(), b"Hello");
+        assert_eq!(inflate_message(&mut d, &HELLO, 100).unwrap(), b"Hello");
+        // Found by the `deflate` fuzz target: a final block whose end-of-block code needs
+        // the tail, after which the rest of the tail (`00 ff ff`) was read as a new stream
+        // and failed the connection.
+        let mut d = Decompressor::new(15, false);
+        assert_eq!(
+            inflate_message(&mut d, &[0xe3, 0x48, 0xcd, 0xc9], 100).unwrap(),
+            [0x08, b'e', b'l', b'h']
+        );
         assert_eq!(inflate_message(&mut d, &HELLO, 100).unwrap(), b"Hello");
     }
 
