@@ -642,6 +642,51 @@ mod tests {
     }
 
     #[test]
+    fn rfc6455_7_2_3_virtual_time_outage_redials_within_max_delay_of_recovery() {
+        // A server is down from t = 0 to t = 60 s; every dial before fails. In virtual time,
+        // check each wait against its cap, that the client is back within `max_delay` of
+        // the recovery, and that a stable connection brings the next wait down to the
+        // first cap again.
+        let config = ReconnectConfig {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            ..ReconnectConfig::default()
+        };
+        let recovery = Duration::from_secs(60);
+        for seed in 0..100 {
+            let mut p = policy(config.clone(), seed);
+            let start = Instant::now();
+            let mut now = start;
+            p.handle_connected(now);
+            let mut why = Disconnect::Abnormal;
+            let mut retries = 0;
+            loop {
+                let (at, attempt, delay) = expect_dial(p.handle_disconnect(now, why));
+                retries += 1;
+                assert_eq!(attempt, retries);
+                assert!(delay <= config.backoff_cap(attempt), "seed {seed}");
+                assert_eq!(at, now + delay);
+                now = at;
+                p.handle_dial_started(now);
+                if now - start >= recovery {
+                    break;
+                }
+                why = Disconnect::DialFailed;
+            }
+            assert!(
+                now - start <= recovery + config.max_delay,
+                "seed {seed}: back after {:?}",
+                now - start
+            );
+            p.handle_connected(now);
+            now += config.stable_after;
+            let (_, attempt, delay) = expect_dial(p.handle_disconnect(now, Disconnect::Abnormal));
+            assert_eq!(attempt, 1);
+            assert!(delay <= config.initial_delay);
+        }
+    }
+
+    #[test]
     fn same_seed_gives_same_sequence_and_other_seeds_differ() {
         let run = |seed| {
             let mut p = policy(ReconnectConfig::default(), seed);

@@ -80,6 +80,16 @@
 //! compression), reached directly (`config.deflate.enabled = true`), plus the buffer
 //! settings of the adapter.
 //!
+//! ## Staying connected
+//!
+//! [`reconnecting`] starts a [`ReconnectingClient`]: it redials lost connections with
+//! exponential backoff and full jitter as the core's reconnect policy decides
+//! ([`ReconnectConfig`]), builds each request afresh (for refreshed credentials), keeps
+//! messages sent while offline in a bounded outbox and sends them in order after
+//! reconnecting (at most once: a message in flight when a connection dies is lost), can run
+//! an application-level [`Heartbeat`], and reports its lifecycle as a stream of
+//! [`ClientEvent`]s and through callbacks. `examples/reconnecting_client.rs` shows it.
+//!
 //! ## TLS
 //!
 //! With the `tls` feature, `wss://` URLs connect through rustls with the Mozilla root
@@ -102,8 +112,10 @@ use std::time::Instant;
 #[cfg(feature = "tls")]
 pub use futures_rustls::{self, rustls};
 pub use tether_driver::{
-    Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, Config, DeflateConfig,
-    DeflateParams, Error, HandshakeError, Header, Limits, Message, ProtocolError, ReadHalf, Reject,
+    Accept, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame, CloseReason, Config,
+    DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error, GiveUpReason,
+    HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits, ProtocolError,
+    ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError, ReconnectingClient, Reject,
     Request, Response, ReuniteError, Role, SendError, Timeout, Timeouts, Utf8Bytes, WebSocket,
     WriteHalf,
 };
@@ -206,6 +218,61 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     tether_driver::open(runtime(), Io(stream), role, deflate, &config)
+}
+
+/// Starts building a [`ReconnectingClient`]: a client that redials lost connections as the
+/// core's reconnect policy decides, with an outbox, an optional heartbeat, events and
+/// callbacks (see its docs). `make_request` builds the request for every dial (its
+/// argument is the attempt number), so credentials can change between dials; dials go
+/// through [`connect_with`]. The client's task runs on this crate's executor, like the
+/// connections' tasks.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tether_async_std::{ClientEvent, ClientRequest, Heartbeat, reconnecting};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut client = reconnecting(|_attempt| ClientRequest::new("ws://127.0.0.1:9001/"))
+///     .heartbeat(Heartbeat::new("ping", Duration::from_secs(15)).reply("pong"))
+///     .on_message(|message| println!("recv: {message:?}"))
+///     .start()?;
+/// client.send_text("queued until connected")?;
+/// while let Some(event) = client.next_event().await {
+///     if let ClientEvent::Connected(_) = event {
+///         println!("connected");
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub fn reconnecting<F, E>(make_request: F) -> ReconnectBuilder
+where
+    F: FnMut(u32) -> Result<ClientRequest, E> + Send + 'static,
+    E: Into<Error>,
+{
+    ReconnectBuilder::new(runtime(), dial, make_request)
+}
+
+/// Starts building a [`ReconnectingClient`] like [`reconnecting`], using `tls` for
+/// `wss://` URLs instead of the default rustls configuration.
+#[cfg(feature = "tls")]
+pub fn reconnecting_with_tls<F, E>(
+    make_request: F,
+    tls: Arc<rustls::ClientConfig>,
+) -> ReconnectBuilder
+where
+    F: FnMut(u32) -> Result<ClientRequest, E> + Send + 'static,
+    E: Into<Error>,
+{
+    let dial = move |request, config| -> tether_driver::DialFuture {
+        Box::pin(connect_with_tls(request, config, tls.clone()))
+    };
+    ReconnectBuilder::new(runtime(), dial, make_request)
+}
+
+/// The reconnecting client's dialer.
+fn dial(request: ClientRequest, config: Config) -> tether_driver::DialFuture {
+    Box::pin(connect_with(request, config))
 }
 
 /// DNS and TCP, then (for wss://) TLS, then the WebSocket handshake.

@@ -85,3 +85,4 @@ mod rt {
 }
 
 include!("../../tests/suite.rs");
+include!("../../tests/reconnect.rs");

@@ -38,11 +38,19 @@
 //!
 //! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe: a message is popped or
 //! queued only by the poll that returns `Ready`.
+//!
+//! ## A client that stays connected
+//!
+//! [`ReconnectingClient`] redials lost connections as the core's
+//! [`ReconnectPolicy`] decides, with an outbox for messages sent while offline, an optional
+//! application-level [`Heartbeat`], and its lifecycle as a stream of [`ClientEvent`]s and
+//! callbacks. The loop is written once here, over [`Runtime`] and a [`Dialer`].
 #![forbid(unsafe_code)]
 
 mod config;
 mod driver;
 mod error;
+mod reconnect;
 mod runtime;
 mod shared;
 mod socket;
@@ -50,12 +58,17 @@ mod start;
 
 pub use config::Config;
 pub use error::Error;
+pub use reconnect::{
+    ClientEvent, ClientHandle, DialFuture, Dialer, DisconnectReason, Heartbeat, OutboxError,
+    OutboxLimits, ReconnectBuilder, ReconnectingClient,
+};
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
 pub use socket::{ReadHalf, ReuniteError, WebSocket, WriteHalf};
 pub use start::{accept, client, open};
 
 pub use tether_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,
-    HandshakeError, Header, Limits, Message, ProtocolError, Reject, Request, Response, Role,
+    Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message, ProtocolError,
+    ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Reject, Request, Response, Role,
     SendError, Timeout, Timeouts, Utf8Bytes,
 };

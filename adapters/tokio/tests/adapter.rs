@@ -59,6 +59,7 @@ mod rt {
 }
 
 include!("../../tests/suite.rs");
+include!("../../tests/reconnect.rs");
 
 /// Cancel safety under `tokio::select!` against a timer, in a loop (RFC-independent).
 #[test]
