@@ -1,0 +1,25 @@
+//! # tether-bench
+//!
+//! Benchmarks for Tether, side by side with the libraries a user would pick instead
+//! (issue 7). Not published; not part of the test command, but `cargo bench --no-run`
+//! builds it.
+//!
+//! - `benches/micro.rs` (criterion): frame header decode, unmasking, frame encode, UTF-8
+//!   validation, deflate and inflate, a `Connection` decoding many small frames, the
+//!   handshake parse. `cargo bench -p tether-bench --bench micro`.
+//! - The echo benchmark, driven by `scripts/bench.sh`: each server runs as its own
+//!   single-threaded process pinned to one core, and the lean load client (`load`, a raw
+//!   WebSocket client on a current-thread tokio runtime that builds its frames once) runs
+//!   pinned to the other. Servers: the `echo_server` examples of tether-tokio and
+//!   tether-async-std, and [`servers::tungstenite`] / [`servers::fastwebsockets`] (the
+//!   binaries `echo_tungstenite` and `echo_fastwebsockets`).
+//! - `alloc_echo`: heap allocations per echoed message in steady state, counted by a
+//!   global counting allocator, for each server in-process against a blocking client that
+//!   does not allocate.
+//!
+//! This library holds what those binaries share: the echo servers of the compared
+//! libraries, and reading a process's CPU time and resident memory from `/proc`.
+
+pub mod proc;
+pub mod servers;
+pub mod wire;

@@ -1,0 +1,81 @@
+//! The bytes a benchmark client writes and reads, built once: the upgrade request, masked
+//! client frames, and the length of a server frame.
+
+/// The `Sec-WebSocket-Key` every benchmark client sends (RFC 6455 §1.3's sample nonce).
+pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// A minimal upgrade request (RFC 6455 §4.1) for `host`, offering no extension.
+pub fn upgrade_request(host: &str) -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Where the head of an HTTP response ends in `buf` (just past the blank line), if it does.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Whether an HTTP response head is `101 Switching Protocols`.
+pub fn is_switching(head: &[u8]) -> bool {
+    head.starts_with(b"HTTP/1.1 101")
+}
+
+/// A masked binary frame (client to server) carrying `size` bytes of printable payload.
+pub fn client_frame(size: usize) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let mut out = Vec::with_capacity(size + 14);
+    out.push(0x82);
+    match size {
+        0..=125 => out.push(0x80 | size as u8),
+        126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(size as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(size as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend((0..size).map(|i| (b'a' + (i % 26) as u8) ^ key[i % 4]));
+    out
+}
+
+/// The total length (header and payload) of the unmasked server frame at the front of
+/// `buf`, or `None` when its header is not complete yet.
+pub fn server_frame_len(buf: &[u8]) -> Option<usize> {
+    let (&b1, rest) = buf.get(1).zip(buf.get(2..))?;
+    let masked = if b1 & 0x80 != 0 { 4 } else { 0 };
+    let (header, len) = match b1 & 0x7F {
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+        ),
+        127 => (
+            10,
+            u64::from_be_bytes(rest.get(..8)?.try_into().ok()?) as usize,
+        ),
+        n => (2, usize::from(n)),
+    };
+    Some(header + masked + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lengths() {
+        for size in [0, 20, 125, 126, 1024, 16384, 65535, 65536] {
+            let f = client_frame(size);
+            assert_eq!(server_frame_len(&f), Some(f.len()));
+            // The same frame unmasked is 4 bytes shorter.
+            let mut s = f.clone();
+            s[1] &= 0x7F;
+            assert_eq!(server_frame_len(&s), Some(f.len() - 4));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The echo benchmark of issue 7, in one command: builds everything in release, then runs each
+# echo server (tether-tokio, tether-async-std, fastwebsockets, tokio-tungstenite) as its own
+# single-threaded process pinned to CPU $SERVER_CPU, against the lean load client
+# (benches/src/bin/load.rs) pinned to CPU $CLIENT_CPU, and prints a markdown table with every
+# figure's ratio to fastwebsockets and to tokio-tungstenite. Loopback only; every run is
+# bounded in time. Then the counting-allocator check (allocations per echoed message).
+#
+#   bash scripts/bench.sh                  # about 4 minutes on 2 cores
+#   DURATION=2 IDLE_CONNS=2000 STRACE=0 bash scripts/bench.sh   # a quick look
+#
+# Raw results and strace summaries are kept in target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+DURATION=${DURATION:-5}      # seconds measured per echo case
+WARMUP=${WARMUP:-1}          # seconds of load before measuring
+HS_DURATION=${HS_DURATION:-3}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+STRACE=${STRACE:-1}          # 1: count system calls per message with strace -c (if installed)
+ALLOC=${ALLOC:-1}            # 1: run the counting-allocator check
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+CASES=${CASES:-"100:20:1 10:1024:1 10:16384:1 200:16384:1 100:20:16"}
+OUT=target/bench
+mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+: >"$RESULTS"
+
+echo "=== build (release)" >&2
+cargo build --release --quiet -p tether-bench --bins
+# Both adapters have an example called echo_server: build one crate at a time, keep copies.
+for crate in tokio async-std; do
+  cargo build --release --quiet -p "tether-$crate" --example echo_server
+  mkdir -p "target/bin/$crate"
+  cp target/release/examples/echo_server "target/bin/$crate/echo_server"
+done
+
+# 10,000 connections need as many descriptors in the client and in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+LOAD=target/release/load
+declare -A CMD=(
+  [tether-tokio]=target/bin/tokio/echo_server
+  [tether-async-std]=target/bin/async-std/echo_server
+  [fastwebsockets]=target/release/echo_fastwebsockets
+  [tokio-tungstenite]=target/release/echo_tungstenite
+)
+SERVERS=${SERVERS:-"tether-tokio tether-async-std fastwebsockets tokio-tungstenite"}
+
+PORT=$((20000 + RANDOM % 20000))
+PID=
+start_server() { # name
+  PORT=$((PORT + 1))
+  taskset -c "$SERVER_CPU" "${CMD[$1]}" "127.0.0.1:$PORT" 2>/dev/null &
+  PID=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "server $1 did not start" >&2
+  return 1
+}
+stop_server() {
+  kill "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  PID=
+}
+trap 'stop_server' EXIT
+
+client() { taskset -c "$CLIENT_CPU" "$LOAD" "$@" --addr "127.0.0.1:$PORT" --pid "$PID"; }
+
+for s in $SERVERS; do
+  for c in $CASES; do
+    IFS=: read -r n size k <<<"$c"
+    echo "=== $s echo ${n}x${size}B inflight $k" >&2
+    start_server "$s"
+    line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup "$WARMUP" --duration "$DURATION")
+    echo "server=$s case=${n}x${size}x${k} $line" | tee -a "$RESULTS" >&2
+    stop_server
+  done
+
+  echo "=== $s handshakes" >&2
+  start_server "$s"
+  line=$(client handshake --concurrency 32 --warmup 0.5 --duration "$HS_DURATION")
+  echo "server=$s $line" | tee -a "$RESULTS" >&2
+  stop_server
+
+  echo "=== $s idle memory at $IDLE_CONNS connections" >&2
+  start_server "$s"
+  line=$(client idle --conns "$IDLE_CONNS" --concurrency 200)
+  echo "server=$s $line" | tee -a "$RESULTS" >&2
+  stop_server
+
+  if [ "$STRACE" = 1 ] && command -v strace >/dev/null; then
+    for c in 100:20:1 100:20:16; do
+      IFS=: read -r n size k <<<"$c"
+      echo "=== $s strace -c ${n}x${size}B inflight $k" >&2
+      start_server "$s"
+      f="$OUT/strace-$s-${n}x${size}x${k}.txt"
+      strace -c -f -p "$PID" -o "$f" 2>/dev/null &
+      spid=$!
+      sleep 0.5
+      line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup 0 --duration 2)
+      kill -INT "$spid" 2>/dev/null || true
+      wait "$spid" 2>/dev/null || true
+      msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
+      calls=$(awk '$NF=="total"{print $4}' "$f")
+      echo "server=$s mode=strace case=${n}x${size}x${k} msgs=$msgs syscalls=$calls" | tee -a "$RESULTS" >&2
+      stop_server
+    done
+  fi
+done
+
+echo
+echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1); server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
+echo "echo cases: $DURATION s measured after $WARMUP s warm-up; binary messages; handshakes: $HS_DURATION s, 32 concurrent"
+echo
+python3 - "$RESULTS" <<'PY'
+import sys, collections
+rows = [dict(kv.split("=", 1) for kv in line.split()) for line in open(sys.argv[1]) if line.strip()]
+servers = []
+for r in rows:
+    if r["server"] not in servers:
+        servers.append(r["server"])
+R = collections.defaultdict(dict)  # (figure, case) -> server -> value
+order = []
+def put(fig, case, server, value):
+    key = (fig, case)
+    if key not in order:
+        order.append(key)
+    R[key][server] = value
+def case_name(c):
+    n, s, k = c.split("x")
+    s = int(s)
+    size = f"{s // 1024} KiB" if s >= 1024 else f"{s} B"
+    return f"{n}×{size}" + (f", {k} in flight" if k != "1" else "")
+echo = [r for r in rows if r.get("mode") == "echo"]
+for fig, key, fmt in [("messages/s", "msg_per_s", "{:.0f}"), ("p50 RTT µs", "p50_us", "{:.0f}"),
+                      ("p99 RTT µs", "p99_us", "{:.0f}"), ("server CPU µs/msg", "cpu_us_per_msg", "{:.2f}")]:
+    for r in echo:
+        put(fig, case_name(r["case"]), r["server"], (float(r[key]), fmt))
+for r in rows:
+    if r.get("mode") == "strace" and r.get("syscalls") and r.get("msgs") and int(r["msgs"]) > 0:
+        put("syscalls/msg (strace)", case_name(r["case"]), r["server"], (int(r["syscalls"]) / int(r["msgs"]), "{:.2f}"))
+for r in rows:
+    if r.get("mode") == "handshake":
+        put("handshakes/s", "32 concurrent", r["server"], (float(r["hs_per_s"]), "{:.0f}"))
+        put("server CPU µs/handshake", "32 concurrent", r["server"], (float(r["cpu_us_per_hs"]), "{:.1f}"))
+    if r.get("mode") == "idle":
+        put("RSS bytes/idle conn", f"{r['conns']} conns", r["server"], (float(r["bytes_per_conn"]), "{:.0f}"))
+refs = [s for s in ("fastwebsockets", "tokio-tungstenite") if s in servers]
+print("Cells: value (ratio to fastwebsockets / ratio to tokio-tungstenite). Lower is better except messages/s and handshakes/s.")
+print()
+print("| figure | case | " + " | ".join(servers) + " |")
+print("|---|---|" + "---:|" * len(servers))
+for fig, case in order:
+    cells = []
+    for s in servers:
+        v = R[(fig, case)].get(s)
+        if v is None:
+            cells.append("–")
+            continue
+        val, fmt = v
+        txt = fmt.format(val)
+        ratios = []
+        for ref in refs:
+            rv = R[(fig, case)].get(ref)
+            ratios.append(f"{val / rv[0]:.2f}×" if rv and rv[0] else "–")
+        if s not in refs or len(refs) > 1:
+            txt += " (" + " / ".join(ratios) + ")"
+        cells.append(txt)
+    print(f"| {fig} | {case} | " + " | ".join(cells) + " |")
+PY
+
+if [ "$ALLOC" = 1 ]; then
+  echo
+  echo '```'
+  target/release/alloc_echo
+  echo '```'
+fi
