@@ -14,6 +14,11 @@ cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|
 # Re-run to get the real exit status (the filter above hides it); cached, so this is fast.
 cargo test --workspace --quiet >/dev/null 2>&1 || { echo "cargo test failed"; cargo test --workspace 2>&1 | tail -60; exit 1; }
 
+step "benchmarks build (cargo bench --no-run; run them with scripts/bench.sh)"
+cargo bench --no-run --quiet -p tether-bench >/dev/null 2>&1 || { echo "FAILED: cargo bench --no-run"; cargo bench --no-run -p tether-bench 2>&1 | tail -30; exit 1; }
+echo "benchmarks build"
+
+
 step "build release examples"
 # The README's run command: it must keep building.
 cargo build --release --quiet -p tether-core --example blocking_echo
