@@ -5,7 +5,8 @@
 //!
 //! The oracle is a reference inflater (flate2 used directly, RFC 7692 §7.2.2: the payload
 //! plus `00 00 ff ff`, a new stream after a BFINAL block inside the payload, nothing after
-//! one that ends in the tail). Invariants: a message the reference inflates within
+//! one that ends in the tail, no tail after one that ends exactly with the payload).
+//! Invariants: a message the reference inflates within
 //! `max_message_size` (and, for text, to valid UTF-8) is delivered exactly; one that is too
 //! large closes with 1009, invalid deflate data with 1002, invalid UTF-8 with 1007 (the
 //! first violation met may win when there are several); no message above
@@ -124,6 +125,8 @@ pub enum RefEnd {
 pub struct Reference {
     state: Decompress,
     no_context_takeover: bool,
+    /// The last feed ended a deflate stream exactly at the end of its input.
+    ended_at_end: bool,
 }
 
 impl Reference {
@@ -133,6 +136,7 @@ impl Reference {
         Self {
             state: Decompress::new(false),
             no_context_takeover,
+            ended_at_end: false,
         }
     }
 
@@ -141,8 +145,11 @@ impl Reference {
         let mut out = Vec::new();
         let mut end = RefEnd::Ok;
         if !payload.is_empty() {
+            self.ended_at_end = false;
             end = self.feed(payload, true, &mut out, limit);
-            if end == RefEnd::Ok {
+            // A stream that ended exactly at the end of the payload leaves nothing for the
+            // tail to complete: the tail is not fed (it would start a stream of its own).
+            if end == RefEnd::Ok && !self.ended_at_end {
                 end = self.feed(&TAIL, false, &mut out, limit);
             }
         }
@@ -180,6 +187,7 @@ impl Reference {
                 // A BFINAL block ended the stream: inside the payload a new one starts;
                 // in the tail, the rest is after the end of the data.
                 self.state.reset(false);
+                self.ended_at_end = pos == input.len();
                 if !restart {
                     return RefEnd::Ok;
                 }
