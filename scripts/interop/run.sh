@@ -29,37 +29,9 @@ if ! "$PY" -c 'import websockets' 2>/dev/null || [ ! -d scripts/node/node_module
   exit 1
 fi
 
-SERVER_PID=
-LOG=$(mktemp)
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  rm -f "$LOG"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free port: bind port 0, read it, release it.
-PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$BIN" "127.0.0.1:$PORT" 2>"$LOG" &
-SERVER_PID=$!
-
-# Ready once it accepts TCP connections (at most 10 s).
-ready=0
-for _ in $(seq 100); do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then ready=1; break; fi
-  sleep 0.1
-done
-if [ "$ready" -ne 1 ]; then
-  echo "interop: $BIN did not start listening on 127.0.0.1:$PORT; its stderr:" >&2
-  cat "$LOG" >&2
-  exit 1
-fi
-
-URL="ws://127.0.0.1:$PORT/"
+WHAT="interop"
+# shellcheck source=scripts/interop/server.sh
+source scripts/interop/server.sh
 STARTED=$SECONDS
 fail=0
 step() {
