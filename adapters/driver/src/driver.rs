@@ -29,6 +29,11 @@ enum Shutdown {
     Sent,
 }
 
+/// How long the driver keeps its read and write buffers after the last bytes moved: a busy
+/// connection reuses them from message to message (no allocation per message), an idle one
+/// gives them back this long after going quiet.
+const KEEP_BUFFERS: Duration = Duration::from_secs(1);
+
 /// How long the driver keeps a finished connection's transport to write out the last bytes
 /// and see the peer's end of stream, when the close timeout is off.
 const DEFAULT_LINGER: Duration = Duration::from_secs(10);
@@ -61,6 +66,8 @@ pub(crate) struct Driver<T> {
     linger: Option<Instant>,
     /// While input is held for the application: the moment to stop holding it.
     reply_grace: Option<Instant>,
+    /// While the buffers are kept after traffic: the moment to free them if still quiet.
+    release_at: Option<Instant>,
     eof: bool,
 }
 
@@ -79,12 +86,18 @@ impl<T: Transport> Driver<T> {
             shutdown: Shutdown::No,
             linger: None,
             reply_grace: None,
+            release_at: None,
             eof: false,
         }
     }
 
     fn step(&mut self, cx: &mut Context<'_>) -> Step {
         let now = self.inner.runtime.now();
+        if self.release_at.is_some_and(|at| at <= now) {
+            // Quiet for a while: give the buffers back (those that are empty).
+            self.release_at = None;
+            self.release_buffers();
+        }
         let read_allowed;
         let deadline;
         {
@@ -132,7 +145,12 @@ impl<T: Transport> Driver<T> {
             }
             let hold = sh.read_paused || sh.awaiting_app;
             read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
-            deadline = [sh.conn.poll_timeout(), self.linger, self.reply_grace]
+            deadline = [
+                sh.conn.poll_timeout(),
+                self.linger,
+                self.reply_grace,
+                self.release_at,
+            ]
                 .into_iter()
                 .flatten()
                 .min();
@@ -142,6 +160,8 @@ impl<T: Transport> Driver<T> {
         }
 
         let mut again = false;
+        // Bytes were written or read in this step.
+        let mut moved = false;
 
         // Write everything the core handed out, in as few writes as the transport allows.
         while self.write_pos < self.write_buf.len() {
@@ -151,6 +171,7 @@ impl<T: Transport> Driver<T> {
                     self.write_pos += n;
                     self.needs_flush = true;
                     again = true;
+                    moved = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => break,
@@ -194,6 +215,7 @@ impl<T: Transport> Driver<T> {
                         .conn
                         .handle_input_buf(now, &mut self.read_buf);
                     again = true;
+                    moved = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => {}
@@ -225,6 +247,10 @@ impl<T: Transport> Driver<T> {
             None => {}
         }
 
+        if moved {
+            // Keep the buffers for the next message; the next step arms the timer.
+            self.release_at = Some(now + KEEP_BUFFERS);
+        }
         if again { Step::Again } else { Step::Wait }
     }
 
@@ -239,7 +265,7 @@ impl<T: Transport> Driver<T> {
         Step::Done
     }
 
-    /// Frees the buffers while waiting, so that an idle connection holds none.
+    /// Frees the buffers, so that an idle connection holds none.
     fn release_buffers(&mut self) {
         if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
             self.read_buf = BytesMut::new();
@@ -260,7 +286,6 @@ impl<T: Transport> Future for Driver<T> {
             match this.step(cx) {
                 Step::Again => {}
                 Step::Wait => {
-                    this.release_buffers();
                     return Poll::Pending;
                 }
                 Step::Done => return Poll::Ready(()),
