@@ -8,12 +8,12 @@ use crate::handshake::{
     ResponseParser,
 };
 use crate::message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
+use crate::queue::Queue;
 use crate::timer::{TimerKind, Timers};
 use crate::utf8::Utf8Validator;
 use bytes::{Buf, Bytes, BytesMut};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -380,9 +380,9 @@ pub struct Connection {
     in_buf: BytesMut,
     frame: Option<InFrame>,
     msg: Option<Box<Assembly>>,
-    events: VecDeque<Event>,
+    events: Queue<Event>,
     event_bytes: usize,
-    out: VecDeque<OutItem>,
+    out: Queue<OutItem>,
     out_bytes: usize,
     close_sent: Option<Option<CloseFrame>>,
     /// A peer violation found behind messages not yet taken: the connection fails once
@@ -424,9 +424,9 @@ impl Connection {
             in_buf: BytesMut::new(),
             frame: None,
             msg: None,
-            events: VecDeque::new(),
+            events: Queue::default(),
             event_bytes: 0,
-            out: VecDeque::new(),
+            out: Queue::default(),
             out_bytes: 0,
             close_sent: None,
             deferred_failure: None,
@@ -537,8 +537,8 @@ impl Connection {
     pub fn buffer_capacity(&self) -> usize {
         self.in_buf.capacity()
             + self.msg.as_ref().map_or(0, |m| m.data.capacity())
-            + self.out.capacity() * std::mem::size_of::<OutItem>()
-            + self.events.capacity() * std::mem::size_of::<Event>()
+            + self.out.heap_capacity() * std::mem::size_of::<OutItem>()
+            + self.events.heap_capacity() * std::mem::size_of::<Event>()
     }
 
     /// Whether compressor or decompressor state (hundreds of KiB with zlib) is allocated.
@@ -769,7 +769,7 @@ impl Connection {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
         if !self.out.is_empty() {
             buf.reserve(self.out_bytes);
-            for item in self.out.drain(..) {
+            while let Some(item) = self.out.pop_front() {
                 match item {
                     OutItem::Raw(bytes) => buf.extend_from_slice(&bytes),
                     OutItem::Frame { header, payload } => {
@@ -783,7 +783,6 @@ impl Connection {
                 }
             }
             self.out_bytes = 0;
-            self.out = VecDeque::new();
             return Some(Transmit::Data);
         }
         if self.shutdown == Shutdown::Pending {
@@ -807,9 +806,6 @@ impl Connection {
             Event::Message(m) => self.event_bytes -= m.len(),
             Event::Fragment(f) => self.event_bytes -= f.data.len(),
             _ => {}
-        }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
         }
         Some(event)
     }

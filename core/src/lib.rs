@@ -70,6 +70,7 @@ mod deflate;
 mod frame;
 mod handshake;
 mod message;
+mod queue;
 mod reconnect;
 mod timer;
 mod utf8;

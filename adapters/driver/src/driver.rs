@@ -151,9 +151,9 @@ impl<T: Transport> Driver<T> {
                 self.reply_grace,
                 self.release_at,
             ]
-                .into_iter()
-                .flatten()
-                .min();
+            .into_iter()
+            .flatten()
+            .min();
         }
         if self.linger.is_some_and(|at| at <= now) {
             return Step::Done;
