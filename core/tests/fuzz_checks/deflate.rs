@@ -119,6 +119,8 @@ pub enum RefEnd {
     TooLarge,
     /// Not valid deflate data.
     Corrupt,
+    /// More than the limit came out just before invalid data.
+    TooLargeOrCorrupt,
 }
 
 /// The reference inflater: flate2's raw inflate with a 15-bit window.
@@ -177,7 +179,13 @@ impl Reference {
             // delivered it as fragments.
             out.extend_from_slice(&buf[..produced]);
             let Ok(status) = result else {
-                return RefEnd::Corrupt;
+                // The same call produced more than the limit and met the error: a receiver
+                // may see either first.
+                return if out.len() > limit {
+                    RefEnd::TooLargeOrCorrupt
+                } else {
+                    RefEnd::Corrupt
+                };
             };
             if out.len() > limit {
                 return RefEnd::TooLarge;
@@ -276,6 +284,7 @@ pub fn check(input: &DeflateInput) -> DeflateOutcome {
             RefEnd::Ok => {}
             RefEnd::TooLarge => allowed.push(1009),
             RefEnd::Corrupt => allowed.push(1002),
+            RefEnd::TooLargeOrCorrupt => allowed.extend([1009, 1002]),
         }
         if bad_utf8 && !allowed.contains(&1007) {
             allowed.push(1007);
