@@ -90,6 +90,7 @@ pub use handshake::{
     accept_key,
 };
 pub use message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
+pub use queue::Queue;
 pub use reconnect::{
     Decision, Disconnect, GiveUpReason, ReconnectConfig, ReconnectConfigError, ReconnectPolicy,
 };

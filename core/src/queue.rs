@@ -5,8 +5,19 @@ use std::collections::VecDeque;
 
 /// A FIFO queue: the oldest item inline, the rest in a `VecDeque` that is freed whenever the
 /// queue runs empty.
+///
+/// The connection keeps its events and frames to write in it; the adapters keep received
+/// messages in it. One item at a time, the common case, costs no allocation.
+///
+/// ```
+/// let mut q = tether_core::Queue::default();
+/// q.push_back("a");
+/// q.push_back("b");
+/// assert_eq!(q.pop_front(), Some("a"));
+/// assert_eq!(q.len(), 1);
+/// ```
 #[derive(Debug)]
-pub(crate) struct Queue<T> {
+pub struct Queue<T> {
     front: Option<T>,
     rest: VecDeque<T>,
 }
@@ -21,7 +32,8 @@ impl<T> Default for Queue<T> {
 }
 
 impl<T> Queue<T> {
-    pub(crate) fn push_back(&mut self, item: T) {
+    /// Appends an item.
+    pub fn push_back(&mut self, item: T) {
         if self.front.is_none() {
             debug_assert!(self.rest.is_empty());
             self.front = Some(item);
@@ -30,7 +42,8 @@ impl<T> Queue<T> {
         }
     }
 
-    pub(crate) fn pop_front(&mut self) -> Option<T> {
+    /// Takes the oldest item.
+    pub fn pop_front(&mut self) -> Option<T> {
         let item = self.front.take()?;
         self.front = self.rest.pop_front();
         if self.rest.is_empty() && self.rest.capacity() > 0 {
@@ -39,20 +52,23 @@ impl<T> Queue<T> {
         Some(item)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
         self.front.is_none()
     }
 
-    pub(crate) fn len(&self) -> usize {
+    /// How many items the queue holds.
+    pub fn len(&self) -> usize {
         usize::from(self.front.is_some()) + self.rest.len()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+    /// The items, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.front.iter().chain(self.rest.iter())
     }
 
-    /// Heap capacity, in items.
-    pub(crate) fn heap_capacity(&self) -> usize {
+    /// Heap capacity, in items (0 while at most one item is held).
+    pub fn heap_capacity(&self) -> usize {
         self.rest.capacity()
     }
 }

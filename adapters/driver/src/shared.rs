@@ -2,11 +2,12 @@
 
 use crate::error::Error;
 use crate::runtime::Runtime;
-use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
-use tether_core::{CloseReason, Connection, DeflateParams, Event, Message, Request, Response};
+use tether_core::{
+    CloseReason, Connection, DeflateParams, Event, Message, Queue, Request, Response,
+};
 
 /// Bytes counted for each queued message on top of its payload, so that a flood of empty
 /// pings or pongs is bounded too.
@@ -33,7 +34,7 @@ impl Inner {
         Self {
             shared: Mutex::new(Shared {
                 conn,
-                queue: VecDeque::new(),
+                queue: Queue::default(),
                 queue_bytes: 0,
                 max_queue,
                 hwm,
@@ -78,8 +79,9 @@ impl Inner {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) conn: Connection,
-    /// Received messages not yet taken by `recv`.
-    pub(crate) queue: VecDeque<Message>,
+    /// Received messages not yet taken by `recv` (the first inline: one message at a time
+    /// costs no allocation).
+    pub(crate) queue: Queue<Message>,
     /// Payload bytes (plus a per-message overhead) in `queue`.
     pub(crate) queue_bytes: usize,
     /// The driver stops reading while `queue_bytes` exceeds this.
@@ -240,9 +242,6 @@ impl Shared {
     pub(crate) fn pop(&mut self) -> Option<Message> {
         let message = self.queue.pop_front()?;
         self.queue_bytes -= message.len() + MESSAGE_OVERHEAD;
-        if self.queue.is_empty() {
-            self.queue = VecDeque::new();
-        }
         if self.read_paused && self.queue_bytes <= self.max_queue {
             self.read_paused = false;
             wake(&mut self.driver_waker);
@@ -252,7 +251,7 @@ impl Shared {
 
     /// Drops every queued message (the reader is gone).
     pub(crate) fn clear_queue(&mut self) {
-        self.queue = VecDeque::new();
+        self.queue = Queue::default();
         self.queue_bytes = 0;
         self.awaiting_app = false;
     }
