@@ -26,8 +26,8 @@ pub struct Config {
     /// this is still accepted when the queue is below the mark. Default 128 KiB.
     pub write_high_water_mark: usize,
     /// How many bytes the driver asks the transport for in one read. The read buffer is
-    /// allocated only while data is arriving and released when the connection goes idle.
-    /// Default 32 KiB.
+    /// held only while data is arriving; a waiting connection parks it in a small
+    /// per-thread pool. Default 32 KiB.
     pub read_buffer_size: usize,
 }
 

@@ -1,5 +1,6 @@
 //! The background task that moves bytes between a transport and a `tether_core::Connection`.
 
+use crate::pool;
 use crate::runtime::{Timer, Transport};
 use crate::shared::{Inner, set_waker, wake};
 use bytes::BytesMut;
@@ -29,10 +30,14 @@ enum Shutdown {
     Sent,
 }
 
-/// How long the driver keeps its read and write buffers after the last bytes moved: a busy
-/// connection reuses them from message to message (no allocation per message), an idle one
-/// gives them back this long after going quiet.
-const KEEP_BUFFERS: Duration = Duration::from_secs(1);
+/// Buffers are parked in the per-thread pool (see [`pool`]) whenever the driver waits. A
+/// read buffer that messages still held by the application point into cannot be; it is
+/// kept for reuse and let go this long after the driver last waited with it.
+const HOLD_SHARED_BUFFER: Duration = Duration::from_secs(1);
+
+/// With less spare capacity than this (and the buffer not reclaimable), a new read buffer
+/// is taken before reading.
+const MIN_READ_SPARE: usize = 4096;
 
 /// How long the driver keeps a finished connection's transport to write out the last bytes
 /// and see the peer's end of stream, when the close timeout is off.
@@ -66,7 +71,8 @@ pub(crate) struct Driver<T> {
     linger: Option<Instant>,
     /// While input is held for the application: the moment to stop holding it.
     reply_grace: Option<Instant>,
-    /// While the buffers are kept after traffic: the moment to free them if still quiet.
+    /// While a read buffer shared with the application's messages is kept: the moment to
+    /// let it go.
     release_at: Option<Instant>,
     eof: bool,
 }
@@ -94,9 +100,11 @@ impl<T: Transport> Driver<T> {
     fn step(&mut self, cx: &mut Context<'_>) -> Step {
         let now = self.inner.runtime.now();
         if self.release_at.is_some_and(|at| at <= now) {
-            // Quiet for a while: give the buffers back (those that are empty).
+            // Quiet for a while: let go of a read buffer still shared with messages.
             self.release_at = None;
-            self.release_buffers();
+            if self.read_buf.is_empty() {
+                self.read_buf = BytesMut::new();
+            }
         }
         let read_allowed;
         let deadline;
@@ -119,6 +127,9 @@ impl<T: Transport> Driver<T> {
             if self.write_pos == self.write_buf.len() && self.shutdown == Shutdown::No {
                 self.write_buf.clear();
                 self.write_pos = 0;
+                if self.write_buf.capacity() == 0 && sh.conn.buffered_output() > 0 {
+                    self.write_buf = pool::take_write();
+                }
                 while let Some(t) = sh.conn.poll_transmit(&mut self.write_buf) {
                     if t == Transmit::Shutdown {
                         self.shutdown = Shutdown::Requested;
@@ -145,23 +156,16 @@ impl<T: Transport> Driver<T> {
             }
             let hold = sh.read_paused || sh.awaiting_app;
             read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
-            deadline = [
-                sh.conn.poll_timeout(),
-                self.linger,
-                self.reply_grace,
-                self.release_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            deadline = [sh.conn.poll_timeout(), self.linger, self.reply_grace]
+                .into_iter()
+                .flatten()
+                .min();
         }
         if self.linger.is_some_and(|at| at <= now) {
             return Step::Done;
         }
 
         let mut again = false;
-        // Bytes were written or read in this step.
-        let mut moved = false;
 
         // Write everything the core handed out, in as few writes as the transport allows.
         while self.write_pos < self.write_buf.len() {
@@ -171,7 +175,6 @@ impl<T: Transport> Driver<T> {
                     self.write_pos += n;
                     self.needs_flush = true;
                     again = true;
-                    moved = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => break,
@@ -200,9 +203,7 @@ impl<T: Transport> Driver<T> {
         }
 
         if read_allowed {
-            if self.read_buf.capacity() == self.read_buf.len() {
-                self.read_buf.reserve(self.read_size);
-            }
+            self.prepare_read_buf();
             match self.io.poll_read(cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => {
                     self.eof = true;
@@ -215,14 +216,17 @@ impl<T: Transport> Driver<T> {
                         .conn
                         .handle_input_buf(now, &mut self.read_buf);
                     again = true;
-                    moved = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => {}
             }
         }
 
-        match deadline {
+        if !again {
+            // Nothing more to do for now: the buffers go back to the pool.
+            self.park_buffers(now);
+        }
+        match deadline.into_iter().chain(self.release_at).min() {
             Some(at) if at <= now => again = true,
             Some(at) => {
                 let timer = match &mut self.timer {
@@ -247,10 +251,6 @@ impl<T: Transport> Driver<T> {
             None => {}
         }
 
-        if moved {
-            // Keep the buffers for the next message; the next step arms the timer.
-            self.release_at = Some(now + KEEP_BUFFERS);
-        }
         if again { Step::Again } else { Step::Wait }
     }
 
@@ -265,13 +265,40 @@ impl<T: Transport> Driver<T> {
         Step::Done
     }
 
-    /// Frees the buffers, so that an idle connection holds none.
-    fn release_buffers(&mut self) {
-        if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
-            self.read_buf = BytesMut::new();
+    /// Makes room to read `read_size` bytes: a buffer from the pool, or the current one's
+    /// whole capacity back once the application dropped the messages that pointed into it,
+    /// or (when neither and little room is left) a new buffer.
+    fn prepare_read_buf(&mut self) {
+        if self.read_buf.capacity() == 0 {
+            self.read_buf = pool::take_read(self.read_size);
+            self.release_at = None;
+            return;
+        }
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare < self.read_size
+            && !self.read_buf.try_reclaim(self.read_size)
+            && spare < MIN_READ_SPARE.min(self.read_size)
+        {
+            self.read_buf.reserve(self.read_size);
+        }
+        self.release_at = None;
+    }
+
+    /// Parks the buffers in the per-thread pool when they are empty, so that a waiting
+    /// connection holds none. A read buffer the application's messages still point into is
+    /// kept (until [`HOLD_SHARED_BUFFER`] passes) to be reclaimed at the next read.
+    fn park_buffers(&mut self, now: Instant) {
+        if self.read_buf.capacity() > 0 {
+            let buf = std::mem::take(&mut self.read_buf);
+            if let Some(kept) = pool::park_read(buf, self.read_size) {
+                self.read_buf = kept;
+                if self.read_buf.is_empty() && self.release_at.is_none() {
+                    self.release_at = Some(now + HOLD_SHARED_BUFFER);
+                }
+            }
         }
         if self.write_pos == self.write_buf.len() && self.write_buf.capacity() > 0 {
-            self.write_buf = Vec::new();
+            pool::park_write(std::mem::take(&mut self.write_buf));
             self.write_pos = 0;
         }
     }
@@ -301,6 +328,10 @@ impl<T> Drop for Driver<T> {
     /// Runs when the connection is finished, or when the runtime drops the task: either
     /// way nobody will move bytes any more, so the handles must not wait for it.
     fn drop(&mut self) {
+        // The buffers go back to the pool for the next connection.
+        // (A buffer messages still point into is simply let go.)
+        let _ = pool::park_read(std::mem::take(&mut self.read_buf), self.read_size);
+        pool::park_write(std::mem::take(&mut self.write_buf));
         let now = self.inner.runtime.now();
         let mut sh = self.inner.lock();
         sh.driver_done = true;

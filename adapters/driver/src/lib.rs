@@ -20,8 +20,9 @@
 //!   waits in `recv()`, or only sends;
 //! - moves received messages to a queue that [`WebSocket::recv`] pops.
 //!
-//! Buffers exist only while in use: the read buffer is released when the connection goes
-//! idle, the write buffer once it is written.
+//! Buffers exist only while bytes move: whenever the driver waits, its read and write
+//! buffers go back to a small per-thread pool, and come back from it at the next read or
+//! write. A busy connection reuses them without allocating; an idle one holds none.
 //!
 //! Backpressure works both ways. Sends wait while the bytes queued for the transport reach
 //! [`Config::write_high_water_mark`], so a peer that reads slowly cannot make memory grow.
@@ -50,6 +51,7 @@
 mod config;
 mod driver;
 mod error;
+mod pool;
 mod reconnect;
 mod runtime;
 mod shared;
