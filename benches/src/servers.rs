@@ -121,7 +121,9 @@ pub fn tether_tokio(listener: TcpListener) -> io::Result<()> {
 /// tether-async-std: the same code as `adapters/async-std/examples/echo_server.rs`.
 pub fn tether_async_std(listener: TcpListener) -> io::Result<()> {
     use tether_async_std::{Accept, Config, Message, accept_with};
-    let ex = async_executor::LocalExecutor::new();
+    let ex = std::sync::Arc::new(async_executor::Executor::new());
+    tether_async_std::set_executor(ex.clone())
+        .map_err(|_| io::Error::other("tether-async-std's executor is already chosen"))?;
     async_io::block_on(ex.run(async {
         let listener = async_net::TcpListener::try_from(listener)?;
         let mut config = Config::default();

@@ -1,5 +1,6 @@
 //! `echo_server ADDR`: a WebSocket echo server on async-io/async-net (what async-std and
-//! smol are made of), with the application on a single-threaded executor.
+//! smol are made of), everything on one thread: the application and the connections'
+//! background tasks share one executor (see `tether_async_std::set_executor`).
 //!
 //! Accepts every upgrade request, negotiates permessage-deflate whenever the client offers
 //! it (compressing every message), and echoes every text and binary message. Silent per
@@ -16,7 +17,10 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let ex = async_executor::LocalExecutor::new();
+    // One thread for everything: the connections' background tasks run on this executor
+    // too, next to the tasks spawned below.
+    let ex = std::sync::Arc::new(async_executor::Executor::new());
+    tether_async_std::set_executor(ex.clone()).expect("no connection has started yet");
     async_io::block_on(ex.run(async {
         let listener = async_net::TcpListener::bind(&addr).await?;
         eprintln!("echo_server listening on {}", listener.local_addr()?);

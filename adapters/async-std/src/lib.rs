@@ -10,7 +10,8 @@
 //! `futures_io::AsyncRead + AsyncWrite`, which async-std's and smol's `TcpStream`, their
 //! TLS streams and upgraded HTTP connections all do. Each connection's background task runs
 //! on a small executor of this crate (one thread per CPU, started on first use), so it
-//! works the same whichever executor runs the application.
+//! works the same whichever executor runs the application; [`set_executor`] runs them on
+//! the application's own executor instead (one thread for everything, if it likes).
 //!
 //! A client:
 //!
@@ -102,10 +103,11 @@
 
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -333,8 +335,52 @@ fn default_tls() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-/// The executor that runs the connections' background tasks.
-static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::new();
+/// The executor that runs the connections' background tasks, once chosen.
+static EXECUTOR: OnceLock<Arc<async_executor::Executor<'static>>> = OnceLock::new();
+
+/// Runs the connections' background tasks on `executor`, instead of on this crate's own
+/// threads (one per CPU, started when the first connection needs them).
+///
+/// Call it once, before the first connection. A server that runs everything on one thread
+/// then really uses one thread: the tasks that move each connection's bytes run next to the
+/// application's tasks, without waking another thread for every message. The executor must
+/// be running (`executor.run(..)`) for connections to make progress.
+///
+/// Returns the executor back if the choice was already made (by an earlier call, or by a
+/// connection that started the crate's own threads).
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// let ex = Arc::new(async_executor::Executor::new());
+/// tether_async_std::set_executor(ex.clone()).expect("first call");
+/// async_io::block_on(ex.run(async {
+///     // accept and spawn connections here, with `ex.spawn(..)`
+/// }));
+/// ```
+pub fn set_executor(
+    executor: Arc<async_executor::Executor<'static>>,
+) -> Result<(), Arc<async_executor::Executor<'static>>> {
+    EXECUTOR.set(executor)
+}
+
+/// The chosen executor, or this crate's own, whose threads are started on first use.
+fn executor() -> &'static Arc<async_executor::Executor<'static>> {
+    EXECUTOR.get_or_init(|| {
+        let ex = Arc::new(async_executor::Executor::new());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..threads {
+            let ex = ex.clone();
+            // If no thread can be started, tasks still run on the ones that did; with
+            // none at all, spawning would queue forever, so fail loudly.
+            std::thread::Builder::new()
+                .name(format!("tether-{i}"))
+                .spawn(move || async_io::block_on(ex.run(std::future::pending::<()>())))
+                .expect("start a tether executor thread");
+        }
+        ex
+    })
+}
 
 fn runtime() -> Arc<dyn tether_driver::Runtime> {
     static RUNTIME: std::sync::OnceLock<Arc<dyn tether_driver::Runtime>> =
@@ -348,19 +394,7 @@ struct AsyncIo;
 
 impl tether_driver::Runtime for AsyncIo {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        static START: Once = Once::new();
-        START.call_once(|| {
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            for i in 0..threads {
-                // If no thread can be started, tasks still run on the ones that did; with
-                // none at all, spawning below would queue forever, so fail loudly.
-                std::thread::Builder::new()
-                    .name(format!("tether-{i}"))
-                    .spawn(|| async_io::block_on(EXECUTOR.run(std::future::pending::<()>())))
-                    .expect("start a tether executor thread");
-            }
-        });
-        EXECUTOR.spawn(future).detach();
+        executor().spawn(future).detach();
     }
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn tether_driver::Timer>> {
@@ -389,7 +423,28 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        // futures-io reads into initialized memory: zero the spare capacity first.
+        // futures-io reads into initialized memory. Zeroing the whole spare capacity for
+        // every read would cost more than the read; instead read into a per-thread scratch
+        // buffer, zeroed once, and copy what arrived.
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        let want = buf.capacity() - buf.len();
+        let scratch = SCRATCH.try_with(|scratch| {
+            let mut scratch = scratch.try_borrow_mut().ok()?;
+            if scratch.len() < want {
+                scratch.resize(want, 0);
+            }
+            let result = Pin::new(&mut self.0).poll_read(cx, &mut scratch[..want]);
+            if let Poll::Ready(Ok(n)) = result {
+                buf.extend_from_slice(&scratch[..n]);
+            }
+            Some(result)
+        });
+        if let Ok(Some(result)) = scratch {
+            return result;
+        }
+        // The scratch buffer is in use or gone (thread exit): zero the spare capacity.
         let start = buf.len();
         buf.resize(buf.capacity(), 0);
         let result = Pin::new(&mut self.0).poll_read(cx, &mut buf[start..]);

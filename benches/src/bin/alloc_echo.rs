@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Stats, StatsAlloc};
 use std::alloc::System;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tether_bench::{servers, wire};
@@ -72,10 +72,15 @@ fn core_only(size: usize) -> (f64, f64) {
     per_message(before, GLOBAL.stats(), MESSAGES)
 }
 
-fn over_socket(server: &'static str, size: usize) -> std::io::Result<(f64, f64)> {
+/// Starts `server` on its own thread (once per server: it serves every payload size).
+fn start(server: &'static str) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     std::thread::spawn(move || servers::run(server, listener));
+    Ok(addr)
+}
+
+fn over_socket(server: &'static str, addr: SocketAddr, size: usize) -> std::io::Result<(f64, f64)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.write_all(&wire::upgrade_request(&addr.to_string()))?;
@@ -127,8 +132,9 @@ fn main() -> std::io::Result<()> {
         "fastwebsockets",
         "tungstenite",
     ] {
+        let addr = start(server)?;
         for size in SIZES {
-            let (a, b) = over_socket(server, size)?;
+            let (a, b) = over_socket(server, addr, size)?;
             println!("{:<34} {:>8} {:>14.3} {:>14.1}", server, size, a, b);
         }
     }
