@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tether_core::{CloseCode, State, Transmit};
 
@@ -61,6 +61,9 @@ pub(crate) struct Driver<T> {
     inner: Arc<Inner>,
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_at: Option<Instant>,
+    /// The waker the timer was last polled with (and returned `Pending`) since it was last
+    /// set: while it is the task's waker, the timer need not be polled again.
+    timer_waker: Option<Waker>,
     read_buf: BytesMut,
     read_size: usize,
     write_buf: Vec<u8>,
@@ -84,6 +87,7 @@ impl<T: Transport> Driver<T> {
             inner,
             timer: None,
             timer_at: None,
+            timer_waker: None,
             read_buf: BytesMut::new(),
             read_size: read_size.max(1),
             write_buf: Vec::new(),
@@ -139,12 +143,7 @@ impl<T: Transport> Driver<T> {
                     }
                 }
             }
-            let pending = self.write_buf.len() - self.write_pos;
-            if pending != sh.write_pending || self.needs_flush != sh.flush_pending {
-                sh.write_pending = pending;
-                sh.flush_pending = self.needs_flush;
-                wake(&mut sh.send_waker);
-            }
+            self.publish_write_state(sh);
             sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
             // A slow application is not a dead peer: no keep-alive verdict while paused.
             sh.conn.set_input_paused(now, sh.read_paused);
@@ -168,13 +167,16 @@ impl<T: Transport> Driver<T> {
         let mut again = false;
 
         // Write everything the core handed out, in as few writes as the transport allows.
+        // Writing needs no further round: more output can only come from the application,
+        // which wakes the driver.
+        let mut wrote = false;
         while self.write_pos < self.write_buf.len() {
             match self.io.poll_write(cx, &self.write_buf[self.write_pos..]) {
                 Poll::Ready(Ok(0)) => return self.fail(now, io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.write_pos += n;
                     self.needs_flush = true;
-                    again = true;
+                    wrote = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => break,
@@ -185,11 +187,15 @@ impl<T: Transport> Driver<T> {
             match self.io.poll_flush(cx) {
                 Poll::Ready(Ok(())) => {
                     self.needs_flush = false;
-                    again = true;
+                    wrote = true;
                 }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => {}
             }
+        }
+        if wrote {
+            // Tell waiting senders and flushers at once.
+            self.publish_write_state(&mut self.inner.lock());
         }
         if written && !self.needs_flush && self.shutdown == Shutdown::Requested {
             // An error here changes nothing: the connection is over either way.
@@ -222,10 +228,12 @@ impl<T: Transport> Driver<T> {
             }
         }
 
-        if !again {
-            // Nothing more to do for now: the buffers go back to the pool.
-            self.park_buffers(now);
+        if again {
+            // The next round polls the timer, if it is still needed then.
+            return Step::Again;
         }
+        // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
+        self.park_buffers(now);
         match deadline.into_iter().chain(self.release_at).min() {
             Some(at) if at <= now => again = true,
             Some(at) => {
@@ -236,16 +244,28 @@ impl<T: Transport> Driver<T> {
                         if self.timer_at.is_none_or(|t| at < t || t <= now) {
                             t.as_mut().reset(at);
                             self.timer_at = Some(at);
+                            self.timer_waker = None;
                         }
                         t
                     }
                     None => {
                         self.timer_at = Some(at);
+                        self.timer_waker = None;
                         self.timer.insert(self.inner.runtime.timer(at))
                     }
                 };
-                if timer.as_mut().poll_expired(cx).is_ready() {
-                    again = true;
+                // A timer already registered with this task's waker for this deadline
+                // need not be polled again: it wakes the task when it fires.
+                let registered = self
+                    .timer_waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()));
+                if !registered {
+                    if timer.as_mut().poll_expired(cx).is_ready() {
+                        again = true;
+                    } else {
+                        self.timer_waker = Some(cx.waker().clone());
+                    }
                 }
             }
             None => {}
@@ -263,6 +283,17 @@ impl<T: Transport> Driver<T> {
             sh.pump_events();
         }
         Step::Done
+    }
+
+    /// Publishes how many bytes wait in the write buffer and whether a flush is pending,
+    /// waking the application's senders when that changed.
+    fn publish_write_state(&self, sh: &mut crate::shared::Shared) {
+        let pending = self.write_buf.len() - self.write_pos;
+        if pending != sh.write_pending || self.needs_flush != sh.flush_pending {
+            sh.write_pending = pending;
+            sh.flush_pending = self.needs_flush;
+            wake(&mut sh.send_waker);
+        }
     }
 
     /// Makes room to read `read_size` bytes: a buffer from the pool, or the current one's
