@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-step() { printf '\n=== %s\n' "$*"; }
+T0=$SECONDS
+step() { printf '\n=== [%d s] %s\n' "$((SECONDS - T0))" "$*"; }
 
 step "cargo test --workspace"
 cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|^\.+$' | grep -v '^test .* ok$' || true
@@ -47,9 +48,10 @@ run bash scripts/interop/run.sh target/bin/async-std/echo_server
 run bash scripts/interop/browser.sh target/bin/tokio/echo_server
 run bash scripts/interop/browser.sh target/bin/async-std/echo_server
 
-step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=30} s"
+step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s"
 run bash scripts/fuzz.sh "$FUZZ_SECONDS"
 
+step "done"
 if [ "$fail" -ne 0 ]; then
   echo "FAILED: see the step above that printed FAILED"
   exit 1
