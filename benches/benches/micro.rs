@@ -61,6 +61,13 @@ fn unmask(c: &mut Criterion) {
             b.iter(|| apply_mask(black_box(&mut buf), black_box(KEY), 0))
         });
     }
+    // A payload as it sits in a receive buffer: after a 2-byte header, so not aligned.
+    let size = 64 * 1024;
+    let mut buf = vec![0x5au8; size + 2];
+    g.throughput(Throughput::Bytes(size as u64));
+    g.bench_function("64KiB_unaligned", |b| {
+        b.iter(|| apply_mask(black_box(&mut buf[2..]), black_box(KEY), 0))
+    });
     g.finish();
 }
 
