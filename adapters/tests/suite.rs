@@ -480,6 +480,58 @@ fn keepalive_detects_silent_peer_while_only_sending() {
 }
 
 #[test]
+fn keepalive_pings_are_answered_while_the_application_reads_nothing() {
+    rt::block_on(async {
+        // The server pings every 200 ms and gives up 200 ms after an unanswered ping.
+        let addr = echo_server(short_timers()).await;
+        let request = ClientRequest::new(&url(addr, "/")).unwrap();
+        let (mut client, _) = ws::connect_with(request, no_pings()).await.unwrap();
+        // A `recv()` that loses a race (its task drove the connection, then handed it
+        // back), then only sleeping: the background task answers the pings.
+        assert!(timeout(Duration::from_millis(20), client.recv()).await.is_none());
+        rt::sleep(5 * SHORT).await;
+        client.send_text("still here").await.unwrap();
+        loop {
+            match timeout(SLACK, client.recv()).await {
+                Some(Some(Ok(Message::Ping(_)))) => {}
+                Some(Some(Ok(Message::Text(t)))) => break assert_eq!(t, "still here"),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+}
+
+#[test]
+fn keepalive_runs_while_a_held_recv_future_is_not_polled() {
+    rt::block_on(async {
+        let (addr, _silent) = silent_server(true);
+        let request = ClientRequest::new(&url(addr, "/")).unwrap();
+        let (client, _) = ws::connect_with(request, short_timers()).await.unwrap();
+        let (mut read, write) = client.split();
+        let mut recv = std::pin::pin!(read.recv());
+        // Polled once (its task becomes the connection's driver), then left alone.
+        match future::select(recv.as_mut(), std::pin::pin!(yield_once())).await {
+            Either::Left((other, _)) => panic!("{other:?}"),
+            Either::Right(_) => {}
+        }
+        // A ping goes out after 200 ms, and the silent peer is given up 200 ms later.
+        rt::sleep(2 * SHORT + SHORT / 2).await;
+        assert!(
+            matches!(
+                write.close_reason().as_deref(),
+                Some(CloseReason::TimedOut(Timeout::Pong))
+            ),
+            "{:?}",
+            write.close_reason()
+        );
+        match recv.await {
+            Some(Err(Error::Timeout(Timeout::Pong))) => {}
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
 fn rfc6455_4_1_client_handshake_timeout() {
     rt::block_on(async {
         let (addr, _mute) = silent_server(false);
@@ -819,19 +871,21 @@ fn backpressure_slow_reader_pauses_reading_instead_of_failing() {
 #[test]
 fn recv_and_send_are_cancel_safe() {
     rt::block_on(async {
-        const COUNT: usize = 2000;
+        const COUNT: usize = 400;
         let addr = echo_server(Config::default()).await;
         let request = ClientRequest::new(&url(addr, "/")).unwrap();
         let mut config = Config::default();
-        // Every send waits until the previous message is written, so sends are often
-        // pending when the competitor wins.
+        // Every send waits until the previous message is written, so sends are pending
+        // whenever the socket buffers are full when the competitor wins.
         config.write_high_water_mark = 1;
         let (client, _) = ws::connect_with(request, config).await.unwrap();
         let (mut read, mut write) = client.split();
         let writer = rt::spawn(async move {
             let mut cancelled = 0usize;
             for i in 0..COUNT {
-                let message = Message::text(format!("{i:08}{}", "x".repeat(200)));
+                // Large enough to fill the socket buffers now and then: a send waits only
+                // while the transport takes no more.
+                let message = Message::text(format!("{i:08}{}", "x".repeat(64 * 1024)));
                 loop {
                     let send = std::pin::pin!(write.send(message.clone()));
                     match future::select(send, std::pin::pin!(yield_once())).await {
@@ -842,6 +896,8 @@ fn recv_and_send_are_cancel_safe() {
             }
             (write, cancelled)
         });
+        // Read nothing for a while: the buffers on the way fill up and sends wait.
+        rt::sleep(SHORT / 2).await;
         let mut cancelled = 0usize;
         let mut next = 0usize;
         while next < COUNT {

@@ -1,14 +1,15 @@
-//! The background task that moves bytes between a transport and a `tether_core::Connection`.
+//! Moving bytes between a transport and a `tether_core::Connection`, from whichever task
+//! drives the connection (see [`crate::dispatch`]), and the background task.
 
 use crate::pool;
-use crate::runtime::{Timer, Transport};
-use crate::shared::{Inner, set_waker, wake};
+use crate::runtime::{Runtime, Timer, Transport};
+use crate::shared::{Inner, Shared, wake};
 use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tether_core::{CloseCode, State, Transmit};
 
@@ -43,7 +44,7 @@ const MIN_READ_SPARE: usize = 4096;
 /// and see the peer's end of stream, when the close timeout is off.
 const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 
-enum Step {
+pub(crate) enum Step {
     /// Something happened; go round again.
     Again,
     /// Nothing to do until a waker fires.
@@ -52,18 +53,20 @@ enum Step {
     Done,
 }
 
-/// Drives one connection: reads into a buffer and feeds the core, writes what the core
-/// queues (all queued frames coalesced into one buffer), fires the core's timers, and moves
-/// events to the application's queue. It owns the transport; the application's handles
-/// only touch the shared state, under a lock never held across a suspension point.
-pub(crate) struct Driver<T> {
-    io: T,
-    inner: Arc<Inner>,
+/// The I/O side of one connection: the transport, its buffers and the timer. It lives in
+/// the connection's shared state ([`Shared::io`]) and is driven, under that lock, by
+/// whichever task [`Inner::drive`] runs on: the task waiting in `recv()`, a sender, or the
+/// background task (see [`crate::dispatch`]). Reads a buffer and feeds the core, writes
+/// what the core queues (all queued frames coalesced into one buffer), fires the core's
+/// timers, and moves events to the application's queue.
+pub(crate) struct Driver<T: ?Sized> {
     timer: Option<Pin<Box<dyn Timer>>>,
     timer_at: Option<Instant>,
-    /// The waker the timer was last polled with (and returned `Pending`) since it was last
-    /// set: while it is the task's waker, the timer need not be polled again.
-    timer_waker: Option<Waker>,
+    /// The timer was polled (and returned `Pending`) with the background task's waker
+    /// since it was last set: it will wake that task when it fires.
+    timer_registered: bool,
+    /// The timer fired in this step: the caller reads the clock again.
+    timer_fired: bool,
     read_buf: BytesMut,
     read_size: usize,
     write_buf: Vec<u8>,
@@ -78,16 +81,16 @@ pub(crate) struct Driver<T> {
     /// let it go.
     release_at: Option<Instant>,
     eof: bool,
+    io: T,
 }
 
 impl<T: Transport> Driver<T> {
-    pub(crate) fn new(io: T, inner: Arc<Inner>, read_size: usize) -> Self {
+    pub(crate) fn new(io: T, read_size: usize) -> Self {
         Self {
-            io,
-            inner,
             timer: None,
             timer_at: None,
-            timer_waker: None,
+            timer_registered: false,
+            timer_fired: false,
             read_buf: BytesMut::new(),
             read_size: read_size.max(1),
             write_buf: Vec::new(),
@@ -98,11 +101,21 @@ impl<T: Transport> Driver<T> {
             reply_grace: None,
             release_at: None,
             eof: false,
+            io,
         }
     }
+}
 
-    fn step(&mut self, cx: &mut Context<'_>) -> Step {
-        let now = self.inner.runtime.now();
+impl Driver<dyn Transport> {
+    /// One round of work, under the connection's lock. `cx` carries the connection's
+    /// [`IoWaker`](crate::dispatch::IoWaker).
+    pub(crate) fn step(
+        &mut self,
+        sh: &mut Shared,
+        runtime: &dyn Runtime,
+        now: Instant,
+        cx: &mut Context<'_>,
+    ) -> Step {
         if self.release_at.is_some_and(|at| at <= now) {
             // Quiet for a while: let go of a read buffer still shared with messages.
             self.release_at = None;
@@ -110,56 +123,46 @@ impl<T: Transport> Driver<T> {
                 self.read_buf = BytesMut::new();
             }
         }
-        let read_allowed;
-        let deadline;
-        {
-            let mut guard = self.inner.lock();
-            let sh = &mut *guard;
-            set_waker(&mut sh.driver_waker, cx.waker());
+        if sh.conn.poll_timeout().is_some_and(|at| at <= now) {
             sh.conn.handle_timeout(now);
-            if !sh.reader && !sh.writer {
-                // Every handle is gone: finish politely, or drop a half-open handshake.
-                match sh.conn.state() {
-                    State::Open => {
-                        let _ = sh.conn.close(now, CloseCode::NORMAL, "");
-                    }
-                    State::Handshake | State::Accepting => return Step::Done,
-                    State::Closing | State::Closed => {}
-                }
-            }
-            sh.pump_events();
-            if self.write_pos == self.write_buf.len() && self.shutdown == Shutdown::No {
-                self.write_buf.clear();
-                self.write_pos = 0;
-                if self.write_buf.capacity() == 0 && sh.conn.buffered_output() > 0 {
-                    self.write_buf = pool::take_write();
-                }
-                while let Some(t) = sh.conn.poll_transmit(&mut self.write_buf) {
-                    if t == Transmit::Shutdown {
-                        self.shutdown = Shutdown::Requested;
-                        let linger = sh.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
-                        self.linger = Some(now + linger);
-                        break;
-                    }
-                }
-            }
-            self.publish_write_state(sh);
-            sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
-            // A slow application is not a dead peer: no keep-alive verdict while paused.
-            sh.conn.set_input_paused(now, sh.read_paused);
-            if !sh.awaiting_app || self.reply_grace.is_some_and(|at| at <= now) {
-                sh.awaiting_app = false;
-                self.reply_grace = None;
-            } else if self.reply_grace.is_none() {
-                self.reply_grace = Some(now + REPLY_GRACE);
-            }
-            let hold = sh.read_paused || sh.awaiting_app;
-            read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
-            deadline = [sh.conn.poll_timeout(), self.linger, self.reply_grace]
-                .into_iter()
-                .flatten()
-                .min();
         }
+        if !sh.reader && !sh.writer {
+            // Every handle is gone: finish politely, or drop a half-open handshake.
+            match sh.conn.state() {
+                State::Open => {
+                    let _ = sh.conn.close(now, CloseCode::NORMAL, "");
+                }
+                State::Handshake | State::Accepting => return Step::Done,
+                State::Closing | State::Closed => {}
+            }
+        }
+        sh.pump_events();
+        if self.write_pos == self.write_buf.len() && self.shutdown == Shutdown::No {
+            self.write_buf.clear();
+            self.write_pos = 0;
+            if self.write_buf.capacity() == 0 && sh.conn.buffered_output() > 0 {
+                self.write_buf = pool::take_write();
+            }
+            while let Some(t) = sh.conn.poll_transmit(&mut self.write_buf) {
+                if t == Transmit::Shutdown {
+                    self.shutdown = Shutdown::Requested;
+                    let linger = sh.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
+                    self.linger = Some(now + linger);
+                    break;
+                }
+            }
+        }
+        sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
+        // A slow application is not a dead peer: no keep-alive verdict while paused.
+        sh.conn.set_input_paused(now, sh.read_paused);
+        if !sh.awaiting_app || self.reply_grace.is_some_and(|at| at <= now) {
+            sh.awaiting_app = false;
+            self.reply_grace = None;
+        } else if self.reply_grace.is_none() {
+            self.reply_grace = Some(now + REPLY_GRACE);
+        }
+        let hold = sh.read_paused || sh.awaiting_app;
+        let read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
         if self.linger.is_some_and(|at| at <= now) {
             return Step::Done;
         }
@@ -168,35 +171,28 @@ impl<T: Transport> Driver<T> {
 
         // Write everything the core handed out, in as few writes as the transport allows.
         // Writing needs no further round: more output can only come from the application,
-        // which wakes the driver.
-        let mut wrote = false;
+        // which drives the connection or wakes its driver.
         while self.write_pos < self.write_buf.len() {
             match self.io.poll_write(cx, &self.write_buf[self.write_pos..]) {
-                Poll::Ready(Ok(0)) => return self.fail(now, io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(0)) => return self.fail(sh, now, io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.write_pos += n;
                     self.needs_flush = true;
-                    wrote = true;
                 }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
                 Poll::Pending => break,
             }
         }
         let written = self.write_pos == self.write_buf.len();
         if written && self.needs_flush {
             match self.io.poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.needs_flush = false;
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
                 Poll::Pending => {}
             }
         }
-        if wrote {
-            // Tell waiting senders and flushers at once.
-            self.publish_write_state(&mut self.inner.lock());
-        }
+        // Tell waiting senders and flushers at once.
+        self.publish_write_state(sh);
         if written && !self.needs_flush && self.shutdown == Shutdown::Requested {
             // An error here changes nothing: the connection is over either way.
             if self.io.poll_shutdown(cx).is_ready() {
@@ -213,17 +209,14 @@ impl<T: Transport> Driver<T> {
             match self.io.poll_read(cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => {
                     self.eof = true;
-                    self.inner.lock().conn.handle_eof(now);
+                    sh.conn.handle_eof(now);
                     again = true;
                 }
                 Poll::Ready(Ok(_)) => {
-                    self.inner
-                        .lock()
-                        .conn
-                        .handle_input_buf(now, &mut self.read_buf);
+                    sh.conn.handle_input_buf(now, &mut self.read_buf);
                     again = true;
                 }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
                 Poll::Pending => {}
             }
         }
@@ -234,7 +227,16 @@ impl<T: Transport> Driver<T> {
         }
         // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
         self.park_buffers(now);
-        match deadline.into_iter().chain(self.release_at).min() {
+        let deadline = [
+            sh.conn.poll_timeout(),
+            self.linger,
+            self.reply_grace,
+            self.release_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match deadline {
             Some(at) if at <= now => again = true,
             Some(at) => {
                 let timer = match &mut self.timer {
@@ -244,27 +246,35 @@ impl<T: Transport> Driver<T> {
                         if self.timer_at.is_none_or(|t| at < t || t <= now) {
                             t.as_mut().reset(at);
                             self.timer_at = Some(at);
-                            self.timer_waker = None;
+                            self.timer_registered = false;
                         }
                         t
                     }
                     None => {
                         self.timer_at = Some(at);
-                        self.timer_waker = None;
-                        self.timer.insert(self.inner.runtime.timer(at))
+                        self.timer_registered = false;
+                        self.timer.insert(runtime.timer(at))
                     }
                 };
-                // A timer already registered with this task's waker for this deadline
-                // need not be polled again: it wakes the task when it fires.
-                let registered = self
-                    .timer_waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()));
-                if !registered {
-                    if timer.as_mut().poll_expired(cx).is_ready() {
+                // A timer already registered for this deadline need not be polled again:
+                // it wakes the connection's waker when it fires.
+                // The timer wakes the background task, whoever drives: its deadlines
+                // (keep-alive, timeouts) must be kept even while a task that holds a
+                // `recv()` future does not poll it. Until the background task has been
+                // polled once, the connection's waker stands in (and the timer is polled
+                // again at the next step).
+                if !self.timer_registered {
+                    let background = sh.background.as_ref().map(Context::from_waker);
+                    let registered = background.is_some();
+                    let expired = match background {
+                        Some(mut bg) => timer.as_mut().poll_expired(&mut bg),
+                        None => timer.as_mut().poll_expired(cx),
+                    };
+                    if expired.is_ready() {
+                        self.timer_fired = true;
                         again = true;
                     } else {
-                        self.timer_waker = Some(cx.waker().clone());
+                        self.timer_registered = registered;
                     }
                 }
             }
@@ -275,8 +285,7 @@ impl<T: Transport> Driver<T> {
     }
 
     /// The transport failed: report the error, end the connection, drop the transport.
-    fn fail(&mut self, now: Instant, error: io::Error) -> Step {
-        let mut sh = self.inner.lock();
+    fn fail(&mut self, sh: &mut Shared, now: Instant, error: io::Error) -> Step {
         if !sh.ended {
             sh.io_error = Some(error);
             sh.conn.handle_eof(now);
@@ -335,45 +344,127 @@ impl<T: Transport> Driver<T> {
     }
 }
 
-impl<T: Transport> Future for Driver<T> {
-    type Output = ();
+/// Ends the connection's I/O: its buffers go back to the pool, the transport is dropped,
+/// and the handles learn that nobody will move bytes any more. Runs when a step returns
+/// [`Step::Done`], or when the runtime drops the background task.
+pub(crate) fn finish(sh: &mut Shared, now: Instant) {
+    if let Some(mut driver) = sh.io.take() {
+        // (A buffer messages still point into is simply let go.)
+        let _ = pool::park_read(std::mem::take(&mut driver.read_buf), driver.read_size);
+        pool::park_write(std::mem::take(&mut driver.write_buf));
+    }
+    sh.driver_done = true;
+    if !sh.ended {
+        sh.conn.handle_eof(now);
+        sh.pump_events();
+    }
+    if !sh.ended {
+        sh.ended = true;
+        sh.error.get_or_insert(crate::Error::Abnormal);
+    }
+    sh.wake_handles();
+}
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
+impl Inner {
+    /// Drives the connection from the calling task, under its lock: rounds of reading,
+    /// writing and timers until nothing is left to do (the transport and the timer then
+    /// wake the connection's [`IoWaker`](crate::dispatch::IoWaker)), or the budget is
+    /// spent (the designated driver is then woken to carry on). Returns `true` once the
+    /// connection's I/O is finished.
+    pub(crate) fn drive(&self, sh: &mut Shared) -> bool {
+        sh.kick = false;
+        let Some(mut driver) = sh.io.take() else {
+            return true;
+        };
+        // The events so far are handled now, whoever was woken for them.
+        let seen = self.io_waker.driving();
+        sh.settled = None;
+        let mut cx = Context::from_waker(&self.waker);
+        let runtime = &*self.runtime;
+        let mut now = runtime.now();
         for _ in 0..BUDGET {
-            match this.step(cx) {
-                Step::Again => {}
-                Step::Wait => {
-                    return Poll::Pending;
+            match driver.step(sh, runtime, now, &mut cx) {
+                Step::Again => {
+                    if std::mem::take(&mut driver.timer_fired) {
+                        now = runtime.now();
+                    }
                 }
-                Step::Done => return Poll::Ready(()),
+                Step::Wait => {
+                    sh.io = Some(driver);
+                    sh.settled = Some(seen);
+                    return false;
+                }
+                Step::Done => {
+                    sh.io = Some(driver);
+                    finish(sh, now);
+                    // Its work is over: let the background task end.
+                    self.io_waker.wake_background();
+                    return true;
+                }
             }
         }
-        // Let other tasks run; come back at once.
-        cx.waker().wake_by_ref();
-        Poll::Pending
+        sh.io = Some(driver);
+        // Let other tasks run; the designated driver comes back to it.
+        self.waker.wake_by_ref();
+        false
+    }
+
+    /// Whether driving now could do anything: not when the last drive found nothing to do,
+    /// no wake-up came since, and the application created no work.
+    pub(crate) fn needs_drive(&self, sh: &Shared) -> bool {
+        sh.kick || sh.settled != Some(self.io_waker.events())
+    }
+
+    /// Hands work the application created (a queued message, a close, room in the
+    /// receive queue) to the designated driver, without driving from this task.
+    pub(crate) fn kick(&self, sh: &mut Shared) {
+        if std::mem::take(&mut sh.kick) {
+            self.waker.wake_by_ref();
+        }
     }
 }
 
-impl<T> Drop for Driver<T> {
-    /// Runs when the connection is finished, or when the runtime drops the task: either
-    /// way nobody will move bytes any more, so the handles must not wait for it.
+/// The connection's background task: it drives the connection whenever no task waits in
+/// `recv()`, so that pings, pongs, timeouts and queued writes keep going while the
+/// application does something else. It ends once the connection's I/O is finished.
+pub(crate) struct Background {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Future for Background {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let inner = &self.inner;
+        inner.io_waker.set_background(cx.waker());
+        let mut sh = inner.lock();
+        if sh
+            .background
+            .as_ref()
+            .is_none_or(|w| !w.will_wake(cx.waker()))
+        {
+            sh.background = Some(cx.waker().clone());
+            if let Some(driver) = sh.io.as_mut() {
+                // Registered with another waker: poll it again with this one.
+                driver.timer_registered = false;
+            }
+        }
+        if inner.drive(&mut sh) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for Background {
+    /// When the runtime drops the task (it shuts down) the connection cannot go on: the
+    /// handles must not wait for it.
     fn drop(&mut self) {
-        // The buffers go back to the pool for the next connection.
-        // (A buffer messages still point into is simply let go.)
-        let _ = pool::park_read(std::mem::take(&mut self.read_buf), self.read_size);
-        pool::park_write(std::mem::take(&mut self.write_buf));
-        let now = self.inner.runtime.now();
         let mut sh = self.inner.lock();
-        sh.driver_done = true;
-        if !sh.ended {
-            sh.conn.handle_eof(now);
-            sh.pump_events();
+        if sh.io.is_some() {
+            let now = self.inner.runtime.now();
+            finish(&mut sh, now);
         }
-        if !sh.ended {
-            sh.ended = true;
-            sh.error.get_or_insert(crate::Error::Abnormal);
-        }
-        sh.wake_handles();
     }
 }

@@ -49,6 +49,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod dispatch;
 mod driver;
 mod error;
 mod pool;

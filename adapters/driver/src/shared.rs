@@ -1,7 +1,9 @@
 //! State shared by the driver task and the application's handles.
 
+use crate::dispatch::IoWaker;
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Transport};
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
@@ -26,13 +28,26 @@ pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) info: OnceLock<Info>,
+    /// Decides which task the transport's and the timer's wake-ups go to.
+    pub(crate) io_waker: Arc<IoWaker>,
+    /// `io_waker` as a [`Waker`]: the transport and the timer are always polled with it.
+    pub(crate) waker: Waker,
 }
 
 impl Inner {
-    pub(crate) fn new(runtime: Arc<dyn Runtime>, conn: Connection, hwm: usize) -> Self {
+    pub(crate) fn new(
+        runtime: Arc<dyn Runtime>,
+        conn: Connection,
+        io: Box<Driver<dyn Transport>>,
+        hwm: usize,
+    ) -> Self {
         let max_queue = conn.config().limits.max_buffered_input;
+        let io_waker = Arc::new(IoWaker::default());
         Self {
             shared: Mutex::new(Shared {
+                io: Some(io),
+                kick: false,
+                settled: None,
                 conn,
                 queue: Queue::default(),
                 queue_bytes: 0,
@@ -54,10 +69,13 @@ impl Inner {
                 driver_done: false,
                 recv_waker: None,
                 send_waker: None,
-                driver_waker: None,
+                reader_task: None,
+                background: None,
             }),
             runtime,
             info: OnceLock::new(),
+            waker: Waker::from(io_waker.clone()),
+            io_waker,
         }
     }
 
@@ -76,8 +94,14 @@ impl Inner {
 }
 
 /// The connection and the queues between the driver and the handles.
-#[derive(Debug)]
 pub(crate) struct Shared {
+    /// The transport and its buffers; `None` once the connection's I/O is finished.
+    pub(crate) io: Option<Box<Driver<dyn Transport>>>,
+    /// The application created work for the driver (see [`Inner::kick`]).
+    pub(crate) kick: bool,
+    /// The count of I/O wake-ups seen by the last drive, if it found nothing more to do
+    /// (see [`Inner::needs_drive`]).
+    pub(crate) settled: Option<u64>,
     pub(crate) conn: Connection,
     /// Received messages not yet taken by `recv` (the first inline: one message at a time
     /// costs no allocation).
@@ -120,7 +144,20 @@ pub(crate) struct Shared {
     pub(crate) driver_done: bool,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) send_waker: Option<Waker>,
-    pub(crate) driver_waker: Option<Waker>,
+    /// The task that last waited in `recv()`: its sends are written at once.
+    pub(crate) reader_task: Option<Waker>,
+    /// The background task's waker, which the timer wakes (see [`crate::dispatch`]).
+    pub(crate) background: Option<Waker>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("state", &self.conn.state())
+            .field("queued_messages", &self.queue.len())
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -164,7 +201,7 @@ impl Shared {
         while self.conn.has_deferred_failure() {
             let event = self.conn.poll_event()?;
             // Taking events may have queued a close frame: let the driver write it.
-            wake(&mut self.driver_waker);
+            self.kick = true;
             if let Some(message) = self.on_event(event) {
                 return Some(message);
             }
@@ -212,7 +249,7 @@ impl Shared {
     pub(crate) fn app_returned(&mut self) {
         if self.awaiting_app && self.queue.is_empty() {
             self.awaiting_app = false;
-            wake(&mut self.driver_waker);
+            self.kick = true;
         }
     }
 
@@ -244,7 +281,7 @@ impl Shared {
         self.queue_bytes -= message.len() + MESSAGE_OVERHEAD;
         if self.read_paused && self.queue_bytes <= self.max_queue {
             self.read_paused = false;
-            wake(&mut self.driver_waker);
+            self.kick = true;
         }
         Some(message)
     }

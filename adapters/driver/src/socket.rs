@@ -1,7 +1,7 @@
 //! The application's handles: `WebSocket` and its two halves.
 
 use crate::error::Error;
-use crate::shared::{Inner, set_waker, wake};
+use crate::shared::{Inner, Shared, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -180,24 +180,14 @@ fn debug_handle(f: &mut fmt::Formatter<'_>, name: &str, inner: &Inner) -> fmt::R
 impl ReadHalf {
     /// Receives the next message; see [`WebSocket::recv`]. Cancel-safe.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+        let inner = &*self.inner;
+        let mut designation = Designation { inner, on: false };
+        poll_fn(move |cx| poll_recv(inner, cx, Some(&mut designation))).await
     }
 
     /// Polls for the next message; see [`WebSocket::recv`].
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let mut sh = self.inner.lock();
-        if let Some(message) = sh.pop().or_else(|| sh.take_deferred()) {
-            return Poll::Ready(Some(Ok(message)));
-        }
-        if let Some(error) = sh.error.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
-        if sh.ended {
-            return Poll::Ready(None);
-        }
-        sh.app_returned();
-        set_waker(&mut sh.recv_waker, cx.waker());
-        Poll::Pending
+        poll_recv(&self.inner, cx, None)
     }
 
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
@@ -220,6 +210,77 @@ impl ReadHalf {
     }
 }
 
+/// While a `recv()` future waits, its task is the connection's designated driver (see
+/// [`crate::dispatch`]); dropping the future hands the job back to the background task.
+struct Designation<'a> {
+    inner: &'a Inner,
+    on: bool,
+}
+
+impl Designation<'_> {
+    fn resign(&mut self) {
+        if std::mem::take(&mut self.on) {
+            self.inner.io_waker.resign();
+        }
+    }
+}
+
+impl Drop for Designation<'_> {
+    fn drop(&mut self) {
+        self.resign();
+    }
+}
+
+/// Takes the next message, driving the connection from the calling task when none is
+/// queued. With `designation` (the `recv()` future), the task stays the designated driver
+/// while it waits.
+fn poll_recv(
+    inner: &Inner,
+    cx: &mut Context<'_>,
+    mut designation: Option<&mut Designation<'_>>,
+) -> Poll<Option<Result<Message, Error>>> {
+    let mut sh = inner.lock();
+    // Taken while this task drives: the messages its own drive queues need no wake-up.
+    let mut recv_waker = sh.recv_waker.take();
+    let mut drove = false;
+    let ready = loop {
+        if let Some(message) = sh.pop().or_else(|| sh.take_deferred()) {
+            break Some(Ok(message));
+        }
+        if let Some(error) = sh.error.take() {
+            break Some(Err(error));
+        }
+        if sh.ended {
+            break None;
+        }
+        if drove {
+            set_waker(&mut recv_waker, cx.waker());
+            sh.recv_waker = recv_waker;
+            return Poll::Pending;
+        }
+        sh.app_returned();
+        set_waker(&mut sh.reader_task, cx.waker());
+        if let Some(d) = designation.as_deref_mut()
+            && !d.on
+        {
+            inner.io_waker.designate(cx.waker());
+            d.on = true;
+        }
+        // (Designated first: a wake-up after the check comes to this task.)
+        if inner.needs_drive(&sh) {
+            inner.drive(&mut sh);
+        }
+        drove = true;
+    };
+    if let Some(d) = designation {
+        d.resign();
+    }
+    // Taking a message may have made work for the driver (room in the queue, a close
+    // frame to write).
+    inner.kick(&mut sh);
+    Poll::Ready(ready)
+}
+
 fn subprotocol(inner: &Inner) -> Option<&str> {
     inner.info.get().and_then(|i| i.subprotocol.as_deref())
 }
@@ -235,8 +296,11 @@ impl Drop for ReadHalf {
         let mut sh = self.inner.lock();
         sh.reader = false;
         sh.recv_waker = None;
+        sh.reader_task = None;
+        self.inner.io_waker.forget_app();
         sh.clear_queue();
-        wake(&mut sh.driver_waker);
+        sh.kick = true;
+        self.inner.kick(&mut sh);
     }
 }
 
@@ -285,8 +349,8 @@ impl WriteHalf {
             let mut sh = self.inner.lock();
             let now = self.inner.runtime.now();
             sh.conn.close(now, code.into(), reason)?;
-            wake(&mut sh.driver_waker);
             sh.app_returned();
+            self.inner.drive(&mut sh);
         }
         self.flush().await
     }
@@ -318,11 +382,7 @@ impl WriteHalf {
         message: &mut Option<Message>,
     ) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
-        let open = sh.conn.state() == State::Open;
-        let buffered = sh.buffered();
-        // Errors (not open, closed) are reported at once rather than after a wait.
-        if open && buffered > 0 && buffered >= sh.hwm {
-            set_waker(&mut sh.send_waker, cx.waker());
+        if !room_to_send(&self.inner, &mut sh, cx) {
             return Poll::Pending;
         }
         let Some(message) = message.take() else {
@@ -330,32 +390,40 @@ impl WriteHalf {
         };
         let now = self.inner.runtime.now();
         let result = sh.conn.send(now, message);
-        wake(&mut sh.driver_waker);
         sh.app_returned();
+        if result.is_ok() {
+            write_or_kick(&self.inner, &mut sh, cx);
+        }
         Poll::Ready(result.map_err(Error::Send))
     }
 
     fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
-        let buffered = sh.buffered();
-        if sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.hwm {
-            set_waker(&mut sh.send_waker, cx.waker());
-            return Poll::Pending;
+        if room_to_send(&self.inner, &mut sh, cx) {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
         }
-        Poll::Ready(Ok(()))
     }
 
+    /// `Sink::start_send` (`feed`): queues only, so that a batch goes out in one write at
+    /// the flush; the designated driver is woken in case no flush comes.
     fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
         let mut sh = self.inner.lock();
         let now = self.inner.runtime.now();
         let result = sh.conn.send(now, message);
-        wake(&mut sh.driver_waker);
         sh.app_returned();
+        sh.kick = true;
+        self.inner.kick(&mut sh);
         result.map_err(Error::Send)
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
+        if sh.is_flushed() {
+            return Poll::Ready(Ok(()));
+        }
+        self.inner.drive(&mut sh);
         if sh.is_flushed() {
             return Poll::Ready(Ok(()));
         }
@@ -370,11 +438,47 @@ impl WriteHalf {
                 let now = self.inner.runtime.now();
                 let frame = CloseFrame::new(CloseCode::NORMAL, "");
                 sh.conn.send(now, Message::Close(Some(frame)))?;
-                wake(&mut sh.driver_waker);
             }
             self.closing = true;
         }
         self.poll_flush_inner(cx)
+    }
+}
+
+/// Whether a message may be queued now: the connection is not open (the send then fails
+/// at once rather than after a wait), or the bytes queued for the transport are below the
+/// high-water mark. Otherwise the caller's waker is registered, after driving the
+/// connection once so that the queued bytes are on their way.
+fn room_to_send(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
+    let full = |sh: &Shared| {
+        let buffered = sh.buffered();
+        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.hwm
+    };
+    if !full(sh) {
+        return true;
+    }
+    inner.drive(sh);
+    if !full(sh) {
+        return true;
+    }
+    set_waker(&mut sh.send_waker, cx.waker());
+    false
+}
+
+/// After a message was queued: a task that also receives, with no received message left
+/// to handle, writes it at once (a request/reply loop: one write per reply, no task
+/// switch). Otherwise the designated driver is woken, so that messages queued in a burst,
+/// or while replies to a batch are being made, go out together in one write.
+fn write_or_kick(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) {
+    let reader_task = sh
+        .reader_task
+        .as_ref()
+        .is_some_and(|w| w.will_wake(cx.waker()));
+    if reader_task && sh.queue.is_empty() {
+        inner.drive(sh);
+    } else {
+        sh.kick = true;
+        inner.kick(sh);
     }
 }
 
@@ -389,7 +493,8 @@ impl Drop for WriteHalf {
         let mut sh = self.inner.lock();
         sh.writer = false;
         sh.send_waker = None;
-        wake(&mut sh.driver_waker);
+        sh.kick = true;
+        self.inner.kick(&mut sh);
     }
 }
 

@@ -1,10 +1,10 @@
 //! Starting a connection: spawn the driver, run the opening handshake.
 
 use crate::config::Config;
-use crate::driver::Driver;
+use crate::driver::{Background, Driver};
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
-use crate::shared::{Inner, set_waker, wake};
+use crate::shared::{Inner, set_waker};
 use crate::socket::WebSocket;
 use std::future::poll_fn;
 use std::io;
@@ -24,11 +24,13 @@ fn spawn<T: Transport>(
     config: &Config,
     open: bool,
 ) -> WebSocket {
-    let inner = Inner::new(runtime.clone(), conn, config.write_high_water_mark);
+    let driver = Box::new(Driver::new(io, config.read_buffer_size));
+    let inner = Inner::new(runtime.clone(), conn, driver, config.write_high_water_mark);
     inner.lock().handshake_taken = open;
     let inner = Arc::new(inner);
-    let driver = Driver::new(io, inner.clone(), config.read_buffer_size);
-    runtime.spawn(Box::pin(driver));
+    runtime.spawn(Box::pin(Background {
+        inner: inner.clone(),
+    }));
     WebSocket::new(inner)
 }
 
@@ -121,7 +123,8 @@ where
                 .and(Err(Error::Rejected { status }))
         }
     };
-    wake(&mut sh.driver_waker);
+    sh.kick = true;
+    inner.kick(&mut sh);
     // On error the connection is over; a rejection is still written in the background.
     result?;
     inner.set_info(&sh.conn);
