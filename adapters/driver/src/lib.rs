@@ -7,18 +7,35 @@
 //!
 //! ## How a connection runs
 //!
-//! Every connection has one background task, the driver, that owns the transport and the
-//! sans-IO [`tether_core::Connection`] (behind a mutex that is never held across a
-//! suspension point). It:
+//! The sans-IO [`tether_core::Connection`], the transport and its buffers live together
+//! behind one mutex per connection, never held across a suspension point. Driving the
+//! connection means, under that lock:
 //!
-//! - reads into a buffer and feeds [`Connection::handle_input_buf`](tether_core::Connection::handle_input_buf);
-//! - drains [`poll_transmit`](tether_core::Connection::poll_transmit) into one write buffer
-//!   and writes it, so all queued frames go out in as few writes as possible;
-//! - sleeps until [`poll_timeout`](tether_core::Connection::poll_timeout) and calls
-//!   [`handle_timeout`](tether_core::Connection::handle_timeout), so keep-alive pings, pong
-//!   deadlines and the handshake, idle and close timeouts work while the application only
-//!   waits in `recv()`, or only sends;
-//! - moves received messages to a queue that [`WebSocket::recv`] pops.
+//! - reading into a buffer and feeding [`Connection::handle_input_buf`](tether_core::Connection::handle_input_buf);
+//! - draining [`poll_transmit`](tether_core::Connection::poll_transmit) into one write buffer
+//!   and writing it, so all queued frames go out in as few writes as possible;
+//! - firing the core's timers ([`poll_timeout`](tether_core::Connection::poll_timeout),
+//!   [`handle_timeout`](tether_core::Connection::handle_timeout)): keep-alive pings, pong
+//!   deadlines, the handshake, idle and close timeouts;
+//! - moving received messages to a queue that [`WebSocket::recv`] pops.
+//!
+//! Who drives: the transport is always polled with one waker per connection, which wakes
+//! the *designated* driver.
+//!
+//! - A task waiting in [`WebSocket::recv`] is designated while it waits, and does the
+//!   connection's I/O itself. A request/reply loop thus costs one task wake-up per message,
+//!   with no hand-off between tasks.
+//! - A task that sends, and also receives, writes its message at once when no received
+//!   message is left to handle: a reply goes out in the same wake-up as its request.
+//! - Otherwise the connection's background task drives. Bursts of sends, sends from other
+//!   tasks and `Sink::feed` therefore go out together in one write. Pings, pongs and
+//!   timeouts keep going while the application is busy, or only sends.
+//! - The timer always wakes the background task, so keep-alive and timeouts never depend
+//!   on the application.
+//!
+//! A `recv()` future that is dropped (in `select!`, on a timeout) hands the job back to the
+//! background task. One that is kept across other awaits without being polled delays the
+//! peer's frames until it is polled again, or until a second wake-up arrives.
 //!
 //! Buffers exist only while bytes move: whenever the driver waits, its read and write
 //! buffers go back to a small per-thread pool, and come back from it at the next read or

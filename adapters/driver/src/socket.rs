@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tether_core::{CloseCode, CloseFrame, CloseReason, DeflateParams, Message, State, Utf8Bytes};
 
-/// A WebSocket connection (RFC 6455), driven by a background task.
+/// A WebSocket connection (RFC 6455), driven by the task waiting in [`recv`](Self::recv)
+/// or, when none is, by a background task (see the [crate docs](crate)).
 ///
 /// Receive with [`recv`](Self::recv) or as a [`Stream`]; send with
 /// [`send`](Self::send) and friends or as a [`Sink`]. [`split`](Self::split) gives a
 /// [`ReadHalf`] and a [`WriteHalf`] that can be used from different tasks at once.
 ///
-/// Keep-alive pings, pong deadlines and the close and idle timeouts run in the background
-/// task, so they work while the application only waits in `recv()`, or only sends.
+/// Keep-alive pings, pong deadlines and the close and idle timeouts run whether the
+/// application waits in `recv()`, only sends, or does something else.
 ///
 /// Dropping every handle of an open connection starts a normal closure (1000) in the
 /// background; the task ends once the closing handshake or the close timeout is over.

@@ -48,12 +48,13 @@
 //!
 //! ## How it works
 //!
-//! Each connection runs in a background task (spawned with [`tokio::spawn`] on the current
-//! runtime) that owns the socket: it reads and writes, answers pings, sends keep-alive pings
-//! and enforces every timeout, whether or not the application is currently calling
-//! [`WebSocket::recv`] or [`WebSocket::send`]. The [`WebSocket`] handle only queues and
-//! dequeues messages, so [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and
-//! [`WebSocket::split`] gives halves that two tasks can use at once.
+//! A task waiting in [`WebSocket::recv`] reads and writes the socket itself, so a
+//! request/reply loop costs one task wake-up per message. Each connection also has a
+//! background task (spawned with [`tokio::spawn`] on the current runtime) that takes over
+//! whenever no task waits in `recv()`: it answers pings, sends keep-alive pings, writes
+//! queued messages and enforces every timeout while the application is busy elsewhere.
+//! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and [`WebSocket::split`]
+//! gives halves that two tasks can use at once.
 //!
 //! Sends wait while [`Config::write_high_water_mark`] bytes are queued for the socket, and
 //! the task stops reading while the application has more than
