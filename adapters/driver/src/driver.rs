@@ -214,7 +214,20 @@ impl Driver<dyn Transport> {
                 }
                 Poll::Ready(Ok(_)) => {
                     sh.conn.handle_input_buf(now, &mut self.read_buf);
-                    again = true;
+                    sh.pump_events();
+                    // Usually the read brought messages for the reader and nothing to
+                    // send: hand them over and wait, rather than go round again only to
+                    // find input held for the reader.
+                    let handed_over = sh.awaiting_app
+                        && sh.conn.state() == State::Open
+                        && sh.conn.buffered_output() == 0
+                        && !sh.conn.has_deferred_failure()
+                        && sh.queue_bytes <= sh.max_queue;
+                    if handed_over {
+                        self.reply_grace.get_or_insert(now + REPLY_GRACE);
+                    } else {
+                        again = true;
+                    }
                 }
                 Poll::Ready(Err(e)) => return self.fail(sh, now, e),
                 Poll::Pending => {}
@@ -227,15 +240,10 @@ impl Driver<dyn Transport> {
         }
         // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
         self.park_buffers(now);
-        let deadline = [
-            sh.conn.poll_timeout(),
-            self.linger,
-            self.reply_grace,
-            self.release_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let deadline = earliest(
+            earliest(sh.conn.poll_timeout(), self.linger),
+            earliest(self.reply_grace, self.release_at),
+        );
         match deadline {
             Some(at) if at <= now => again = true,
             Some(at) => {
@@ -341,6 +349,15 @@ impl Driver<dyn Transport> {
             pool::park_write(std::mem::take(&mut self.write_buf));
             self.write_pos = 0;
         }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
