@@ -6,15 +6,16 @@
 # figure's ratio to fastwebsockets and to tokio-tungstenite. Loopback only; every run is
 # bounded in time. Then the counting-allocator check (allocations per echoed message).
 #
-#   bash scripts/bench.sh                  # about 4 minutes on 2 cores
-#   DURATION=2 IDLE_CONNS=2000 STRACE=0 bash scripts/bench.sh   # a quick look
+#   bash scripts/bench.sh                  # about 9 minutes on 2 cores
+#   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 STRACE=0 bash scripts/bench.sh   # a quick look
 #
 # Raw results and strace summaries are kept in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-DURATION=${DURATION:-5}      # seconds measured per echo case
+DURATION=${DURATION:-3}      # seconds measured per echo case and round
+ROUNDS=${ROUNDS:-5}          # rounds per echo case (the table shows medians)
 WARMUP=${WARMUP:-1}          # seconds of load before measuring
 HS_DURATION=${HS_DURATION:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
@@ -71,16 +72,23 @@ trap 'stop_server' EXIT
 
 client() { taskset -c "$CLIENT_CPU" "$LOAD" "$@" --addr "127.0.0.1:$PORT" --pid "$PID"; }
 
-for s in $SERVERS; do
-  for c in $CASES; do
-    IFS=: read -r n size k <<<"$c"
-    echo "=== $s echo ${n}x${size}B inflight $k" >&2
-    start_server "$s"
-    line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup "$WARMUP" --duration "$DURATION")
-    echo "server=$s case=${n}x${size}x${k} $line" | tee -a "$RESULTS" >&2
-    stop_server
+# Echo cases: the servers take turns, round after round, and the table shows each figure's
+# median over the rounds, so that a slow spell of this shared machine hits every server
+# alike instead of one.
+for c in $CASES; do
+  IFS=: read -r n size k <<<"$c"
+  for round in $(seq "$ROUNDS"); do
+    for s in $SERVERS; do
+      echo "=== $s echo ${n}x${size}B inflight $k, round $round/$ROUNDS" >&2
+      start_server "$s"
+      line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup "$WARMUP" --duration "$DURATION")
+      echo "server=$s case=${n}x${size}x${k} round=$round $line" | tee -a "$RESULTS" >&2
+      stop_server
+    done
   done
+done
 
+for s in $SERVERS; do
   echo "=== $s handshakes" >&2
   start_server "$s"
   line=$(client handshake --concurrency 32 --warmup 0.5 --duration "$HS_DURATION")
@@ -115,7 +123,7 @@ done
 
 echo
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1); server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
-echo "echo cases: $DURATION s measured after $WARMUP s warm-up; binary messages; handshakes: $HS_DURATION s, 32 concurrent"
+echo "echo cases: median of $ROUNDS rounds (servers take turns), each $DURATION s measured after $WARMUP s warm-up; binary messages; handshakes: $HS_DURATION s, 32 concurrent"
 echo
 python3 - "$RESULTS" <<'PY'
 import sys, collections
@@ -136,11 +144,18 @@ def case_name(c):
     s = int(s)
     size = f"{s // 1024} KiB" if s >= 1024 else f"{s} B"
     return f"{n}×{size}" + (f", {k} in flight" if k != "1" else "")
-echo = [r for r in rows if r.get("mode") == "echo"]
+echo = collections.defaultdict(list)  # (case, server) -> rounds
+for r in rows:
+    if r.get("mode") == "echo":
+        echo[(r["case"], r["server"])].append(r)
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 for fig, key, fmt in [("messages/s", "msg_per_s", "{:.0f}"), ("p50 RTT µs", "p50_us", "{:.0f}"),
                       ("p99 RTT µs", "p99_us", "{:.0f}"), ("server CPU µs/msg", "cpu_us_per_msg", "{:.2f}")]:
-    for r in echo:
-        put(fig, case_name(r["case"]), r["server"], (float(r[key]), fmt))
+    for (case, server), rs in echo.items():
+        put(fig, case_name(case), server, (median([float(r[key]) for r in rs]), fmt))
 for r in rows:
     if r.get("mode") == "strace" and r.get("syscalls") and r.get("msgs") and int(r["msgs"]) > 0:
         put("syscalls/msg (strace)", case_name(r["case"]), r["server"], (int(r["syscalls"]) / int(r["msgs"]), "{:.2f}"))
