@@ -556,6 +556,11 @@ impl Connection {
         self.shutdown == Shutdown::Done && self.out.is_empty()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has an event to return now.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty() || matches!(self.deferred_failure, Some((0, _)))
+    }
+
     /// Whether a peer's protocol violation was found behind events not yet taken with
     /// [`poll_event`](Self::poll_event): the connection fails once they are taken
     /// (RFC 6455 §7.1.7). An adapter that moves events to a queue of its own stops moving

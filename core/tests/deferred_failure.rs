@@ -30,10 +30,13 @@ fn rfc6455_7_1_7_failure_behind_messages_is_reported_as_deferred() {
     input.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0]);
     server.handle_input(now, &input);
     assert!(server.has_deferred_failure());
+    assert!(server.has_events());
 
     assert!(matches!(server.poll_event(), Some(Event::Message(Message::Text(t))) if t == "a"));
     assert!(server.has_deferred_failure());
     assert!(matches!(server.poll_event(), Some(Event::Message(Message::Text(t))) if t == "b"));
+    // The failure itself is the next event.
+    assert!(server.has_events());
     server.send(now, Message::text("reply")).unwrap();
     // Taking the next event fails the connection, after the reply.
     match server.poll_event() {
@@ -41,6 +44,7 @@ fn rfc6455_7_1_7_failure_behind_messages_is_reported_as_deferred() {
         other => panic!("{other:?}"),
     }
     assert!(!server.has_deferred_failure());
+    assert!(!server.has_events());
     client.handle_input(now, &output(&mut server));
     assert!(matches!(client.poll_event(), Some(Event::Message(Message::Text(t))) if t == "reply"));
     match client.poll_event() {

@@ -389,6 +389,11 @@ impl Inner {
     /// spent (the designated driver is then woken to carry on). Returns `true` once the
     /// connection's I/O is finished.
     pub(crate) fn drive(&self, sh: &mut Shared) -> bool {
+        self.drive_at(sh, None)
+    }
+
+    /// [`Inner::drive`], with the time if the caller has just read the clock.
+    pub(crate) fn drive_at(&self, sh: &mut Shared, now: Option<Instant>) -> bool {
         sh.kick = false;
         let Some(mut driver) = sh.io.take() else {
             return true;
@@ -398,7 +403,7 @@ impl Inner {
         sh.settled = None;
         let mut cx = Context::from_waker(&self.waker);
         let runtime = &*self.runtime;
-        let mut now = runtime.now();
+        let mut now = now.unwrap_or_else(|| runtime.now());
         for _ in 0..BUDGET {
             match driver.step(sh, runtime, now, &mut cx) {
                 Step::Again => {

@@ -179,6 +179,9 @@ impl Shared {
     /// the connection only after the application has seen them, so its replies go out
     /// before the close frame. Without a reader everything is taken (and dropped) at once.
     pub(crate) fn pump_events(&mut self) {
+        if !self.conn.has_events() {
+            return;
+        }
         // The handshake's own event always comes before any message, so it is taken even
         // then.
         while !(self.reader && self.handshake_taken && self.conn.has_deferred_failure()) {

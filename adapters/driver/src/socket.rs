@@ -10,6 +10,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tether_core::{CloseCode, CloseFrame, CloseReason, DeflateParams, Message, State, Utf8Bytes};
 
 /// A WebSocket connection (RFC 6455), driven by the task waiting in [`recv`](Self::recv)
@@ -393,7 +394,7 @@ impl WriteHalf {
         let result = sh.conn.send(now, message);
         sh.app_returned();
         if result.is_ok() {
-            write_or_kick(&self.inner, &mut sh, cx);
+            write_or_kick(&self.inner, &mut sh, cx, now);
         }
         Poll::Ready(result.map_err(Error::Send))
     }
@@ -470,13 +471,13 @@ fn room_to_send(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
 /// to handle, writes it at once (a request/reply loop: one write per reply, no task
 /// switch). Otherwise the designated driver is woken, so that messages queued in a burst,
 /// or while replies to a batch are being made, go out together in one write.
-fn write_or_kick(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) {
+fn write_or_kick(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>, now: Instant) {
     let reader_task = sh
         .reader_task
         .as_ref()
         .is_some_and(|w| w.will_wake(cx.waker()));
     if reader_task && sh.queue.is_empty() {
-        inner.drive(sh);
+        inner.drive_at(sh, Some(now));
     } else {
         sh.kick = true;
         inner.kick(sh);

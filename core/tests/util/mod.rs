@@ -27,9 +27,20 @@ impl Side {
         }
     }
 
+    /// Takes every event; checks that `has_events` tells the truth before each one.
     pub fn drain_events(&mut self) {
-        while let Some(e) = self.conn.poll_event() {
-            self.events.push(e);
+        loop {
+            let expected = self.conn.has_events();
+            let event = self.conn.poll_event();
+            assert_eq!(
+                expected,
+                event.is_some(),
+                "has_events disagrees with poll_event"
+            );
+            match event {
+                Some(e) => self.events.push(e),
+                None => break,
+            }
         }
     }
 
