@@ -264,9 +264,8 @@ impl Driver<dyn Transport> {
                         self.timer.insert(runtime.timer(at))
                     }
                 };
-                // A timer already registered for this deadline need not be polled again:
-                // it wakes the connection's waker when it fires.
-                // The timer wakes the background task, whoever drives: its deadlines
+                // A timer already registered for this deadline need not be polled again.
+                // It wakes the background task, whoever drives: its deadlines
                 // (keep-alive, timeouts) must be kept even while a task that holds a
                 // `recv()` future does not poll it. Until the background task has been
                 // polled once, the connection's waker stands in (and the timer is polled

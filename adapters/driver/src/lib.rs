@@ -25,8 +25,9 @@
 //! - A task waiting in [`WebSocket::recv`] is designated while it waits, and does the
 //!   connection's I/O itself. A request/reply loop thus costs one task wake-up per message,
 //!   with no hand-off between tasks.
-//! - A task that sends, and also receives, writes its message at once when no received
-//!   message is left to handle: a reply goes out in the same wake-up as its request.
+//! - The receiving task's first send after it took a message, with no received message
+//!   left to handle, is written at once: a reply goes out in the same wake-up as its
+//!   request.
 //! - Otherwise the connection's background task drives. Bursts of sends, sends from other
 //!   tasks and `Sink::feed` therefore go out together in one write. Pings, pongs and
 //!   timeouts keep going while the application is busy, or only sends.

@@ -70,6 +70,7 @@ impl Inner {
                 recv_waker: None,
                 send_waker: None,
                 reader_task: None,
+                reply_due: false,
                 background: None,
             }),
             runtime,
@@ -144,8 +145,11 @@ pub(crate) struct Shared {
     pub(crate) driver_done: bool,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) send_waker: Option<Waker>,
-    /// The task that last waited in `recv()`: its sends are written at once.
+    /// The task that last waited in `recv()`: its first send after taking a message is
+    /// written at once.
     pub(crate) reader_task: Option<Waker>,
+    /// A message was taken and no send has been written at once since.
+    pub(crate) reply_due: bool,
     /// The background task's waker, which the timer wakes (see [`crate::dispatch`]).
     pub(crate) background: Option<Waker>,
 }

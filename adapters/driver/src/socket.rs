@@ -277,6 +277,7 @@ fn poll_recv(
     if let Some(d) = designation {
         d.resign();
     }
+    sh.reply_due = matches!(ready, Some(Ok(_)));
     // Taking a message may have made work for the driver (room in the queue, a close
     // frame to write).
     inner.kick(&mut sh);
@@ -467,16 +468,19 @@ fn room_to_send(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
     false
 }
 
-/// After a message was queued: a task that also receives, with no received message left
-/// to handle, writes it at once (a request/reply loop: one write per reply, no task
-/// switch). Otherwise the designated driver is woken, so that messages queued in a burst,
-/// or while replies to a batch are being made, go out together in one write.
+/// After a message was queued: the first send of the receiving task after it took a
+/// message, with no received message left to handle, is written at once (a request/reply
+/// loop: one write per reply, no task switch). Otherwise the designated driver is woken,
+/// so that messages queued in a burst, or while replies to a batch are being made, go out
+/// together in one write.
 fn write_or_kick(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>, now: Instant) {
-    let reader_task = sh
-        .reader_task
-        .as_ref()
-        .is_some_and(|w| w.will_wake(cx.waker()));
-    if reader_task && sh.queue.is_empty() {
+    let reply = sh.queue.is_empty()
+        && std::mem::take(&mut sh.reply_due)
+        && sh
+            .reader_task
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+    if reply {
         inner.drive_at(sh, Some(now));
     } else {
         sh.kick = true;

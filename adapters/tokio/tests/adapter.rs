@@ -108,3 +108,98 @@ fn tokio_select_against_a_timer_loses_nothing() {
         assert!(cancelled_sends > 0, "no send was ever cancelled");
     });
 }
+
+/// Counts the writes that reach a stream.
+struct CountingWrites {
+    inner: tokio::net::TcpStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for CountingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let result = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if result.is_ready() {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A reply is written at once from the task that received the request; a burst of sends
+/// from that task afterwards goes out in a few coalesced writes, not one write each.
+/// (One thread, so that the background task runs only when the application waits.)
+#[test]
+fn replies_go_out_at_once_and_bursts_are_coalesced() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        const BURST: usize = 1000;
+        let addr = echo_server(Config::default()).await;
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = CountingWrites {
+            inner: rt::connect(addr).await,
+            writes: writes.clone(),
+        };
+        let request = ClientRequest::new(&url(addr, "/")).unwrap();
+        let (mut client, _) = ws::client(stream, request, Config::default())
+            .await
+            .unwrap();
+        // Request/reply: each reply is written by the send itself, before it returns.
+        for i in 0..3 {
+            client.send_text(format!("ping {i}")).await.unwrap();
+            expect_text(&mut client, &format!("ping {i}")).await;
+            let before = writes.load(Ordering::SeqCst);
+            client.send_text("reply").await.unwrap();
+            assert_eq!(
+                writes.load(Ordering::SeqCst),
+                before + 1,
+                "reply not written at once"
+            );
+            expect_text(&mut client, "reply").await;
+        }
+        let before = writes.load(Ordering::SeqCst);
+        for i in 0..BURST {
+            client.send_text(format!("{i:06}")).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let burst_writes = writes.load(Ordering::SeqCst) - before;
+        assert!(
+            burst_writes <= 10,
+            "{burst_writes} writes for {BURST} messages"
+        );
+        for i in 0..BURST {
+            expect_text(&mut client, &format!("{i:06}")).await;
+        }
+        client.close(1000, "").await.unwrap();
+    });
+}
