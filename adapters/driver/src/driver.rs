@@ -137,7 +137,10 @@ impl Driver<dyn Transport> {
             }
         }
         sh.pump_events();
-        if self.write_pos == self.write_buf.len() && self.shutdown == Shutdown::No {
+        // Whether the write buffer still held bytes of an earlier round, so that what the
+        // core queued since could not be taken yet.
+        let behind = self.write_pos < self.write_buf.len();
+        if !behind && self.shutdown == Shutdown::No {
             self.write_buf.clear();
             self.write_pos = 0;
             if self.write_buf.capacity() == 0 && sh.conn.buffered_output() > 0 {
@@ -193,6 +196,11 @@ impl Driver<dyn Transport> {
         }
         // Tell waiting senders and flushers at once.
         self.publish_write_state(sh);
+        if behind && written && self.shutdown == Shutdown::No {
+            // The earlier bytes are out: go round to take what the core queued meanwhile
+            // (nothing else would wake the driver for it).
+            again = true;
+        }
         if written && !self.needs_flush && self.shutdown == Shutdown::Requested {
             // An error here changes nothing: the connection is over either way.
             if self.io.poll_shutdown(cx).is_ready() {
