@@ -532,6 +532,29 @@ fn keepalive_runs_while_a_held_recv_future_is_not_polled() {
 }
 
 #[test]
+fn a_recv_future_polled_from_another_waker_still_gets_its_message() {
+    rt::block_on(async {
+        let addr = echo_server(no_pings()).await;
+        let request = ClientRequest::new(&url(addr, "/")).unwrap();
+        let (client, _) = ws::connect_with(request, no_pings()).await.unwrap();
+        let (mut read, mut write) = client.split();
+        let mut recv = std::pin::pin!(read.recv());
+        // First polled with a waker that goes nowhere (as if by another task)...
+        let mut elsewhere = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(recv.as_mut().poll(&mut elsewhere).is_pending());
+        // ...then awaited here: the echo must wake this task, not the first waker (the
+        // timeout's last poll would find the message anyway, so the time is checked).
+        let started = Instant::now();
+        write.send_text("moved").await.unwrap();
+        match timeout(SLACK, recv).await {
+            Some(Some(Ok(Message::Text(t)))) => assert_eq!(t, "moved"),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < SLACK / 2, "woken late: {:?}", started.elapsed());
+    });
+}
+
+#[test]
 fn rfc6455_4_1_client_handshake_timeout() {
     rt::block_on(async {
         let (addr, _mute) = silent_server(false);

@@ -261,9 +261,16 @@ fn poll_recv(
             return Poll::Pending;
         }
         sh.app_returned();
-        set_waker(&mut sh.reader_task, cx.waker());
+        let same_task = sh
+            .reader_task
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if !same_task {
+            sh.reader_task = Some(cx.waker().clone());
+        }
+        // Designated again if the future is now polled with another waker.
         if let Some(d) = designation.as_deref_mut()
-            && !d.on
+            && (!d.on || !same_task)
         {
             inner.io_waker.designate(cx.waker());
             d.on = true;
