@@ -1,11 +1,11 @@
 //! Who does a connection's I/O: the task waiting in `recv()`, or the background task.
 //!
-//! The transport and the timer are always polled with one waker per connection, made from
-//! an [`IoWaker`]. When it fires, it wakes the *designated* driver:
+//! The transport is always polled with one waker per connection, made from an
+//! [`IoWaker`]. When it fires, it wakes the *designated* driver:
 //!
 //! - a task waiting in [`WebSocket::recv`](crate::WebSocket::recv) is designated while it
-//!   waits. It reads, writes and fires timers itself, so a request/reply loop costs one
-//!   task wake-up per message instead of three;
+//!   waits. It reads and writes itself, so a request/reply loop costs one task wake-up per
+//!   message instead of three;
 //! - otherwise the connection's background task, which keeps pings, pongs, timeouts and
 //!   queued writes going while the application does something else.
 //!
@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
-/// The per-connection waker registered with the transport and the timer.
+/// The per-connection waker registered with the transport.
 #[derive(Debug, Default)]
 pub(crate) struct IoWaker {
     slots: Mutex<Slots>,
