@@ -28,9 +28,10 @@ pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) info: OnceLock<Info>,
-    /// Decides which task the transport's and the timer's wake-ups go to.
+    /// Decides which task the transport's wake-ups go to.
     pub(crate) io_waker: Arc<IoWaker>,
-    /// `io_waker` as a [`Waker`]: the transport and the timer are always polled with it.
+    /// `io_waker` as a [`Waker`]: the transport is always polled with it (the timer with
+    /// the background task's waker, once that task has run).
     pub(crate) waker: Waker,
 }
 
