@@ -264,6 +264,18 @@ async fn expect_text(ws: &mut ws::WebSocket, expected: &str) {
     }
 }
 
+/// Waits (at most `SLACK` for each message) for `expected`, skipping the keep-alive pings
+/// that may come first.
+async fn expect_text_after_pings(ws: &mut ws::WebSocket, expected: &str) {
+    loop {
+        match timeout(SLACK, ws.recv()).await {
+            Some(Some(Ok(Message::Ping(_)))) => {}
+            Some(Some(Ok(Message::Text(t)))) => break assert_eq!(t, expected),
+            other => panic!("expected {expected:?}, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn rfc6455_5_6_round_trip_text_and_binary_0_b_to_8_mib() {
     rt::block_on(async {
@@ -423,13 +435,7 @@ fn rfc6455_5_5_2_keepalive_ping_goes_out_and_is_answered() {
         }
         assert!(pings >= 3, "{pings} pings");
         client.send_text("still here").await.unwrap();
-        loop {
-            match client.recv().await {
-                Some(Ok(Message::Ping(_))) => {}
-                Some(Ok(Message::Text(t))) => break assert_eq!(t, "still here"),
-                other => panic!("{other:?}"),
-            }
-        }
+        expect_text_after_pings(&mut client, "still here").await;
     });
 }
 
@@ -491,13 +497,7 @@ fn keepalive_pings_are_answered_while_the_application_reads_nothing() {
         assert!(timeout(Duration::from_millis(20), client.recv()).await.is_none());
         rt::sleep(5 * SHORT).await;
         client.send_text("still here").await.unwrap();
-        loop {
-            match timeout(SLACK, client.recv()).await {
-                Some(Some(Ok(Message::Ping(_)))) => {}
-                Some(Some(Ok(Message::Text(t)))) => break assert_eq!(t, "still here"),
-                other => panic!("{other:?}"),
-            }
-        }
+        expect_text_after_pings(&mut client, "still here").await;
     });
 }
 

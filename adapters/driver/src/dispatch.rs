@@ -163,55 +163,72 @@ mod tests {
         c.0.load(Ordering::SeqCst)
     }
 
+    /// A connection's waker with a background task registered, and a task to designate.
+    struct Fixture {
+        io: Arc<IoWaker>,
+        waker: Waker,
+        bg: Arc<Count>,
+        app: Arc<Count>,
+        app_waker: Waker,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let io = Arc::new(IoWaker::default());
+            let (bg, bg_waker) = counter();
+            let (app, app_waker) = counter();
+            io.set_background(&bg_waker);
+            Self {
+                waker: Waker::from(io.clone()),
+                io,
+                bg,
+                app,
+                app_waker,
+            }
+        }
+
+        /// Wake-ups so far: (background, designated task).
+        fn woken(&self) -> (usize, usize) {
+            (n(&self.bg), n(&self.app))
+        }
+    }
+
     #[test]
     fn events_go_to_the_designated_task_and_back_to_the_background() {
-        let io = Arc::new(IoWaker::default());
-        let waker = Waker::from(io.clone());
-        let (bg, bg_waker) = counter();
-        let (app, app_waker) = counter();
-        io.set_background(&bg_waker);
+        let f = Fixture::new();
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (1, 0));
 
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (1, 0));
-
-        io.designate(&app_waker);
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (1, 1));
+        f.io.designate(&f.app_waker);
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (1, 1));
         // It drove, then stopped waiting: nothing missed, the background is not woken.
-        io.driving();
-        io.resign();
-        assert_eq!((n(&bg), n(&app)), (1, 1));
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (2, 1));
+        f.io.driving();
+        f.io.resign();
+        assert_eq!(f.woken(), (1, 1));
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (2, 1));
     }
 
     #[test]
     fn a_missed_event_goes_to_the_background_on_resign() {
-        let io = Arc::new(IoWaker::default());
-        let waker = Waker::from(io.clone());
-        let (bg, bg_waker) = counter();
-        let (app, app_waker) = counter();
-        io.set_background(&bg_waker);
-        io.designate(&app_waker);
-        waker.wake_by_ref();
-        io.resign();
-        assert_eq!((n(&bg), n(&app)), (1, 1));
+        let f = Fixture::new();
+        f.io.designate(&f.app_waker);
+        f.waker.wake_by_ref();
+        f.io.resign();
+        assert_eq!(f.woken(), (1, 1));
     }
 
     #[test]
     fn a_second_event_before_driving_also_wakes_the_background() {
-        let io = Arc::new(IoWaker::default());
-        let waker = Waker::from(io.clone());
-        let (bg, bg_waker) = counter();
-        let (app, app_waker) = counter();
-        io.set_background(&bg_waker);
-        io.designate(&app_waker);
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (0, 1));
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (1, 2));
-        io.driving();
-        waker.wake_by_ref();
-        assert_eq!((n(&bg), n(&app)), (1, 3));
+        let f = Fixture::new();
+        f.io.designate(&f.app_waker);
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (0, 1));
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (1, 2));
+        f.io.driving();
+        f.waker.wake_by_ref();
+        assert_eq!(f.woken(), (1, 3));
     }
 }
