@@ -6,7 +6,7 @@
 //! ```text
 //! load echo      --addr A --pid P --conns N --size S --inflight K --warmup 1 --duration 5
 //! load handshake --addr A --pid P --concurrency 32 --warmup 0.5 --duration 3
-//! load idle      --addr A --pid P --conns 10000 --concurrency 200
+//! load idle      --addr A --pid P --conns 10000 --concurrency 200 [--hold 0]
 //! ```
 //!
 //! Prints one line of `key=value` pairs. CPU figures are the server's (`--pid`) utime +
@@ -36,6 +36,9 @@ struct Args {
     concurrency: usize,
     warmup: f64,
     duration: f64,
+    /// Idle mode: seconds to keep the connections open after measuring (to profile the
+    /// server meanwhile).
+    hold: f64,
 }
 
 fn parse_args() -> Args {
@@ -50,6 +53,7 @@ fn parse_args() -> Args {
         concurrency: 32,
         warmup: 1.0,
         duration: 5.0,
+        hold: 0.0,
     };
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -62,6 +66,7 @@ fn parse_args() -> Args {
             "--concurrency" => a.concurrency = v.parse().expect("--concurrency"),
             "--warmup" => a.warmup = v.parse().expect("--warmup"),
             "--duration" => a.duration = v.parse().expect("--duration"),
+            "--hold" => a.hold = v.parse().expect("--hold"),
             _ => panic!("unknown option {k}"),
         }
     }
@@ -341,6 +346,7 @@ async fn run_idle(args: Rc<Args>) -> String {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = proc::rss_kib(pid).unwrap_or(0);
     let n = held.borrow().len();
+    tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
     format!(
         "mode=idle conns={n} errors={} open_secs={open_secs:.2} rss0_kib={rss0} rss1_kib={rss1} \
          bytes_per_conn={:.0}",
