@@ -347,7 +347,15 @@ struct Deflate {
 
 enum OutItem {
     Raw(Bytes),
-    Frame { header: FrameHeader, payload: Bytes },
+    Frame {
+        header: FrameHeader,
+        payload: Bytes,
+    },
+    /// The automatic answer to a ping: a later ping replaces it while it waits (§5.5.3).
+    Pong {
+        header: FrameHeader,
+        payload: Bytes,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -530,6 +538,14 @@ impl Connection {
     /// reassembled, and message payloads not yet taken with [`poll_event`](Self::poll_event).
     pub fn buffered_input(&self) -> usize {
         self.in_buf.len() + self.msg.as_ref().map_or(0, |m| m.data.len()) + self.event_bytes
+    }
+
+    /// How many events [`poll_event`](Self::poll_event) has waiting, and the payload bytes
+    /// of the messages among them. An adapter that leaves received messages in the
+    /// connection until its application takes them compares these with its own limit, and
+    /// stops reading before [`Limits::max_buffered_input`](crate::Limits) is reached.
+    pub fn pending_events(&self) -> (usize, usize) {
+        (self.events.len(), self.event_bytes)
     }
 
     /// Heap capacity held by the connection's own read and write buffers (not counting
@@ -777,7 +793,7 @@ impl Connection {
             while let Some(item) = self.out.pop_front() {
                 match item {
                     OutItem::Raw(bytes) => buf.extend_from_slice(&bytes),
-                    OutItem::Frame { header, payload } => {
+                    OutItem::Frame { header, payload } | OutItem::Pong { header, payload } => {
                         header.write(buf);
                         let start = buf.len();
                         buf.extend_from_slice(&payload);
@@ -1272,7 +1288,7 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if self.close_sent.is_none() {
-                    self.push_frame(true, false, OpCode::Pong, payload.clone());
+                    self.push_pong(payload.clone());
                 }
                 if !self.terminated {
                     self.events.push_back(Event::Ping(payload));
@@ -1438,21 +1454,47 @@ impl Connection {
         }
     }
 
-    fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
+    /// Queues the answer to a ping. Once [`PONG_BACKLOG`] bytes wait to be taken by
+    /// `poll_transmit`, a new answer replaces the last one if that is still waiting: only
+    /// the most recent ping is answered (§5.5.3), so a peer that floods pings and reads
+    /// nothing cannot make the output grow. Below it every ping gets its pong.
+    fn push_pong(&mut self, payload: Bytes) {
+        if self.out_bytes >= PONG_BACKLOG
+            && let Some(OutItem::Pong {
+                header,
+                payload: queued,
+            }) = self.out.back_mut()
+        {
+            self.out_bytes -= header.encoded_len() + queued.len();
+            header.payload_len = payload.len() as u64;
+            self.out_bytes += header.encoded_len() + payload.len();
+            *queued = payload;
+            return;
+        }
+        let header = self.frame_header(true, false, OpCode::Pong, payload.len());
+        self.out_bytes += header.encoded_len() + payload.len();
+        self.out.push_back(OutItem::Pong { header, payload });
+    }
+
+    fn frame_header(&mut self, fin: bool, rsv1: bool, opcode: OpCode, len: usize) -> FrameHeader {
         let mask = self.rng.as_deref_mut().map(|rng| {
             let mut key = [0u8; 4];
             rng.fill_bytes(&mut key);
             key
         });
-        let header = FrameHeader {
+        FrameHeader {
             fin,
             rsv1,
             rsv2: false,
             rsv3: false,
             opcode,
             mask,
-            payload_len: payload.len() as u64,
-        };
+            payload_len: len as u64,
+        }
+    }
+
+    fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
+        let header = self.frame_header(fin, rsv1, opcode, payload.len());
         self.out_bytes += header.encoded_len() + payload.len();
         self.out.push_back(OutItem::Frame { header, payload });
     }
@@ -1462,6 +1504,10 @@ impl Connection {
         self.out.push_back(OutItem::Raw(bytes));
     }
 }
+
+/// Output waiting in the connection beyond which the answer to a ping replaces the last
+/// answer still waiting, instead of queueing another (see `Connection::push_pong`).
+const PONG_BACKLOG: usize = 16 * 1024;
 
 /// Close codes a peer may send (§7.4.1, §7.4.2, IANA registry): 1000-1003, 1007-1014
 /// and 3000-4999. 1004-1006 and 1015 are reserved and never sent.

@@ -52,6 +52,14 @@ impl<T> Queue<T> {
         Some(item)
     }
 
+    /// The newest item.
+    pub fn back_mut(&mut self) -> Option<&mut T> {
+        match self.rest.back_mut() {
+            Some(item) => Some(item),
+            None => self.front.as_mut(),
+        }
+    }
+
     /// Whether the queue holds no item.
     pub fn is_empty(&self) -> bool {
         self.front.is_none()
@@ -87,6 +95,7 @@ mod tests {
         q.push_back(3);
         assert_eq!(q.len(), 3);
         assert_eq!(q.iter().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(q.back_mut(), Some(&mut 3));
         assert_eq!(q.pop_front(), Some(1));
         q.push_back(4);
         assert_eq!(q.pop_front(), Some(2));

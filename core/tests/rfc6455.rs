@@ -178,6 +178,79 @@ fn rfc6455_5_4_fragmented_message_with_interleaved_control_frames() {
 }
 
 #[test]
+fn rfc6455_5_5_3_every_ping_is_answered_while_the_peer_reads() {
+    let mut pair = Pair::open();
+    let mut wire = Vec::new();
+    for i in 0..10 {
+        wire.extend(client_frame(true, 9, format!("payload-{i}").as_bytes()));
+    }
+    pair.server.conn.handle_input(pair.now, &wire);
+    let f = frames(&pair.server.take_output());
+    let pongs: Vec<Vec<u8>> = f.iter().map(|f| f.payload.to_vec()).collect();
+    let expected: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("payload-{i}").into_bytes())
+        .collect();
+    assert_eq!(pongs, expected);
+}
+
+#[test]
+fn rfc6455_5_5_3_a_ping_flood_that_reads_nothing_gets_only_the_latest_pong() {
+    let mut pair = Pair::open();
+    // A peer that floods pings and reads nothing: the answers must not pile up.
+    let mut wire = Vec::new();
+    for i in 0..100_000u32 {
+        wire.extend(client_frame(true, 9, &i.to_be_bytes()));
+    }
+    pair.server.conn.handle_input(pair.now, &wire);
+    let backlog = pair.server.conn.buffered_output();
+    assert!(backlog <= 16 * 1024 + 6, "{backlog} bytes queued");
+    pair.server.drain_events();
+    assert_eq!(pair.server.events.len(), 100_000, "every ping is reported");
+    let f = frames(&pair.server.take_output());
+    assert!(f.len() < 3_000, "{} pongs", f.len());
+    assert!(f.iter().all(|f| f.header.opcode == OpCode::Pong));
+    // In order, ending with the answer to the last ping.
+    let n: Vec<u32> = f
+        .iter()
+        .map(|f| u32::from_be_bytes(f.payload[..].try_into().unwrap()))
+        .collect();
+    assert!(n.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(n.last(), Some(&99_999));
+
+    // Frames queued after a pong end the coalescing: the order on the wire is kept.
+    let flood: Vec<u8> = (0..3_000u32)
+        .flat_map(|i| client_frame(true, 9, &i.to_be_bytes()))
+        .collect();
+    pair.server.conn.handle_input(pair.now, &flood);
+    pair.server
+        .conn
+        .send(pair.now, Message::text("data"))
+        .unwrap();
+    pair.server
+        .conn
+        .handle_input(pair.now, &client_frame(true, 9, b"c"));
+    pair.server
+        .conn
+        .handle_input(pair.now, &client_frame(true, 9, b"d"));
+    let f = frames(&pair.server.take_output());
+    let tail: Vec<(OpCode, Vec<u8>)> = f
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|f| (f.header.opcode, f.payload.to_vec()))
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            (OpCode::Pong, 2_999u32.to_be_bytes().to_vec()),
+            (OpCode::Text, b"data".to_vec()),
+            (OpCode::Pong, b"d".to_vec()),
+        ]
+    );
+}
+
+#[test]
 fn rfc6455_5_4_continuation_without_start_fails_with_1002() {
     let mut pair = Pair::open();
     pair.server
