@@ -63,17 +63,17 @@
 //!
 //! ## How it works
 //!
-//! Each connection runs in a background task that owns the socket: it reads and writes,
-//! answers pings, sends keep-alive pings and enforces every timeout, whether or not the
-//! application is currently calling [`WebSocket::recv`] or [`WebSocket::send`]. The
-//! [`WebSocket`] handle only queues and dequeues messages, so [`WebSocket::recv`] and
-//! [`WebSocket::send`] are cancel-safe, and [`WebSocket::split`] gives halves that two
-//! tasks can use at once.
+//! A task waiting in [`WebSocket::recv`] reads and writes the socket itself, so a
+//! request/reply loop costs one task wake-up per message. Whenever no task waits in
+//! `recv()` and there is work (a ping to answer, a keep-alive to send, queued messages to
+//! write, a timeout to enforce), a background task on the executor (see [`set_executor`]) does
+//! it, and ends after a second without work: an idle connection costs no task besides the
+//! application's. [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and
+//! [`WebSocket::split`] gives halves that two tasks can use at once.
 //!
 //! Sends wait while [`Config::write_high_water_mark`] bytes are queued for the socket, and
-//! the task stops reading while the application has more than
-//! [`Limits::max_buffered_input`] bytes of messages waiting, so memory stays bounded in
-//! both directions.
+//! the connection stops reading while messages pile up unread (see [`Limits`]), so memory
+//! stays bounded in both directions.
 //!
 //! ## Configuration
 //!
@@ -117,9 +117,9 @@ pub use tether_driver::{
     Accept, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame, CloseReason, Config,
     DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error, GiveUpReason,
     HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits, ProtocolError,
-    ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError, ReconnectingClient, Reject,
-    Request, Response, ReuniteError, Role, SendError, Timeout, Timeouts, Utf8Bytes, WebSocket,
-    WriteHalf,
+    ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError, ReconnectingClient,
+    RecvFuture, Reject, Request, Response, ReuniteError, Role, SendError, SendFuture, Timeout,
+    Timeouts, Utf8Bytes, WebSocket, WriteHalf,
 };
 
 /// Connects to a `ws://` (or, with the `tls` feature, `wss://`) URL with the default

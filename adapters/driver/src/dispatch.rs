@@ -1,28 +1,43 @@
-//! Who does a connection's I/O: the task waiting in `recv()`, or the background task.
+//! Who does a connection's I/O: the task waiting in `recv()`, or a background task that
+//! exists only while it has work.
 //!
-//! The transport is always polled with one waker per connection, made from an
-//! [`IoWaker`]. When it fires, it wakes the *designated* driver:
+//! The transport is polled with the connection's own waker (the [`Inner`] itself). When
+//! it fires, it wakes the *designated* driver:
 //!
 //! - a task waiting in [`WebSocket::recv`](crate::WebSocket::recv) is designated while it
 //!   waits. It reads and writes itself, so a request/reply loop costs one task wake-up per
-//!   message instead of three;
-//! - otherwise the connection's background task, which keeps pings, pongs, timeouts and
-//!   queued writes going while the application does something else.
+//!   message;
+//! - otherwise a background task, which keeps pings, pongs, timeouts and queued writes
+//!   going while the application does something else. It is spawned when an event finds
+//!   none, and ends once it has had nothing to do for [`BACKGROUND_LINGER`], so an idle
+//!   connection has no task of its own besides the application's.
 //!
-//! A `recv()` future that is dropped hands the job back (and wakes the background task if
-//! an event came in meanwhile). The timer always wakes the background task, so keep-alive
-//! pings and timeouts never depend on the application. A `recv()` future that is kept
-//! across other awaits without being polled delays the peer's frames until it is polled
-//! again, or until a second wake-up comes before it has driven the connection: the
-//! background task is then woken as well.
+//! The timer has a waker of its own, which always goes to the background task (spawning
+//! it if need be): keep-alive pings and timeouts never depend on the application. A
+//! `recv()` future that is dropped hands the job back (and the background task is woken
+//! if an event came in meanwhile). A `recv()` future that is kept across other awaits
+//! without being polled delays the peer's frames until it is polled again, or until a
+//! second wake-up comes before it has driven the connection: the background task is then
+//! woken as well.
+//!
+//! Nothing here spawns or wakes while the connection's lock is held by the caller: a
+//! runtime that is shutting down drops a spawned task at once, and the task's `Drop`
+//! needs the lock.
 
+use crate::driver::Background;
+use crate::shared::Inner;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
+use std::time::Duration;
 
-/// The per-connection waker registered with the transport.
+/// How long a background task stays after its last work, so that a connection driven in
+/// the background for a while (only sending, say) does not spawn a task per message.
+pub(crate) const BACKGROUND_LINGER: Duration = Duration::from_secs(1);
+
+/// Routing of the connection's wake-ups (part of [`Inner`]).
 #[derive(Debug, Default)]
-pub(crate) struct IoWaker {
+pub(crate) struct WakeState {
     slots: Mutex<Slots>,
     /// How many wake-ups the transport and the timer have delivered: a driver that saw
     /// this count when it last found nothing to do need not look again until it moves.
@@ -31,8 +46,6 @@ pub(crate) struct IoWaker {
 
 #[derive(Debug, Default)]
 struct Slots {
-    /// The background task's waker.
-    background: Option<Waker>,
     /// The waker of the task waiting in `recv()` (kept after it resigns, so that the next
     /// designation of the same task clones nothing).
     app: Option<Waker>,
@@ -40,20 +53,35 @@ struct Slots {
     designated: bool,
     /// The designated task was woken and has not driven the connection since.
     app_woken: bool,
+    background: Task,
 }
 
-impl IoWaker {
-    fn slots(&self) -> std::sync::MutexGuard<'_, Slots> {
-        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The background task's state.
+#[derive(Debug, Default)]
+enum Task {
+    /// There is none: the next event that needs one spawns it.
+    #[default]
+    None,
+    /// Spawned, not polled yet (it will drive when it is).
+    Spawned,
+    /// Running; woken with this waker.
+    Running(Waker),
+    /// The connection's I/O is finished: no task is needed any more.
+    Finished,
+}
 
-    /// Records the background task's waker.
-    pub(crate) fn set_background(&self, waker: &Waker) {
-        let mut s = self.slots();
-        match &s.background {
-            Some(w) if w.will_wake(waker) => {}
-            _ => s.background = Some(waker.clone()),
-        }
+/// Where a wake-up comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The transport (or the application, with work for the driver).
+    Io,
+    /// The timer: always the background task's.
+    Timer,
+}
+
+impl WakeState {
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes the task of `waker` the designated driver.
@@ -74,22 +102,9 @@ impl IoWaker {
         self.events.load(Ordering::SeqCst)
     }
 
-    /// The count of events delivered so far (see [`IoWaker::driving`]).
+    /// The count of events delivered so far (see [`WakeState::driving`]).
     pub(crate) fn events(&self) -> u64 {
         self.events.load(Ordering::SeqCst)
-    }
-
-    /// The designated task stops waiting in `recv()`; the background task takes over (and
-    /// is woken if an event came in that the task did not handle).
-    pub(crate) fn resign(&self) {
-        let mut s = self.slots();
-        s.designated = false;
-        let missed = std::mem::take(&mut s.app_woken);
-        let background = if missed { s.background.clone() } else { None };
-        drop(s);
-        if let Some(w) = background {
-            w.wake();
-        }
     }
 
     /// The reader is gone: no task can be designated any more.
@@ -99,52 +114,181 @@ impl IoWaker {
         s.designated = false;
     }
 
-    /// Wakes the background task, whoever is designated.
-    pub(crate) fn wake_background(&self) {
-        let background = self.slots().background.clone();
-        if let Some(w) = background {
-            w.wake();
+    /// The background task is being polled with `waker`.
+    pub(crate) fn background_polled(&self, waker: &Waker) {
+        let mut s = self.slots();
+        match &s.background {
+            Task::Running(w) if w.will_wake(waker) => {}
+            Task::Finished => {}
+            _ => s.background = Task::Running(waker.clone()),
         }
     }
 
-    fn dispatch(&self) {
-        self.events.fetch_add(1, Ordering::SeqCst);
+    /// The background task found nothing to do: it may end, unless an event came in after
+    /// the drive that saw `seen` events. Returns whether it ends.
+    pub(crate) fn background_may_end(&self, seen: u64) -> bool {
         let mut s = self.slots();
-        let (first, second) = if s.designated {
-            // A second event before the task drove: it may hold its `recv()` future
-            // without polling it; the background task steps in.
-            let escalate = std::mem::replace(&mut s.app_woken, true);
-            let background = if escalate { s.background.clone() } else { None };
-            (s.app.clone(), background)
-        } else {
-            (s.background.clone(), None)
-        };
-        drop(s);
-        // Woken outside the lock: a waker may do anything, even wake this one again.
-        if let Some(w) = first {
-            w.wake();
+        if self.events.load(Ordering::SeqCst) != seen {
+            return false;
         }
-        if let Some(w) = second {
-            w.wake();
+        if !matches!(s.background, Task::Finished) {
+            s.background = Task::None;
+        }
+        true
+    }
+
+    /// The connection's I/O is finished: wake-ups spawn no task any more. Returns the
+    /// waker of a background task that waits, to be woken so that it ends.
+    pub(crate) fn finished(&self) -> Option<Waker> {
+        let mut s = self.slots();
+        s.designated = false;
+        match std::mem::replace(&mut s.background, Task::Finished) {
+            Task::Running(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The background task was dropped by its runtime (which shuts down) before the
+    /// connection finished.
+    pub(crate) fn background_dropped(&self) {
+        let mut s = self.slots();
+        if !matches!(s.background, Task::Finished) {
+            s.background = Task::None;
         }
     }
 }
 
-impl Wake for IoWaker {
+/// What a wake-up does, decided under the slots' lock and carried out after it.
+#[derive(Default)]
+struct Route {
+    first: Option<Waker>,
+    second: Option<Waker>,
+    spawn: bool,
+}
+
+impl Slots {
+    /// The background task's part of a wake-up: its waker, or whether to spawn it.
+    fn background(&mut self, route: &mut Route) {
+        match &self.background {
+            Task::Running(w) => route.second = Some(w.clone()),
+            Task::Spawned | Task::Finished => {}
+            Task::None => {
+                self.background = Task::Spawned;
+                route.spawn = true;
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Delivers a wake-up to whoever drives (see the module docs). Never call it with the
+    /// connection's lock held.
+    pub(crate) fn dispatch(self: &Arc<Self>, source: Source) {
+        let mut route = Route::default();
+        {
+            let mut s = self.wake.slots();
+            self.wake.events.fetch_add(1, Ordering::SeqCst);
+            if source == Source::Io && s.designated {
+                route.first = s.app.clone();
+                // A second event before the task drove: it may hold its `recv()` future
+                // without polling it; the background task steps in.
+                if std::mem::replace(&mut s.app_woken, true) {
+                    s.background(&mut route);
+                }
+            } else {
+                s.background(&mut route);
+            }
+        }
+        self.follow(route);
+    }
+
+    /// The designated task stops waiting in `recv()`; the background task takes over (and
+    /// is woken, or spawned, if an event came in that the task did not handle). Never call
+    /// it with the connection's lock held.
+    pub(crate) fn resign(self: &Arc<Self>) {
+        let mut route = Route::default();
+        {
+            let mut s = self.wake.slots();
+            s.designated = false;
+            if std::mem::take(&mut s.app_woken) {
+                s.background(&mut route);
+            }
+        }
+        self.follow(route);
+    }
+
+    /// Wakes (or spawns) the background task, whoever is designated. Never call it with the
+    /// connection's lock held.
+    pub(crate) fn wake_background(self: &Arc<Self>) {
+        let mut route = Route::default();
+        self.wake.slots().background(&mut route);
+        self.follow(route);
+    }
+
+    /// Carries out a wake-up decided under the slots' lock, outside it: a waker may do
+    /// anything, even wake this connection again.
+    fn follow(self: &Arc<Self>, route: Route) {
+        if let Some(w) = route.first {
+            w.wake();
+        }
+        if let Some(w) = route.second {
+            w.wake();
+        }
+        if route.spawn {
+            self.runtime.spawn(Box::pin(Background::new(self.clone())));
+        }
+    }
+
+    /// A waker for the connection's timer: it wakes the background task (spawning it if
+    /// need be), whoever is designated.
+    pub(crate) fn timer_waker(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::new(TimerWake(Arc::downgrade(self))))
+    }
+}
+
+/// Transport wake-ups (and the application's work for the driver) go to the designated
+/// driver.
+impl Wake for Inner {
     fn wake(self: Arc<Self>) {
-        self.dispatch();
+        self.dispatch(Source::Io);
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.dispatch();
+        self.dispatch(Source::Io);
+    }
+}
+
+/// The timer's waker. It holds the connection weakly: a timer never keeps a connection
+/// alive.
+struct TimerWake(Weak<Inner>);
+
+impl Wake for TimerWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.dispatch(Source::Timer);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::config::Config;
+    use crate::runtime::{Runtime, Timer, Transport};
+    use bytes::BytesMut;
+    use std::future::Future;
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+    use tether_core::Connection;
 
+    /// Counts wake-ups.
     #[derive(Default)]
     struct Count(AtomicUsize);
 
@@ -163,72 +307,192 @@ mod tests {
         c.0.load(Ordering::SeqCst)
     }
 
-    /// A connection's waker with a background task registered, and a task to designate.
+    /// A runtime that keeps what it is asked to spawn, unpolled.
+    #[derive(Default)]
+    struct Keep {
+        spawned: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    }
+
+    impl std::fmt::Debug for Keep {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Keep")
+        }
+    }
+
+    impl Runtime for Keep {
+        fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
+            self.spawned.lock().unwrap().push(future);
+        }
+
+        fn timer(&self, _: Instant) -> Pin<Box<dyn Timer>> {
+            unreachable!("no drive in these tests")
+        }
+    }
+
+    /// A transport that is never ready.
+    struct Idle;
+
+    impl Transport for Idle {
+        fn poll_read(&mut self, _: &mut Context<'_>, _: &mut BytesMut) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_write(&mut self, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    /// A connection, its runtime, and a task that can be designated and one that plays
+    /// the background task once spawned.
     struct Fixture {
-        io: Arc<IoWaker>,
-        waker: Waker,
-        bg: Arc<Count>,
+        inner: Arc<Inner>,
+        runtime: Arc<Keep>,
         app: Arc<Count>,
         app_waker: Waker,
+        bg: Arc<Count>,
+        bg_waker: Waker,
     }
 
     impl Fixture {
         fn new() -> Self {
-            let io = Arc::new(IoWaker::default());
-            let (bg, bg_waker) = counter();
+            let runtime = Arc::new(Keep::default());
+            let config = Config::default();
+            let conn = Connection::server(config.connection_config(), Instant::now());
+            let inner = Arc::new(Inner::new(
+                runtime.clone(),
+                conn,
+                Box::new(Idle),
+                &config,
+                false,
+            ));
             let (app, app_waker) = counter();
-            io.set_background(&bg_waker);
+            let (bg, bg_waker) = counter();
             Self {
-                waker: Waker::from(io.clone()),
-                io,
-                bg,
+                inner,
+                runtime,
                 app,
                 app_waker,
+                bg,
+                bg_waker,
             }
         }
 
-        /// Wake-ups so far: (background, designated task).
-        fn woken(&self) -> (usize, usize) {
-            (n(&self.bg), n(&self.app))
+        fn spawned(&self) -> usize {
+            self.runtime.spawned.lock().unwrap().len()
         }
+
+        /// The spawned background task is polled (it registers its waker).
+        fn background_runs(&self) {
+            self.inner.wake.background_polled(&self.bg_waker);
+        }
+
+        /// Wake-ups so far: (spawns, background, designated task).
+        fn woken(&self) -> (usize, usize, usize) {
+            (self.spawned(), n(&self.bg), n(&self.app))
+        }
+    }
+
+    #[test]
+    fn an_event_with_no_driver_spawns_one_background_task() {
+        let f = Fixture::new();
+        f.inner.dispatch(Source::Io);
+        f.inner.dispatch(Source::Io);
+        // Spawned once; it has not run yet, so the second event needs nothing more.
+        assert_eq!(f.woken(), (1, 0, 0));
+        f.background_runs();
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (1, 1, 0));
     }
 
     #[test]
     fn events_go_to_the_designated_task_and_back_to_the_background() {
         let f = Fixture::new();
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (1, 0));
-
-        f.io.designate(&f.app_waker);
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (1, 1));
-        // It drove, then stopped waiting: nothing missed, the background is not woken.
-        f.io.driving();
-        f.io.resign();
-        assert_eq!(f.woken(), (1, 1));
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (2, 1));
+        f.inner.wake.designate(&f.app_waker);
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (0, 0, 1), "no background task needed");
+        // It drove, then stopped waiting: nothing missed, nothing spawned.
+        f.inner.wake.driving();
+        f.inner.resign();
+        assert_eq!(f.woken(), (0, 0, 1));
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (1, 0, 1));
     }
 
     #[test]
     fn a_missed_event_goes_to_the_background_on_resign() {
         let f = Fixture::new();
-        f.io.designate(&f.app_waker);
-        f.waker.wake_by_ref();
-        f.io.resign();
-        assert_eq!(f.woken(), (1, 1));
+        f.inner.wake.designate(&f.app_waker);
+        f.inner.dispatch(Source::Io);
+        f.inner.resign();
+        assert_eq!(f.woken(), (1, 0, 1));
     }
 
     #[test]
     fn a_second_event_before_driving_also_wakes_the_background() {
         let f = Fixture::new();
-        f.io.designate(&f.app_waker);
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (0, 1));
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (1, 2));
-        f.io.driving();
-        f.waker.wake_by_ref();
-        assert_eq!(f.woken(), (1, 3));
+        f.background_runs();
+        f.inner.wake.designate(&f.app_waker);
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (0, 0, 1));
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (0, 1, 2));
+        f.inner.wake.driving();
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (0, 1, 3));
+    }
+
+    #[test]
+    fn the_timer_wakes_the_background_whoever_is_designated() {
+        let f = Fixture::new();
+        f.inner.wake.designate(&f.app_waker);
+        let timer = f.inner.timer_waker();
+        timer.wake_by_ref();
+        assert_eq!(f.woken(), (1, 0, 0));
+        f.background_runs();
+        timer.wake_by_ref();
+        assert_eq!(f.woken(), (1, 1, 0));
+    }
+
+    #[test]
+    fn the_background_task_ends_only_if_no_event_came_since_its_drive() {
+        let f = Fixture::new();
+        f.background_runs();
+        let seen = f.inner.wake.driving();
+        f.inner.dispatch(Source::Io);
+        assert!(!f.inner.wake.background_may_end(seen), "an event came in");
+        let seen = f.inner.wake.driving();
+        assert!(f.inner.wake.background_may_end(seen));
+        // Gone: the next event spawns a new one.
+        f.inner.dispatch(Source::Io);
+        assert_eq!(f.woken(), (1, 1, 0));
+    }
+
+    #[test]
+    fn nothing_is_spawned_once_the_connection_is_finished() {
+        let f = Fixture::new();
+        f.background_runs();
+        let waiting = f.inner.wake.finished();
+        assert!(
+            waiting.is_some(),
+            "the waiting background task is handed back"
+        );
+        f.inner.dispatch(Source::Io);
+        f.inner.timer_waker().wake_by_ref();
+        assert_eq!(f.woken(), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_timer_never_keeps_the_connection_alive() {
+        let f = Fixture::new();
+        let timer = f.inner.timer_waker();
+        let weak = Arc::downgrade(&f.inner);
+        drop(f);
+        assert!(weak.upgrade().is_none());
+        timer.wake_by_ref();
     }
 }

@@ -1,15 +1,16 @@
 //! Moving bytes between a transport and a `tether_core::Connection`, from whichever task
 //! drives the connection (see [`crate::dispatch`]), and the background task.
 
+use crate::dispatch::BACKGROUND_LINGER;
 use crate::pool;
-use crate::runtime::{Runtime, Timer, Transport};
+use crate::runtime::Timer;
 use crate::shared::{Inner, Shared, wake};
 use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tether_core::{CloseCode, State, Transmit};
 
@@ -17,19 +18,8 @@ use tether_core::{CloseCode, State, Transmit};
 const BUDGET: usize = 32;
 
 /// How long the driver holds further input after handing messages to a waiting reader,
-/// if the application neither replies nor comes back to `recv` (see `Shared::awaiting_app`).
+/// if the application neither replies nor comes back to `recv` (see `App::awaiting_app`).
 const REPLY_GRACE: Duration = Duration::from_millis(100);
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Shutdown {
-    /// The connection runs.
-    No,
-    /// The core asked for the transport to be closed once the write buffer is written.
-    Requested,
-    /// The write side is shut down; the rest of the input is read and discarded until
-    /// end of stream, so that closing the socket does not reset the connection.
-    Sent,
-}
 
 /// Buffers are parked in the per-thread pool (see [`pool`]) whenever the driver waits. A
 /// read buffer that messages still held by the application point into cannot be; it is
@@ -44,7 +34,18 @@ const MIN_READ_SPARE: usize = 4096;
 /// and see the peer's end of stream, when the close timeout is off.
 const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 
-pub(crate) enum Step {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// The connection runs.
+    No,
+    /// The core asked for the transport to be closed once the write buffer is written.
+    Requested,
+    /// The write side is shut down; the rest of the input is read and discarded until
+    /// end of stream, so that closing the socket does not reset the connection.
+    Sent,
+}
+
+enum Step {
     /// Something happened; go round again.
     Again,
     /// Nothing to do until a waker fires.
@@ -53,17 +54,30 @@ pub(crate) enum Step {
     Done,
 }
 
+/// What a drive left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Drive {
+    /// Nothing more to do until the transport or the timer wakes the connection.
+    Waiting,
+    /// The budget is spent with work left: the caller wakes the driver (after unlocking).
+    Busy,
+    /// The connection's I/O is finished.
+    Finished,
+}
+
 /// The I/O side of one connection: the transport, its buffers and the timer. It lives in
-/// the connection's shared state ([`Shared::io`]) and is driven, under that lock, by
-/// whichever task [`Inner::drive`] runs on: the task waiting in `recv()`, a sender, or the
-/// background task (see [`crate::dispatch`]). Reads a buffer and feeds the core, writes
-/// what the core queues (all queued frames coalesced into one buffer), fires the core's
-/// timers, and moves events to the application's queue.
-pub(crate) struct Driver<T: ?Sized> {
+/// the connection's shared state and is driven, under its lock, by whichever task
+/// [`Inner::drive`] runs on: the task waiting in `recv()`, a sender, or the background
+/// task (see [`crate::dispatch`]). Reads a buffer and feeds the core, writes what the core
+/// queues (all queued frames coalesced into one buffer), fires the core's timers, and
+/// hands the handshake's events and the connection's end to the handles.
+pub(crate) struct Io {
     timer: Option<Pin<Box<dyn Timer>>>,
+    /// The timer's waker (see [`Inner::timer_waker`]), made with the timer.
+    timer_waker: Option<Waker>,
     timer_at: Option<Instant>,
-    /// The timer was polled (and returned `Pending`) with the background task's waker
-    /// since it was last set: it will wake that task when it fires.
+    /// The timer was polled (and returned `Pending`) since it was last set: it will wake
+    /// the connection when it fires.
     timer_registered: bool,
     /// The timer fired in this step: the caller reads the clock again.
     timer_fired: bool,
@@ -73,6 +87,11 @@ pub(crate) struct Driver<T: ?Sized> {
     write_pos: usize,
     needs_flush: bool,
     shutdown: Shutdown,
+    eof: bool,
+    /// The background task is the one driving (see [`Background`]).
+    in_background: bool,
+    /// While a background task exists: the moment it ends if it has had no work since.
+    background_until: Option<Instant>,
     /// Once the core is finished: the moment to give up on the transport.
     linger: Option<Instant>,
     /// While input is held for the application: the moment to stop holding it.
@@ -80,14 +99,13 @@ pub(crate) struct Driver<T: ?Sized> {
     /// While a read buffer shared with the application's messages is kept: the moment to
     /// let it go.
     release_at: Option<Instant>,
-    eof: bool,
-    io: T,
 }
 
-impl<T: Transport> Driver<T> {
-    pub(crate) fn new(io: T, read_size: usize) -> Self {
+impl Io {
+    pub(crate) fn new(read_size: usize) -> Self {
         Self {
             timer: None,
+            timer_waker: None,
             timer_at: None,
             timer_registered: false,
             timer_fired: false,
@@ -97,226 +115,24 @@ impl<T: Transport> Driver<T> {
             write_pos: 0,
             needs_flush: false,
             shutdown: Shutdown::No,
+            eof: false,
+            in_background: false,
+            background_until: None,
             linger: None,
             reply_grace: None,
             release_at: None,
-            eof: false,
-            io,
         }
     }
-}
 
-impl Driver<dyn Transport> {
-    /// One round of work, under the connection's lock. `cx` carries the connection's
-    /// [`IoWaker`](crate::dispatch::IoWaker).
-    pub(crate) fn step(
-        &mut self,
-        sh: &mut Shared,
-        runtime: &dyn Runtime,
-        now: Instant,
-        cx: &mut Context<'_>,
-    ) -> Step {
-        if self.release_at.is_some_and(|at| at <= now) {
-            // Quiet for a while: let go of a read buffer still shared with messages.
-            self.release_at = None;
-            if self.read_buf.is_empty() {
-                self.read_buf = BytesMut::new();
-            }
-        }
-        if sh.conn.poll_timeout().is_some_and(|at| at <= now) {
-            sh.conn.handle_timeout(now);
-        }
-        if !sh.reader && !sh.writer {
-            // Every handle is gone: finish politely, or drop a half-open handshake.
-            match sh.conn.state() {
-                State::Open => {
-                    let _ = sh.conn.close(now, CloseCode::NORMAL, "");
-                }
-                State::Handshake | State::Accepting => return Step::Done,
-                State::Closing | State::Closed => {}
-            }
-        }
-        sh.pump_events();
-        // Whether the write buffer still held bytes of an earlier round, so that what the
-        // core queued since could not be taken yet.
-        let behind = self.write_pos < self.write_buf.len();
-        if !behind && self.shutdown == Shutdown::No {
-            self.write_buf.clear();
-            self.write_pos = 0;
-            if self.write_buf.capacity() == 0 && sh.conn.buffered_output() > 0 {
-                self.write_buf = pool::take_write();
-            }
-            while let Some(t) = sh.conn.poll_transmit(&mut self.write_buf) {
-                if t == Transmit::Shutdown {
-                    self.shutdown = Shutdown::Requested;
-                    let linger = sh.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
-                    self.linger = Some(now + linger);
-                    break;
-                }
-            }
-        }
-        sh.read_paused = sh.reader && sh.queue_bytes > sh.max_queue;
-        // A slow application is not a dead peer: no keep-alive verdict while paused.
-        sh.conn.set_input_paused(now, sh.read_paused);
-        if !sh.awaiting_app || self.reply_grace.is_some_and(|at| at <= now) {
-            sh.awaiting_app = false;
-            self.reply_grace = None;
-        } else if self.reply_grace.is_none() {
-            self.reply_grace = Some(now + REPLY_GRACE);
-        }
-        let hold = sh.read_paused || sh.awaiting_app;
-        let read_allowed = !self.eof && (!hold || self.shutdown != Shutdown::No);
-        if self.linger.is_some_and(|at| at <= now) {
-            return Step::Done;
-        }
-
-        let mut again = false;
-
-        // Write everything the core handed out, in as few writes as the transport allows.
-        // Writing needs no further round: more output can only come from the application,
-        // which drives the connection or wakes its driver.
-        while self.write_pos < self.write_buf.len() {
-            match self.io.poll_write(cx, &self.write_buf[self.write_pos..]) {
-                Poll::Ready(Ok(0)) => return self.fail(sh, now, io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    self.write_pos += n;
-                    self.needs_flush = true;
-                }
-                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
-                Poll::Pending => break,
-            }
-        }
-        let written = self.write_pos == self.write_buf.len();
-        if written && self.needs_flush {
-            match self.io.poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.needs_flush = false,
-                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
-                Poll::Pending => {}
-            }
-        }
-        // Tell waiting senders and flushers at once.
-        self.publish_write_state(sh);
-        if behind && written && self.shutdown == Shutdown::No {
-            // The earlier bytes are out: go round to take what the core queued meanwhile
-            // (nothing else would wake the driver for it).
-            again = true;
-        }
-        if written && !self.needs_flush && self.shutdown == Shutdown::Requested {
-            // An error here changes nothing: the connection is over either way.
-            if self.io.poll_shutdown(cx).is_ready() {
-                self.shutdown = Shutdown::Sent;
-                again = true;
-            }
-        }
-        if self.shutdown == Shutdown::Sent && self.eof {
-            return Step::Done;
-        }
-
-        if read_allowed {
-            self.prepare_read_buf();
-            match self.io.poll_read(cx, &mut self.read_buf) {
-                Poll::Ready(Ok(0)) => {
-                    self.eof = true;
-                    sh.conn.handle_eof(now);
-                    again = true;
-                }
-                Poll::Ready(Ok(_)) => {
-                    sh.conn.handle_input_buf(now, &mut self.read_buf);
-                    sh.pump_events();
-                    // Usually the read brought messages for the reader and nothing to
-                    // send: hand them over and wait, rather than go round again only to
-                    // find input held for the reader.
-                    let handed_over = sh.awaiting_app
-                        && sh.conn.state() == State::Open
-                        && sh.conn.buffered_output() == 0
-                        && !sh.conn.has_deferred_failure()
-                        && sh.queue_bytes <= sh.max_queue;
-                    if handed_over {
-                        self.reply_grace.get_or_insert(now + REPLY_GRACE);
-                    } else {
-                        again = true;
-                    }
-                }
-                Poll::Ready(Err(e)) => return self.fail(sh, now, e),
-                Poll::Pending => {}
-            }
-        }
-
-        if again {
-            // The next round polls the timer, if it is still needed then.
-            return Step::Again;
-        }
-        // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
-        self.park_buffers(now);
-        let deadline = earliest(
-            earliest(sh.conn.poll_timeout(), self.linger),
-            earliest(self.reply_grace, self.release_at),
-        );
-        match deadline {
-            Some(at) if at <= now => again = true,
-            Some(at) => {
-                let timer = match &mut self.timer {
-                    Some(t) => {
-                        // A later deadline (the keep-alive moves with every read) keeps
-                        // the armed timer: it wakes early once and is re-armed then.
-                        if self.timer_at.is_none_or(|t| at < t || t <= now) {
-                            t.as_mut().reset(at);
-                            self.timer_at = Some(at);
-                            self.timer_registered = false;
-                        }
-                        t
-                    }
-                    None => {
-                        self.timer_at = Some(at);
-                        self.timer_registered = false;
-                        self.timer.insert(runtime.timer(at))
-                    }
-                };
-                // A timer already registered for this deadline need not be polled again.
-                // It wakes the background task, whoever drives: its deadlines
-                // (keep-alive, timeouts) must be kept even while a task that holds a
-                // `recv()` future does not poll it. Until the background task has been
-                // polled once, the connection's waker stands in (and the timer is polled
-                // again at the next step).
-                if !self.timer_registered {
-                    let background = sh.background.as_ref().map(Context::from_waker);
-                    let registered = background.is_some();
-                    let expired = match background {
-                        Some(mut bg) => timer.as_mut().poll_expired(&mut bg),
-                        None => timer.as_mut().poll_expired(cx),
-                    };
-                    if expired.is_ready() {
-                        self.timer_fired = true;
-                        again = true;
-                    } else {
-                        self.timer_registered = registered;
-                    }
-                }
-            }
-            None => {}
-        }
-
-        if again { Step::Again } else { Step::Wait }
+    /// Bytes in the write buffer not yet written.
+    fn unwritten(&self) -> usize {
+        self.write_buf.len() - self.write_pos
     }
 
-    /// The transport failed: report the error, end the connection, drop the transport.
-    fn fail(&mut self, sh: &mut Shared, now: Instant, error: io::Error) -> Step {
-        if !sh.ended {
-            sh.io_error = Some(error);
-            sh.conn.handle_eof(now);
-            sh.pump_events();
-        }
-        Step::Done
-    }
-
-    /// Publishes how many bytes wait in the write buffer and whether a flush is pending,
-    /// waking the application's senders when that changed.
-    fn publish_write_state(&self, sh: &mut crate::shared::Shared) {
-        let pending = self.write_buf.len() - self.write_pos;
-        if pending != sh.write_pending || self.needs_flush != sh.flush_pending {
-            sh.write_pending = pending;
-            sh.flush_pending = self.needs_flush;
-            wake(&mut sh.send_waker);
+    /// Something moved (bytes, a timer): a background task driving stays a while longer.
+    fn worked(&mut self, now: Instant) {
+        if self.in_background {
+            self.background_until = Some(now + BACKGROUND_LINGER);
         }
     }
 
@@ -359,141 +175,395 @@ impl Driver<dyn Transport> {
     }
 }
 
-/// The earlier of two optional deadlines.
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
+impl Shared {
+    /// One round of work, under the connection's lock. `cx` carries the connection's own
+    /// waker (the transport's wake-ups go to whoever drives).
+    fn step(&mut self, inner: &Arc<Inner>, now: Instant, cx: &mut Context<'_>) -> Step {
+        let io = &mut self.io;
+        if io.release_at.is_some_and(|at| at <= now) {
+            // Quiet for a while: let go of a read buffer still shared with messages.
+            io.release_at = None;
+            if io.read_buf.is_empty() {
+                io.read_buf = BytesMut::new();
+            }
+        }
+        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+            self.conn.handle_timeout(now);
+            self.io.worked(now);
+        }
+        if !self.app.reader && !self.app.writer {
+            // Every handle is gone: finish politely, or drop a half-open handshake.
+            match self.conn.state() {
+                State::Open => {
+                    let _ = self.conn.close(now, CloseCode::NORMAL, "");
+                }
+                State::Handshake | State::Accepting => return Step::Done,
+                State::Closing | State::Closed => {}
+            }
+        }
+        self.pump();
+        let io = &mut self.io;
+        // Whether the write buffer still held bytes of an earlier round, so that what the
+        // core queued since could not be taken yet.
+        let behind = io.write_pos < io.write_buf.len();
+        if !behind && io.shutdown == Shutdown::No {
+            io.write_buf.clear();
+            io.write_pos = 0;
+            if io.write_buf.capacity() == 0 && self.conn.buffered_output() > 0 {
+                io.write_buf = pool::take_write();
+            }
+            while let Some(t) = self.conn.poll_transmit(&mut io.write_buf) {
+                if t == Transmit::Shutdown {
+                    io.shutdown = Shutdown::Requested;
+                    let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
+                    io.linger = Some(now + linger);
+                    break;
+                }
+            }
+        }
+        self.app.read_paused = self.app.reader && self.too_many_pending();
+        // A slow application is not a dead peer: no keep-alive verdict while paused.
+        self.conn.set_input_paused(now, self.app.read_paused);
+        let io = &mut self.io;
+        if !self.app.awaiting_app || io.reply_grace.is_some_and(|at| at <= now) {
+            self.app.awaiting_app = false;
+            io.reply_grace = None;
+        } else if io.reply_grace.is_none() {
+            io.reply_grace = Some(now + REPLY_GRACE);
+        }
+        if io.linger.is_some_and(|at| at <= now) {
+            return Step::Done;
+        }
+        let Some(transport) = self.transport.as_deref_mut() else {
+            return Step::Done;
+        };
 
-/// Ends the connection's I/O: its buffers go back to the pool, the transport is dropped,
-/// and the handles learn that nobody will move bytes any more. Runs when a step returns
-/// [`Step::Done`], or when the runtime drops the background task.
-pub(crate) fn finish(sh: &mut Shared, now: Instant) {
-    if let Some(mut driver) = sh.io.take() {
+        let mut again = false;
+
+        // Write everything the core handed out, in as few writes as the transport allows.
+        // Writing needs no further round: more output can only come from the application,
+        // which drives the connection or wakes its driver.
+        let had_output = io.write_pos < io.write_buf.len();
+        while io.write_pos < io.write_buf.len() {
+            match transport.poll_write(cx, &io.write_buf[io.write_pos..]) {
+                Poll::Ready(Ok(0)) => return self.fail(now, io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    io.write_pos += n;
+                    io.needs_flush = true;
+                }
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => break,
+            }
+        }
+        let written = io.write_pos == io.write_buf.len();
+        if written && io.needs_flush {
+            match transport.poll_flush(cx) {
+                Poll::Ready(Ok(())) => io.needs_flush = false,
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => {}
+            }
+        }
+        if had_output {
+            io.worked(now);
+        }
+        // Tell waiting senders and flushers at once.
+        let pending = io.unwritten();
+        if pending != self.app.write_pending || io.needs_flush != self.app.flush_pending {
+            self.app.write_pending = pending;
+            self.app.flush_pending = io.needs_flush;
+            wake(&mut self.app.send_waker);
+        }
+        if behind && written && io.shutdown == Shutdown::No {
+            // The earlier bytes are out: go round to take what the core queued meanwhile
+            // (nothing else would wake the driver for it).
+            again = true;
+        }
+        if written && !io.needs_flush && io.shutdown == Shutdown::Requested {
+            // An error here changes nothing: the connection is over either way.
+            if transport.poll_shutdown(cx).is_ready() {
+                io.shutdown = Shutdown::Sent;
+                again = true;
+            }
+        }
+        if io.shutdown == Shutdown::Sent && io.eof {
+            return Step::Done;
+        }
+
+        // Input waits while messages are held for the application. Once shutting down,
+        // everything is read (and discarded) until end of stream.
+        let hold = self.app.read_paused || self.app.awaiting_app;
+        if !io.eof && (!hold || io.shutdown != Shutdown::No) {
+            io.prepare_read_buf();
+            match transport.poll_read(cx, &mut io.read_buf) {
+                Poll::Ready(Ok(0)) => {
+                    io.eof = true;
+                    self.conn.handle_eof(now);
+                    again = true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    io.worked(now);
+                    let before = self.conn.pending_events().0;
+                    self.conn.handle_input_buf(now, &mut io.read_buf);
+                    let waiting = self.pump();
+                    if waiting && self.conn.pending_events().0 > before {
+                        // Whether or not the reader is waiting yet: its reply to these
+                        // messages must get a chance to go out before anything later input
+                        // causes.
+                        self.app.awaiting_app = true;
+                    }
+                    // Usually the read brought messages for the reader and nothing to
+                    // send: hand them over and wait, rather than go round again only to
+                    // find input held for the reader.
+                    let handed_over = waiting
+                        && self.conn.state() == State::Open
+                        && self.conn.buffered_output() == 0
+                        && !self.conn.has_deferred_failure()
+                        && !self.too_many_pending();
+                    if handed_over {
+                        self.io.reply_grace.get_or_insert(now + REPLY_GRACE);
+                    } else {
+                        again = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Pending => {}
+            }
+        }
+
+        if again {
+            // The next round polls the timer, if it is still needed then.
+            return Step::Again;
+        }
+        // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
+        let io = &mut self.io;
+        io.park_buffers(now);
+        let deadline = [
+            self.conn.poll_timeout(),
+            io.linger,
+            io.reply_grace,
+            io.release_at,
+            // An expired one means the background task is about to end.
+            io.background_until.filter(|&at| at > now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match deadline {
+            Some(at) if at <= now => again = true,
+            Some(at) => {
+                let timer = match &mut io.timer {
+                    Some(t) => {
+                        // A later deadline (the keep-alive moves with every read) keeps
+                        // the armed timer: it wakes early once and is re-armed then.
+                        if io.timer_at.is_none_or(|t| at < t || t <= now) {
+                            t.as_mut().reset(at);
+                            io.timer_at = Some(at);
+                            io.timer_registered = false;
+                        }
+                        t
+                    }
+                    None => {
+                        io.timer_at = Some(at);
+                        io.timer_registered = false;
+                        io.timer.insert(inner.runtime.timer(at))
+                    }
+                };
+                // A timer already registered for this deadline need not be polled again.
+                // It wakes the background task, whoever drives: its deadlines
+                // (keep-alive, timeouts) must be kept even while a task that holds a
+                // `recv()` future does not poll it.
+                if !io.timer_registered {
+                    let waker = io.timer_waker.get_or_insert_with(|| inner.timer_waker());
+                    match timer.as_mut().poll_expired(&mut Context::from_waker(waker)) {
+                        Poll::Ready(()) => {
+                            io.timer_fired = true;
+                            again = true;
+                        }
+                        Poll::Pending => io.timer_registered = true,
+                    }
+                }
+            }
+            None => {}
+        }
+
+        if again { Step::Again } else { Step::Wait }
+    }
+
+    /// The transport failed: report the error, end the connection, drop the transport.
+    fn fail(&mut self, now: Instant, error: io::Error) -> Step {
+        if !self.app.ended {
+            self.app.io_error = Some(error);
+            self.conn.handle_eof(now);
+            self.pump();
+        }
+        Step::Done
+    }
+
+    /// Ends the connection's I/O: its buffers go back to the pool, the transport and the
+    /// timer are dropped, and the handles learn that nobody will move bytes any more.
+    fn finish(&mut self, now: Instant) {
+        self.transport = None;
+        let io = &mut self.io;
+        io.timer = None;
+        io.timer_waker = None;
+        io.background_until = None;
         // (A buffer messages still point into is simply let go.)
-        let _ = pool::park_read(std::mem::take(&mut driver.read_buf), driver.read_size);
-        pool::park_write(std::mem::take(&mut driver.write_buf));
+        let _ = pool::park_read(std::mem::take(&mut io.read_buf), io.read_size);
+        pool::park_write(std::mem::take(&mut io.write_buf));
+        io.write_pos = 0;
+        self.app.driver_done = true;
+        self.app.write_pending = 0;
+        if !self.app.ended {
+            self.conn.handle_eof(now);
+            self.pump();
+        }
+        if !self.app.ended {
+            self.app.ended = true;
+            self.app.error.get_or_insert(crate::Error::Abnormal);
+        }
+        self.app.wake_handles();
     }
-    sh.driver_done = true;
-    if !sh.ended {
-        sh.conn.handle_eof(now);
-        sh.pump_events();
-    }
-    if !sh.ended {
-        sh.ended = true;
-        sh.error.get_or_insert(crate::Error::Abnormal);
-    }
-    sh.wake_handles();
 }
 
 impl Inner {
     /// Drives the connection from the calling task, under its lock: rounds of reading,
     /// writing and timers until nothing is left to do (the transport and the timer then
-    /// wake the connection's [`IoWaker`](crate::dispatch::IoWaker)), or the budget is
-    /// spent (the designated driver is then woken to carry on). Returns `true` once the
-    /// connection's I/O is finished.
-    pub(crate) fn drive(&self, sh: &mut Shared) -> bool {
+    /// wake the connection), or the budget is spent (the caller then wakes the driver once
+    /// it has unlocked: [`Drive::Busy`] sets the kick).
+    pub(crate) fn drive(self: &Arc<Self>, sh: &mut Shared) -> Drive {
         self.drive_at(sh, None)
     }
 
     /// [`Inner::drive`], with the time if the caller has just read the clock.
-    pub(crate) fn drive_at(&self, sh: &mut Shared, now: Option<Instant>) -> bool {
-        sh.kick = false;
-        let Some(mut driver) = sh.io.take() else {
-            return true;
-        };
+    pub(crate) fn drive_at(self: &Arc<Self>, sh: &mut Shared, now: Option<Instant>) -> Drive {
+        sh.app.kick = false;
+        if sh.app.driver_done {
+            return Drive::Finished;
+        }
         // The events so far are handled now, whoever was woken for them.
-        let seen = self.io_waker.driving();
-        sh.settled = None;
-        let mut cx = Context::from_waker(&self.waker);
+        let seen = self.wake.driving();
+        sh.app.settled = None;
+        let waker = Waker::from(self.clone());
+        let mut cx = Context::from_waker(&waker);
         let runtime = &*self.runtime;
         let mut now = now.unwrap_or_else(|| runtime.now());
         for _ in 0..BUDGET {
-            match driver.step(sh, runtime, now, &mut cx) {
+            match sh.step(self, now, &mut cx) {
                 Step::Again => {
-                    if std::mem::take(&mut driver.timer_fired) {
+                    if std::mem::take(&mut sh.io.timer_fired) {
                         now = runtime.now();
                     }
                 }
                 Step::Wait => {
-                    sh.io = Some(driver);
-                    sh.settled = Some(seen);
-                    return false;
+                    sh.app.settled = Some(seen);
+                    return Drive::Waiting;
                 }
                 Step::Done => {
-                    sh.io = Some(driver);
-                    finish(sh, now);
-                    // Its work is over: let the background task end.
-                    self.io_waker.wake_background();
-                    return true;
+                    sh.finish(now);
+                    // A background task waiting for work ends now.
+                    if let Some(w) = self.wake.finished() {
+                        w.wake();
+                    }
+                    return Drive::Finished;
                 }
             }
         }
-        sh.io = Some(driver);
         // Let other tasks run; the designated driver comes back to it.
-        self.waker.wake_by_ref();
-        false
+        sh.app.kick = true;
+        Drive::Busy
     }
 
     /// Whether driving now could do anything: not when the last drive found nothing to do,
     /// no wake-up came since, and the application created no work.
     pub(crate) fn needs_drive(&self, sh: &Shared) -> bool {
-        sh.kick || sh.settled != Some(self.io_waker.events())
+        sh.app.kick || sh.app.settled != Some(self.wake.events())
     }
 
-    /// Hands work the application created (a queued message, a close, room in the
-    /// receive queue) to the designated driver, without driving from this task.
-    pub(crate) fn kick(&self, sh: &mut Shared) {
-        if std::mem::take(&mut sh.kick) {
-            self.waker.wake_by_ref();
+    /// Hands work the application created (a queued message, a close, room for more
+    /// input) to the designated driver, once the caller has unlocked the connection: call
+    /// it with the `kick` taken from [`App::kick`](crate::shared::App::kick).
+    pub(crate) fn kick(self: &Arc<Self>, kick: bool) {
+        if kick {
+            self.dispatch(crate::dispatch::Source::Io);
         }
     }
 }
 
-/// The connection's background task: it drives the connection whenever no task waits in
+/// The connection's background task: it drives the connection while no task waits in
 /// `recv()`, so that pings, pongs, timeouts and queued writes keep going while the
-/// application does something else. It ends once the connection's I/O is finished.
+/// application does something else. It is spawned when a wake-up finds no driver (see
+/// [`crate::dispatch`]), and ends once it has had no work for [`BACKGROUND_LINGER`], or
+/// once the connection's I/O is finished.
 pub(crate) struct Background {
-    pub(crate) inner: Arc<Inner>,
+    /// `None` once the task has ended normally.
+    inner: Option<Arc<Inner>>,
+}
+
+impl Background {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner: Some(inner) }
+    }
 }
 
 impl Future for Background {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let inner = &self.inner;
-        inner.io_waker.set_background(cx.waker());
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_ref() else {
+            return Poll::Ready(());
+        };
+        inner.wake.background_polled(cx.waker());
         let mut sh = inner.lock();
-        if sh
-            .background
-            .as_ref()
-            .is_none_or(|w| !w.will_wake(cx.waker()))
-        {
-            sh.background = Some(cx.waker().clone());
-            if let Some(driver) = sh.io.as_mut() {
-                // Registered with another waker: poll it again with this one.
-                driver.timer_registered = false;
+        let now = inner.runtime.now();
+        if sh.io.background_until.is_none() {
+            // Just spawned: there was work.
+            sh.io.background_until = Some(now + BACKGROUND_LINGER);
+        }
+        sh.io.in_background = true;
+        let drive = inner.drive_at(&mut sh, Some(now));
+        sh.io.in_background = false;
+        match drive {
+            Drive::Finished => {}
+            Drive::Busy => {
+                sh.app.kick = false;
+                drop(sh);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Drive::Waiting => {
+                let quiet = sh.io.background_until.is_some_and(|at| at <= now);
+                let seen = sh.app.settled;
+                if !(quiet && seen.is_some_and(|seen| inner.wake.background_may_end(seen))) {
+                    return Poll::Pending;
+                }
+                sh.io.background_until = None;
             }
         }
-        if inner.drive(&mut sh) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        drop(sh);
+        this.inner = None;
+        Poll::Ready(())
     }
 }
 
 impl Drop for Background {
-    /// When the runtime drops the task (it shuts down) the connection cannot go on: the
-    /// handles must not wait for it.
+    /// When the runtime drops the task (it shuts down, or refused to start it) the
+    /// connection cannot go on: the handles must not wait for it.
     fn drop(&mut self) {
-        let mut sh = self.inner.lock();
-        if sh.io.is_some() {
-            let now = self.inner.runtime.now();
-            finish(&mut sh, now);
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        inner.wake.background_dropped();
+        // Never wait for the lock here: the runtime may drop the task while this very
+        // thread holds it.
+        let Ok(mut sh) = inner.shared.try_lock() else {
+            return;
+        };
+        if !sh.app.driver_done {
+            let now = inner.runtime.now();
+            sh.finish(now);
+            drop(sh);
+            let _ = inner.wake.finished();
         }
     }
 }

@@ -7,20 +7,20 @@
 //!
 //! ## How a connection runs
 //!
-//! The sans-IO [`tether_core::Connection`], the transport and its buffers live together
-//! behind one mutex per connection, never held across a suspension point. Driving the
-//! connection means, under that lock:
+//! Each connection is one allocation: the sans-IO [`tether_core::Connection`], the
+//! transport, its buffers and the timer live together behind one mutex, never held across
+//! a suspension point. Driving the connection means, under that lock:
 //!
 //! - reading into a buffer and feeding [`Connection::handle_input_buf`](tether_core::Connection::handle_input_buf);
+//!   received messages wait in the core until [`WebSocket::recv`] takes them;
 //! - draining [`poll_transmit`](tether_core::Connection::poll_transmit) into one write buffer
 //!   and writing it, so all queued frames go out in as few writes as possible;
 //! - firing the core's timers ([`poll_timeout`](tether_core::Connection::poll_timeout),
 //!   [`handle_timeout`](tether_core::Connection::handle_timeout)): keep-alive pings, pong
-//!   deadlines, the handshake, idle and close timeouts;
-//! - moving received messages to a queue that [`WebSocket::recv`] pops.
+//!   deadlines, the handshake, idle and close timeouts.
 //!
-//! Who drives: the transport is always polled with one waker per connection, which wakes
-//! the *designated* driver.
+//! Who drives: the transport is polled with the connection's own waker, which wakes the
+//! *designated* driver.
 //!
 //! - A task waiting in [`WebSocket::recv`] is designated while it waits, and does the
 //!   connection's I/O itself. A request/reply loop thus costs one task wake-up per message,
@@ -28,11 +28,13 @@
 //! - The receiving task's first send after it took a message, with no received message
 //!   left to handle, is written at once: a reply goes out in the same wake-up as its
 //!   request.
-//! - Otherwise the connection's background task drives. Bursts of sends, sends from other
-//!   tasks and `Sink::feed` therefore go out together in one write. Pings, pongs and
-//!   timeouts keep going while the application is busy, or only sends.
-//! - The timer always wakes the background task, so keep-alive and timeouts never depend
-//!   on the application.
+//! - Otherwise a background task drives. Bursts of sends, sends from other tasks and
+//!   `Sink::feed` therefore go out together in one write. Pings, pongs and timeouts keep
+//!   going while the application is busy, or only sends. The background task is spawned
+//!   when a wake-up finds no driver, and ends after a second without work: an idle
+//!   connection has no task of its own besides the application's.
+//! - The timer always wakes (or spawns) the background task, so keep-alive and timeouts
+//!   never depend on the application.
 //!
 //! A `recv()` future that is dropped (in `select!`, on a timeout) hands the job back to the
 //! background task. One that is kept across other awaits without being polled delays the
@@ -44,9 +46,11 @@
 //!
 //! Backpressure works both ways. Sends wait while the bytes queued for the transport reach
 //! [`Config::write_high_water_mark`], so a peer that reads slowly cannot make memory grow.
-//! The driver stops reading while the application's queue holds more than
-//! [`Limits::max_buffered_input`] bytes, which pushes back on the peer through TCP flow
-//! control instead of failing the connection with 1009.
+//! The driver stops reading while the messages waiting for the application would leave
+//! less than one message of [`Limits::max_message_size`] below
+//! [`Limits::max_buffered_input`], which pushes back on the peer through TCP flow control
+//! instead of failing the connection with 1009. A peer that floods pings and reads
+//! nothing gets only the latest pong once 16 KiB of output wait (RFC 6455 §5.5.3).
 //!
 //! Replies come before failures. When the driver hands messages to a reader waiting in
 //! `recv()`, it takes in no further input until the application sends something or comes
@@ -55,7 +59,7 @@
 //! message, the reply to that message is sent before the close frame (RFC 6455 §7.1.7).
 //! Timers keep running meanwhile.
 //!
-//! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe: a message is popped or
+//! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe: a message is taken or
 //! queued only by the poll that returns `Ready`.
 //!
 //! ## A client that stays connected
@@ -84,7 +88,7 @@ pub use reconnect::{
     OutboxLimits, ReconnectBuilder, ReconnectingClient,
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
-pub use socket::{ReadHalf, ReuniteError, WebSocket, WriteHalf};
+pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
 pub use start::{accept, client, open};
 
 pub use tether_core::{

@@ -1,24 +1,27 @@
-//! State shared by the driver task and the application's handles.
+//! State shared by the connection's driver and the application's handles: one allocation
+//! per connection.
 
-use crate::dispatch::IoWaker;
-use crate::driver::Driver;
+use crate::config::Config;
+use crate::dispatch::WakeState;
+use crate::driver::Io;
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 use tether_core::{
-    CloseReason, Connection, DeflateParams, Event, Message, Queue, Request, Response,
+    CloseReason, Connection, DeflateParams, Event, Message, Request, Response, State,
 };
 
-/// Bytes counted for each queued message on top of its payload, so that a flood of empty
-/// pings or pongs is bounded too.
+/// Bytes counted for each message waiting for the application on top of its payload, so
+/// that a flood of empty pings or pongs is bounded too.
 const MESSAGE_OVERHEAD: usize = 64;
 
 /// What the handshake settled, readable without the lock.
 #[derive(Debug, Default)]
 pub(crate) struct Info {
-    pub(crate) subprotocol: Option<String>,
+    pub(crate) subprotocol: Option<Box<str>>,
     pub(crate) deflate: Option<DeflateParams>,
 }
 
@@ -28,56 +31,60 @@ pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
     pub(crate) runtime: Arc<dyn Runtime>,
     pub(crate) info: OnceLock<Info>,
-    /// Decides which task the transport's wake-ups go to.
-    pub(crate) io_waker: Arc<IoWaker>,
-    /// `io_waker` as a [`Waker`]: the transport is always polled with it (the timer with
-    /// the background task's waker, once that task has run).
-    pub(crate) waker: Waker,
+    /// Decides which task the connection's wake-ups go to (see [`crate::dispatch`]).
+    pub(crate) wake: WakeState,
 }
 
 impl Inner {
     pub(crate) fn new(
         runtime: Arc<dyn Runtime>,
         conn: Connection,
-        io: Box<Driver<dyn Transport>>,
-        hwm: usize,
+        transport: Box<dyn Transport>,
+        config: &Config,
+        handshake_taken: bool,
     ) -> Self {
-        let max_queue = conn.config().limits.max_buffered_input;
-        let io_waker = Arc::new(IoWaker::default());
+        let limits = conn.config().limits;
+        // Messages wait in the core until the application takes them. The driver stops
+        // reading while they leave less room than one more message of the largest size,
+        // so that a slow application pushes back on the peer instead of failing the
+        // connection with 1009.
+        let max_pending = limits
+            .max_buffered_input
+            .saturating_sub(limits.max_message_size.saturating_add(16));
         Self {
             shared: Mutex::new(Shared {
-                io: Some(io),
-                kick: false,
-                settled: None,
                 conn,
-                queue: Queue::default(),
-                queue_bytes: 0,
-                max_queue,
-                hwm,
-                error: None,
-                io_error: None,
-                close_reason: None,
-                ended: false,
-                request: None,
-                response: None,
-                handshake_taken: false,
-                write_pending: 0,
-                flush_pending: false,
-                read_paused: false,
-                awaiting_app: false,
-                reader: true,
-                writer: true,
-                driver_done: false,
-                recv_waker: None,
-                send_waker: None,
-                reader_task: None,
-                reply_due: false,
-                background: None,
+                transport: Some(transport),
+                io: Io::new(config.read_buffer_size),
+                app: App {
+                    kick: false,
+                    settled: None,
+                    max_pending,
+                    hwm: config.write_high_water_mark,
+                    error: None,
+                    io_error: None,
+                    close_reason: None,
+                    handshake: None,
+                    leftover: None,
+                    write_pending: 0,
+                    recv_waker: None,
+                    send_waker: None,
+                    reader_task: None,
+                    ended: false,
+                    handshake_taken,
+                    flush_pending: false,
+                    read_paused: false,
+                    awaiting_app: false,
+                    reader: true,
+                    writer: true,
+                    driver_done: false,
+                    reply_due: false,
+                    closing: false,
+                },
             }),
             runtime,
             info: OnceLock::new(),
-            waker: Waker::from(io_waker.clone()),
-            io_waker,
+            wake: WakeState::default(),
         }
     }
 
@@ -89,78 +96,96 @@ impl Inner {
     /// Records what the handshake settled (once).
     pub(crate) fn set_info(&self, conn: &Connection) {
         let _ = self.info.set(Info {
-            subprotocol: conn.subprotocol().map(str::to_owned),
+            subprotocol: conn.subprotocol().map(Box::from),
             deflate: conn.deflate_params(),
         });
     }
 }
 
-/// The connection and the queues between the driver and the handles.
+/// Everything behind the connection's lock.
 pub(crate) struct Shared {
-    /// The transport and its buffers; `None` once the connection's I/O is finished.
-    pub(crate) io: Option<Box<Driver<dyn Transport>>>,
-    /// The application created work for the driver (see [`Inner::kick`]).
+    pub(crate) conn: Connection,
+    /// The transport; `None` once the connection's I/O is finished.
+    pub(crate) transport: Option<Box<dyn Transport>>,
+    /// The transport, its buffers and the timer.
+    pub(crate) io: Io,
+    /// What the handles and the driver tell each other.
+    pub(crate) app: App,
+}
+
+/// The connection's end, handshake results and wakers, between the driver and the
+/// handles.
+pub(crate) struct App {
+    /// The application created work for the driver: the caller wakes it after unlocking.
     pub(crate) kick: bool,
-    /// The count of I/O wake-ups seen by the last drive, if it found nothing more to do
+    /// The count of wake-ups seen by the last drive, if it found nothing more to do
     /// (see [`Inner::needs_drive`]).
     pub(crate) settled: Option<u64>,
-    pub(crate) conn: Connection,
-    /// Received messages not yet taken by `recv` (the first inline: one message at a time
-    /// costs no allocation).
-    pub(crate) queue: Queue<Message>,
-    /// Payload bytes (plus a per-message overhead) in `queue`.
-    pub(crate) queue_bytes: usize,
-    /// The driver stops reading while `queue_bytes` exceeds this.
-    pub(crate) max_queue: usize,
+    /// The driver stops reading while the messages waiting for the application (payload
+    /// plus [`MESSAGE_OVERHEAD`] each) exceed this.
+    pub(crate) max_pending: usize,
     /// Sends wait while `buffered()` is at least this.
     pub(crate) hwm: usize,
-    /// The terminal error, handed to the reader once after the queued messages.
+    /// The terminal error, handed to the reader once after the messages before it.
     pub(crate) error: Option<Error>,
     /// A transport error, reported instead of the core's "abnormal closure".
     pub(crate) io_error: Option<io::Error>,
     /// How the connection ended, once it has.
     pub(crate) close_reason: Option<Arc<CloseReason>>,
-    /// The terminal event was seen (or the driver is gone).
-    pub(crate) ended: bool,
-    /// Server: the upgrade request, waiting for the accept callback.
-    pub(crate) request: Option<Box<Request>>,
-    /// Client: the server's 101 response.
-    pub(crate) response: Option<Box<Response>>,
-    /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
-    pub(crate) handshake_taken: bool,
+    /// The handshake's event, waiting for `accept` or `client`.
+    pub(crate) handshake: Option<Handshake>,
+    /// Messages the connection delivered before it ended and the application has not
+    /// taken yet (they leave the core so that its end can be reported at once).
+    pub(crate) leftover: Option<Box<Leftover>>,
     /// Bytes in the driver's write buffer not yet written.
     pub(crate) write_pending: usize,
+    /// The reader waiting for a message that another task's drive may bring.
+    pub(crate) recv_waker: Option<Waker>,
+    /// A sender or flusher waiting for room or for the write to finish.
+    pub(crate) send_waker: Option<Waker>,
+    /// The task that last waited in `recv()`: its first send after taking a message is
+    /// written at once.
+    pub(crate) reader_task: Option<Waker>,
+    /// The terminal event was seen (or the driver is gone).
+    pub(crate) ended: bool,
+    /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
+    pub(crate) handshake_taken: bool,
     /// The transport has written bytes that are not flushed yet.
     pub(crate) flush_pending: bool,
-    /// The driver stopped reading because `queue` is full.
+    /// The driver stopped reading because messages pile up unread.
     pub(crate) read_paused: bool,
-    /// Messages were queued for the reader: the driver holds further input
-    /// until the application comes back (see [`Shared::app_returned`]) or a short grace
-    /// period passes, so that its replies go out before a close caused by later input.
+    /// Messages were handed to the reader: the driver holds further input until the
+    /// application comes back (see [`Shared::app_returned`]) or a short grace period
+    /// passes, so that its replies go out before a close caused by later input.
     pub(crate) awaiting_app: bool,
     /// A read handle is alive.
     pub(crate) reader: bool,
     /// A write handle is alive.
     pub(crate) writer: bool,
-    /// The driver task has finished (or was dropped by its runtime).
+    /// The connection's I/O is finished (or its driver was dropped by the runtime).
     pub(crate) driver_done: bool,
-    pub(crate) recv_waker: Option<Waker>,
-    pub(crate) send_waker: Option<Waker>,
-    /// The task that last waited in `recv()`: its first send after taking a message is
-    /// written at once.
-    pub(crate) reader_task: Option<Waker>,
     /// A message was taken and no send has been written at once since.
     pub(crate) reply_due: bool,
-    /// The background task's waker, which the timer wakes (see [`crate::dispatch`]).
-    pub(crate) background: Option<Waker>,
+    /// `Sink::poll_close` queued a close frame and waits for it to be flushed.
+    pub(crate) closing: bool,
+}
+
+/// Messages set aside for the reader (boxed: rare, and the common case stays small).
+#[derive(Default)]
+pub(crate) struct Leftover(VecDeque<Message>);
+
+/// The opening handshake's result, for `accept` or `client`.
+pub(crate) enum Handshake {
+    Request(Box<Request>),
+    Response(Box<Response>),
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("state", &self.conn.state())
-            .field("queued_messages", &self.queue.len())
-            .field("ended", &self.ended)
+            .field("pending_messages", &self.pending_messages())
+            .field("ended", &self.app.ended)
             .finish_non_exhaustive()
     }
 }
@@ -168,137 +193,173 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// Bytes queued for the transport: in the core and in the driver's write buffer.
     pub(crate) fn buffered(&self) -> usize {
-        self.conn.buffered_output() + self.write_pending
+        self.conn.buffered_output() + self.app.write_pending
     }
 
     /// Whether everything queued has been written and flushed (or never will be).
     pub(crate) fn is_flushed(&self) -> bool {
-        self.driver_done
-            || (self.conn.buffered_output() == 0 && self.write_pending == 0 && !self.flush_pending)
+        self.app.driver_done
+            || (self.conn.buffered_output() == 0
+                && self.app.write_pending == 0
+                && !self.app.flush_pending)
     }
 
-    /// Moves the core's events to where the handles find them.
-    ///
-    /// When the peer's violation was found behind messages still in the core, the rest is
-    /// left there for the reader to take ([`Shared::take_deferred`]): the core then fails
-    /// the connection only after the application has seen them, so its replies go out
-    /// before the close frame. Without a reader everything is taken (and dropped) at once.
-    pub(crate) fn pump_events(&mut self) {
+    /// Messages waiting for the application.
+    pub(crate) fn pending_messages(&self) -> usize {
+        self.conn.pending_events().0 + self.app.leftover.as_ref().map_or(0, |l| l.0.len())
+    }
+
+    /// Whether the messages waiting for the application take more room than it may have
+    /// (the driver then stops reading).
+    pub(crate) fn too_many_pending(&self) -> bool {
+        let (events, bytes) = self.conn.pending_events();
+        bytes + events * MESSAGE_OVERHEAD > self.app.max_pending
+    }
+
+    /// Handles the core's events that are not for the reader, after the driver gave the
+    /// core input or time: the handshake's event, and, once the connection is over, its
+    /// end (the messages before it are set aside for the reader). Without a reader every
+    /// message is dropped. Returns whether messages wait for the reader.
+    pub(crate) fn pump(&mut self) -> bool {
         if !self.conn.has_events() {
-            return;
+            return false;
         }
-        // The handshake's own event always comes before any message, so it is taken even
-        // then.
-        while !(self.reader && self.handshake_taken && self.conn.has_deferred_failure()) {
-            let Some(event) = self.conn.poll_event() else {
-                break;
-            };
-            if let Some(message) = self.on_event(event) {
-                self.push(message);
+        if !self.app.handshake_taken {
+            // The handshake's event comes before any message.
+            while !self.app.handshake_taken {
+                let Some(event) = self.conn.poll_event() else {
+                    return false;
+                };
+                self.on_event(event);
             }
         }
-        if self.reader && self.conn.has_deferred_failure() {
-            // The reader has events to take from the core.
-            wake(&mut self.recv_waker);
+        if !self.app.reader {
+            while let Some(event) = self.conn.poll_event() {
+                self.on_event(event);
+            }
+            return false;
         }
+        if self.conn.state() != State::Open && !self.conn.has_deferred_failure() {
+            // Closing or over: the end is reported as soon as it comes, the messages before
+            // it stay for the reader.
+            while let Some(event) = self.conn.poll_event() {
+                if let Some(message) = self.on_event(event) {
+                    self.app
+                        .leftover
+                        .get_or_insert_with(Default::default)
+                        .0
+                        .push_back(message);
+                }
+            }
+        }
+        let waiting = self.pending_messages() > 0;
+        if waiting {
+            wake(&mut self.app.recv_waker);
+        }
+        waiting
     }
 
-    /// Takes the next message straight from the core while a failure is deferred there;
-    /// taking past the last one fails the connection.
-    pub(crate) fn take_deferred(&mut self) -> Option<Message> {
-        while self.conn.has_deferred_failure() {
-            let event = self.conn.poll_event()?;
-            // Taking events may have queued a close frame: let the driver write it.
-            self.kick = true;
+    /// Takes the next message for the reader: one set aside, else the core's next event.
+    /// Taking events may make the connection fail (a violation found behind them): the
+    /// driver is then kicked to write the close frame.
+    pub(crate) fn next_message(&mut self) -> Option<Message> {
+        if let Some(leftover) = &mut self.app.leftover {
+            let message = leftover.0.pop_front();
+            if leftover.0.is_empty() {
+                self.app.leftover = None;
+            }
+            if message.is_some() {
+                return message;
+            }
+        }
+        loop {
+            let deferred = self.conn.has_deferred_failure();
+            let event = self.conn.poll_event();
+            if deferred {
+                self.app.kick = true;
+            }
+            let event = event?;
             if let Some(message) = self.on_event(event) {
+                if self.app.read_paused && !self.too_many_pending() {
+                    // Room again: let the driver read.
+                    self.app.kick = true;
+                }
                 return Some(message);
             }
         }
-        None
     }
 
     /// Handles one event; returns it as a message for the reader, if it is one.
     fn on_event(&mut self, event: Event) -> Option<Message> {
         match event {
-            Event::Message(m) => return Some(m),
-            Event::Ping(p) => return Some(Message::Ping(p)),
-            Event::Pong(p) => return Some(Message::Pong(p)),
+            Event::Message(m) => return self.app.reader.then_some(m),
+            Event::Ping(p) => return self.app.reader.then_some(Message::Ping(p)),
+            Event::Pong(p) => return self.app.reader.then_some(Message::Pong(p)),
             Event::Request(r) => {
-                self.handshake_taken = true;
-                self.request = Some(r);
-                wake(&mut self.recv_waker);
+                self.app.handshake_taken = true;
+                self.app.handshake = Some(Handshake::Request(r));
+                wake(&mut self.app.recv_waker);
             }
             Event::Connected(r) => {
-                self.handshake_taken = true;
-                self.response = Some(r);
-                wake(&mut self.recv_waker);
+                self.app.handshake_taken = true;
+                self.app.handshake = Some(Handshake::Response(r));
+                wake(&mut self.app.recv_waker);
             }
-            Event::Closed(reason) => self.end(reason),
+            Event::Closed(reason) => {
+                self.app.handshake_taken = true;
+                self.end(reason);
+            }
             // Fragments are never produced: the adapters turn `stream_fragments` off.
             _ => {}
         }
         None
     }
 
-    fn push(&mut self, message: Message) {
-        if !self.reader {
-            return;
-        }
-        self.queue_bytes += message.len() + MESSAGE_OVERHEAD;
-        self.queue.push_back(message);
-        // Whether or not the reader is waiting yet: its reply to this message must get a
-        // chance to go out before anything later input causes.
-        self.awaiting_app = true;
-        wake(&mut self.recv_waker);
-    }
-
     /// The application is back after taking messages: it queued a send, or waits in
     /// `recv` again, with nothing left to read. The driver may take in more input.
     pub(crate) fn app_returned(&mut self) {
-        if self.awaiting_app && self.queue.is_empty() {
-            self.awaiting_app = false;
-            self.kick = true;
+        if self.app.awaiting_app && self.pending_messages() == 0 {
+            self.app.awaiting_app = false;
+            self.app.kick = true;
         }
     }
 
     /// Records the terminal event and wakes every waiter.
     pub(crate) fn end(&mut self, reason: CloseReason) {
-        self.ended = true;
-        let io = self.io_error.take();
+        let app = &mut self.app;
+        app.ended = true;
+        let io = app.io_error.take();
         match reason {
             CloseReason::HandshakeFailed(e) => {
-                self.error = Some(io.map_or(Error::Handshake(e), Error::Io));
+                app.error = Some(io.map_or(Error::Handshake(e), Error::Io));
             }
             reason => {
-                self.error = Error::from_close(&reason, io);
-                self.close_reason = Some(Arc::new(reason));
+                app.error = Error::from_close(&reason, io);
+                app.close_reason = Some(Arc::new(reason));
             }
         }
-        self.wake_handles();
+        app.wake_handles();
     }
 
+    /// Drops every message waiting for the reader (it is gone).
+    pub(crate) fn clear_messages(&mut self) {
+        self.app.leftover = None;
+        self.app.awaiting_app = false;
+        while self.conn.has_events() {
+            match self.conn.poll_event() {
+                Some(event) => {
+                    self.on_event(event);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+impl App {
     pub(crate) fn wake_handles(&mut self) {
         wake(&mut self.recv_waker);
         wake(&mut self.send_waker);
-    }
-
-    /// Takes a received message, accounting for it; wakes a paused driver once the queue
-    /// has room again.
-    pub(crate) fn pop(&mut self) -> Option<Message> {
-        let message = self.queue.pop_front()?;
-        self.queue_bytes -= message.len() + MESSAGE_OVERHEAD;
-        if self.read_paused && self.queue_bytes <= self.max_queue {
-            self.read_paused = false;
-            self.kick = true;
-        }
-        Some(message)
-    }
-
-    /// Drops every queued message (the reader is gone).
-    pub(crate) fn clear_queue(&mut self) {
-        self.queue = Queue::default();
-        self.queue_bytes = 0;
-        self.awaiting_app = false;
     }
 }
 

@@ -1,12 +1,14 @@
-//! The application's handles: `WebSocket` and its two halves.
+//! The application's handles: `WebSocket` and its two halves, and the futures of their
+//! `recv` and `send`.
 
+use crate::driver::Drive;
 use crate::error::Error;
 use crate::shared::{Inner, Shared, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -40,8 +42,6 @@ pub struct ReadHalf {
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
 pub struct WriteHalf {
     inner: Arc<Inner>,
-    /// A close frame queued by `Sink::poll_close`, waiting to be flushed.
-    closing: bool,
 }
 
 /// The halves given to [`ReadHalf::reunite`] belong to different connections.
@@ -62,10 +62,7 @@ impl WebSocket {
             read: ReadHalf {
                 inner: inner.clone(),
             },
-            write: WriteHalf {
-                inner,
-                closing: false,
-            },
+            write: WriteHalf { inner },
         }
     }
 
@@ -74,14 +71,14 @@ impl WebSocket {
     }
 
     /// Receives the next message: text, binary, or a ping or pong (pings are answered
-    /// automatically). Returns `None` once the connection is closed; an unclean end (a
+    /// automatically). Resolves to `None` once the connection is closed; an unclean end (a
     /// protocol violation, a timeout, a transport error) is reported as one `Some(Err(_))`
     /// first. [`close_reason`](Self::close_reason) then tells how it ended.
     ///
-    /// Cancel-safe: a message is taken from the queue only by the poll that returns it, so
-    /// dropping the future (in `select!`, on a timeout) loses nothing.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        self.read.recv().await
+    /// Cancel-safe: a message is taken only by the poll that returns it, so dropping the
+    /// future (in `select!`, on a timeout) loses nothing.
+    pub fn recv(&mut self) -> RecvFuture<'_> {
+        self.read.recv()
     }
 
     /// Polls for the next message; see [`recv`](Self::recv).
@@ -90,31 +87,31 @@ impl WebSocket {
     }
 
     /// Queues a message for sending, waiting first while the write buffer is at its
-    /// high-water mark ([`crate::Config::write_high_water_mark`]). Returns once the message
+    /// high-water mark ([`crate::Config::write_high_water_mark`]). Resolves once the message
     /// is queued, not once it is written; see [`flush`](Self::flush).
     ///
     /// Sending [`Message::Close`] starts the closing handshake, as [`close`](Self::close).
     ///
     /// Cancel-safe: the message is queued only by the poll that returns `Ready`; if the
     /// future is dropped before, the message was not queued and nothing was sent.
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        self.write.send(message).await
+    pub fn send(&mut self, message: Message) -> SendFuture<'_> {
+        self.write.send(message)
     }
 
     /// Sends a text message; see [`send`](Self::send). Cancel-safe in the same way.
-    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.write.send_text(text).await
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> SendFuture<'_> {
+        self.write.send_text(text)
     }
 
     /// Sends a binary message; see [`send`](Self::send). Cancel-safe in the same way.
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.write.send_binary(data).await
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> SendFuture<'_> {
+        self.write.send_binary(data)
     }
 
     /// Sends a ping with up to 125 bytes of data (RFC 6455 §5.5.2); the pong arrives as
     /// [`Message::Pong`]. Cancel-safe like [`send`](Self::send).
-    pub async fn ping(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.write.ping(data).await
+    pub fn ping(&mut self, data: impl Into<Bytes>) -> SendFuture<'_> {
+        self.write.ping(data)
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) with a code and a reason of at most
@@ -174,17 +171,18 @@ fn debug_handle(f: &mut fmt::Formatter<'_>, name: &str, inner: &Inner) -> fmt::R
     let sh = inner.lock();
     f.debug_struct(name)
         .field("state", &sh.conn.state())
-        .field("queued_messages", &sh.queue.len())
+        .field("pending_messages", &sh.pending_messages())
         .field("buffered_amount", &sh.buffered())
         .finish_non_exhaustive()
 }
 
 impl ReadHalf {
     /// Receives the next message; see [`WebSocket::recv`]. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        let inner = &*self.inner;
-        let mut designation = Designation { inner, on: false };
-        poll_fn(move |cx| poll_recv(inner, cx, Some(&mut designation))).await
+    pub fn recv(&mut self) -> RecvFuture<'_> {
+        RecvFuture {
+            inner: &self.inner,
+            designated: false,
+        }
     }
 
     /// Polls for the next message; see [`WebSocket::recv`].
@@ -194,7 +192,7 @@ impl ReadHalf {
 
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
     pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.inner.lock().close_reason.clone()
+        self.inner.lock().app.close_reason.clone()
     }
 
     /// The subprotocol agreed in the opening handshake, if any.
@@ -212,68 +210,86 @@ impl ReadHalf {
     }
 }
 
-/// While a `recv()` future waits, its task is the connection's designated driver (see
-/// [`crate::dispatch`]); dropping the future hands the job back to the background task.
-struct Designation<'a> {
-    inner: &'a Inner,
-    on: bool,
+/// The future of [`WebSocket::recv`] and [`ReadHalf::recv`]: the next message, or `None`
+/// once the connection is closed.
+///
+/// While it waits, its task is the connection's designated driver (see the
+/// [crate docs](crate)); dropping it hands the job back to the background task. It is
+/// cancel-safe: a message is taken only by the poll that returns it.
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFuture<'a> {
+    inner: &'a Arc<Inner>,
+    designated: bool,
 }
 
-impl Designation<'_> {
-    fn resign(&mut self) {
-        if std::mem::take(&mut self.on) {
-            self.inner.io_waker.resign();
+impl Future for RecvFuture<'_> {
+    type Output = Option<Result<Message, Error>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        poll_recv(this.inner, cx, Some(&mut this.designated))
+    }
+}
+
+impl Drop for RecvFuture<'_> {
+    fn drop(&mut self) {
+        if self.designated {
+            self.inner.resign();
         }
     }
 }
 
-impl Drop for Designation<'_> {
-    fn drop(&mut self) {
-        self.resign();
+impl fmt::Debug for RecvFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecvFuture").finish_non_exhaustive()
     }
 }
 
 /// Takes the next message, driving the connection from the calling task when none is
-/// queued. With `designation` (the `recv()` future), the task stays the designated driver
+/// waiting. With `designated` (the `recv()` future), the task stays the designated driver
 /// while it waits.
 fn poll_recv(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     cx: &mut Context<'_>,
-    mut designation: Option<&mut Designation<'_>>,
+    mut designated: Option<&mut bool>,
 ) -> Poll<Option<Result<Message, Error>>> {
     let mut sh = inner.lock();
-    // Taken while this task drives: the messages its own drive queues need no wake-up.
-    let mut recv_waker = sh.recv_waker.take();
+    // Taken while this task drives: the messages its own drive brings need no wake-up.
+    let mut recv_waker = sh.app.recv_waker.take();
     let mut drove = false;
     let ready = loop {
-        if let Some(message) = sh.pop().or_else(|| sh.take_deferred()) {
+        if let Some(message) = sh.next_message() {
             break Some(Ok(message));
         }
-        if let Some(error) = sh.error.take() {
+        if let Some(error) = sh.app.error.take() {
             break Some(Err(error));
         }
-        if sh.ended {
+        if sh.app.ended {
             break None;
         }
         if drove {
             set_waker(&mut recv_waker, cx.waker());
-            sh.recv_waker = recv_waker;
+            sh.app.recv_waker = recv_waker;
+            let kick = std::mem::take(&mut sh.app.kick);
+            drop(sh);
+            inner.kick(kick);
             return Poll::Pending;
         }
         sh.app_returned();
         let same_task = sh
+            .app
             .reader_task
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()));
         if !same_task {
-            sh.reader_task = Some(cx.waker().clone());
+            sh.app.reader_task = Some(cx.waker().clone());
         }
         // Designated again if the future is now polled with another waker.
-        if let Some(d) = designation.as_deref_mut()
-            && (!d.on || !same_task)
+        if let Some(d) = designated.as_deref_mut()
+            && (!*d || !same_task)
         {
-            inner.io_waker.designate(cx.waker());
-            d.on = true;
+            inner.wake.designate(cx.waker());
+            *d = true;
         }
         // (Designated first: a wake-up after the check comes to this task.)
         if inner.needs_drive(&sh) {
@@ -281,13 +297,17 @@ fn poll_recv(
         }
         drove = true;
     };
-    if let Some(d) = designation {
-        d.resign();
-    }
-    sh.reply_due = matches!(ready, Some(Ok(_)));
-    // Taking a message may have made work for the driver (room in the queue, a close
+    sh.app.reply_due = matches!(ready, Some(Ok(_)));
+    // Taking a message may have made work for the driver (room for more input, a close
     // frame to write).
-    inner.kick(&mut sh);
+    let kick = std::mem::take(&mut sh.app.kick);
+    drop(sh);
+    if let Some(d) = designated
+        && std::mem::take(d)
+    {
+        inner.resign();
+    }
+    inner.kick(kick);
     Poll::Ready(ready)
 }
 
@@ -303,14 +323,15 @@ impl fmt::Debug for ReadHalf {
 
 impl Drop for ReadHalf {
     fn drop(&mut self) {
-        let mut sh = self.inner.lock();
-        sh.reader = false;
-        sh.recv_waker = None;
-        sh.reader_task = None;
-        self.inner.io_waker.forget_app();
-        sh.clear_queue();
-        sh.kick = true;
-        self.inner.kick(&mut sh);
+        {
+            let mut sh = self.inner.lock();
+            sh.app.reader = false;
+            sh.app.recv_waker = None;
+            sh.app.reader_task = None;
+            sh.clear_messages();
+        }
+        self.inner.wake.forget_app();
+        self.inner.kick(true);
     }
 }
 
@@ -332,36 +353,40 @@ impl Stream for WebSocket {
 
 impl WriteHalf {
     /// Queues a message; see [`WebSocket::send`]. Cancel-safe.
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
-        let mut message = Some(message);
-        poll_fn(|cx| self.poll_send(cx, &mut message)).await
+    pub fn send(&mut self, message: Message) -> SendFuture<'_> {
+        SendFuture {
+            half: self,
+            message: Some(message),
+        }
     }
 
     /// Sends a text message; see [`WebSocket::send`]. Cancel-safe.
-    pub async fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.send(Message::Text(text.into())).await
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> SendFuture<'_> {
+        self.send(Message::Text(text.into()))
     }
 
     /// Sends a binary message; see [`WebSocket::send`]. Cancel-safe.
-    pub async fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send(Message::Binary(data.into())).await
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> SendFuture<'_> {
+        self.send(Message::Binary(data.into()))
     }
 
     /// Sends a ping; see [`WebSocket::ping`]. Cancel-safe.
-    pub async fn ping(&mut self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send(Message::Ping(data.into())).await
+    pub fn ping(&mut self, data: impl Into<Bytes>) -> SendFuture<'_> {
+        self.send(Message::Ping(data.into()))
     }
 
     /// Starts the closing handshake and waits until the close frame is written; see
     /// [`WebSocket::close`].
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        {
+        let kick = {
             let mut sh = self.inner.lock();
             let now = self.inner.runtime.now();
             sh.conn.close(now, code.into(), reason)?;
             sh.app_returned();
-            self.inner.drive(&mut sh);
-        }
+            self.inner.drive_at(&mut sh, Some(now));
+            std::mem::take(&mut sh.app.kick)
+        };
+        self.inner.kick(kick);
         self.flush().await
     }
 
@@ -377,7 +402,7 @@ impl WriteHalf {
 
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
     pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.inner.lock().close_reason.clone()
+        self.inner.lock().app.close_reason.clone()
     }
 
     /// The subprotocol agreed in the opening handshake, if any.
@@ -391,25 +416,36 @@ impl WriteHalf {
         cx: &mut Context<'_>,
         message: &mut Option<Message>,
     ) -> Poll<Result<(), Error>> {
-        let mut sh = self.inner.lock();
-        if !room_to_send(&self.inner, &mut sh, cx) {
+        let inner = &self.inner;
+        let mut sh = inner.lock();
+        if !room_to_send(inner, &mut sh, cx) {
+            let kick = std::mem::take(&mut sh.app.kick);
+            drop(sh);
+            inner.kick(kick);
             return Poll::Pending;
         }
         let Some(message) = message.take() else {
             return Poll::Ready(Ok(()));
         };
-        let now = self.inner.runtime.now();
+        let now = inner.runtime.now();
         let result = sh.conn.send(now, message);
         sh.app_returned();
         if result.is_ok() {
-            write_or_kick(&self.inner, &mut sh, cx, now);
+            write_or_kick(inner, &mut sh, cx, now);
         }
+        let kick = std::mem::take(&mut sh.app.kick);
+        drop(sh);
+        inner.kick(kick);
         Poll::Ready(result.map_err(Error::Send))
     }
 
     fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
-        if room_to_send(&self.inner, &mut sh, cx) {
+        let ready = room_to_send(&self.inner, &mut sh, cx);
+        let kick = std::mem::take(&mut sh.app.kick);
+        drop(sh);
+        self.inner.kick(kick);
+        if ready {
             Poll::Ready(Ok(()))
         } else {
             Poll::Pending
@@ -419,39 +455,79 @@ impl WriteHalf {
     /// `Sink::start_send` (`feed`): queues only, so that a batch goes out in one write at
     /// the flush; the designated driver is woken in case no flush comes.
     fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
-        let mut sh = self.inner.lock();
-        let now = self.inner.runtime.now();
-        let result = sh.conn.send(now, message);
-        sh.app_returned();
-        sh.kick = true;
-        self.inner.kick(&mut sh);
+        let result = {
+            let mut sh = self.inner.lock();
+            let now = self.inner.runtime.now();
+            let result = sh.conn.send(now, message);
+            sh.app_returned();
+            sh.app.kick = false;
+            result
+        };
+        self.inner.kick(true);
         result.map_err(Error::Send)
     }
 
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
-        if sh.is_flushed() {
-            return Poll::Ready(Ok(()));
+        let mut ready = sh.is_flushed();
+        if !ready {
+            self.inner.drive(&mut sh);
+            ready = sh.is_flushed();
+            if !ready {
+                set_waker(&mut sh.app.send_waker, cx.waker());
+            }
         }
-        self.inner.drive(&mut sh);
-        if sh.is_flushed() {
-            return Poll::Ready(Ok(()));
+        let kick = std::mem::take(&mut sh.app.kick);
+        drop(sh);
+        self.inner.kick(kick);
+        if ready {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
         }
-        set_waker(&mut sh.send_waker, cx.waker());
-        Poll::Pending
     }
 
     fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if !self.closing {
+        {
             let mut sh = self.inner.lock();
-            if sh.conn.state() == State::Open {
-                let now = self.inner.runtime.now();
-                let frame = CloseFrame::new(CloseCode::NORMAL, "");
-                sh.conn.send(now, Message::Close(Some(frame)))?;
+            if !sh.app.closing {
+                if sh.conn.state() == State::Open {
+                    let now = self.inner.runtime.now();
+                    let frame = CloseFrame::new(CloseCode::NORMAL, "");
+                    sh.conn.send(now, Message::Close(Some(frame)))?;
+                }
+                sh.app.closing = true;
             }
-            self.closing = true;
         }
         self.poll_flush_inner(cx)
+    }
+}
+
+/// The future of [`WebSocket::send`], [`WriteHalf::send`] and their text, binary and ping
+/// variants: resolves once the message is queued.
+///
+/// Cancel-safe: the message is queued only by the poll that returns `Ready`; dropped
+/// before, nothing was queued.
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFuture<'a> {
+    half: &'a mut WriteHalf,
+    message: Option<Message>,
+}
+
+impl Future for SendFuture<'_> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.half.poll_send(cx, &mut this.message)
+    }
+}
+
+impl fmt::Debug for SendFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendFuture")
+            .field("queued", &self.message.is_none())
+            .finish_non_exhaustive()
     }
 }
 
@@ -459,10 +535,10 @@ impl WriteHalf {
 /// at once rather than after a wait), or the bytes queued for the transport are below the
 /// high-water mark. Otherwise the caller's waker is registered, after driving the
 /// connection once so that the queued bytes are on their way.
-fn room_to_send(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
+fn room_to_send(inner: &Arc<Inner>, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
     let full = |sh: &Shared| {
         let buffered = sh.buffered();
-        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.hwm
+        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.app.hwm
     };
     if !full(sh) {
         return true;
@@ -471,27 +547,29 @@ fn room_to_send(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
     if !full(sh) {
         return true;
     }
-    set_waker(&mut sh.send_waker, cx.waker());
+    set_waker(&mut sh.app.send_waker, cx.waker());
     false
 }
 
 /// After a message was queued: the first send of the receiving task after it took a
 /// message, with no received message left to handle, is written at once (a request/reply
-/// loop: one write per reply, no task switch). Otherwise the designated driver is woken,
-/// so that messages queued in a burst, or while replies to a batch are being made, go out
-/// together in one write.
-fn write_or_kick(inner: &Inner, sh: &mut Shared, cx: &mut Context<'_>, now: Instant) {
-    let reply = sh.queue.is_empty()
-        && std::mem::take(&mut sh.reply_due)
+/// loop: one write per reply, no task switch). Otherwise the designated driver is woken
+/// (by the caller, after unlocking), so that messages queued in a burst, or while replies
+/// to a batch are being made, go out together in one write.
+fn write_or_kick(inner: &Arc<Inner>, sh: &mut Shared, cx: &mut Context<'_>, now: Instant) {
+    let reply = std::mem::take(&mut sh.app.reply_due)
+        && sh.pending_messages() == 0
         && sh
+            .app
             .reader_task
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()));
     if reply {
-        inner.drive_at(sh, Some(now));
+        if inner.drive_at(sh, Some(now)) == Drive::Busy {
+            sh.app.kick = true;
+        }
     } else {
-        sh.kick = true;
-        inner.kick(sh);
+        sh.app.kick = true;
     }
 }
 
@@ -503,11 +581,12 @@ impl fmt::Debug for WriteHalf {
 
 impl Drop for WriteHalf {
     fn drop(&mut self) {
-        let mut sh = self.inner.lock();
-        sh.writer = false;
-        sh.send_waker = None;
-        sh.kick = true;
-        self.inner.kick(&mut sh);
+        {
+            let mut sh = self.inner.lock();
+            sh.app.writer = false;
+            sh.app.send_waker = None;
+        }
+        self.inner.kick(true);
     }
 }
 

@@ -1,10 +1,9 @@
 //! Starting a connection: spawn the driver, run the opening handshake.
 
 use crate::config::Config;
-use crate::driver::{Background, Driver};
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
-use crate::shared::{Inner, set_waker};
+use crate::shared::{Handshake, Inner, set_waker};
 use crate::socket::WebSocket;
 use std::future::poll_fn;
 use std::io;
@@ -15,22 +14,18 @@ use tether_core::{
     Accept, ClientRequest, Connection, DeflateParams, Reject, Request, Response, Role,
 };
 
-/// Spawns the driver for `conn` on `runtime` and returns the application's handle.
-/// `open`: the connection has no opening handshake of its own.
-fn spawn<T: Transport>(
+/// Makes the connection's shared state for `conn` on `runtime`, starts its background task
+/// (which runs the opening handshake) and returns the application's handle. `open`: the
+/// connection has no opening handshake of its own.
+fn start<T: Transport>(
     runtime: Arc<dyn Runtime>,
     io: T,
     conn: Connection,
     config: &Config,
     open: bool,
 ) -> WebSocket {
-    let driver = Box::new(Driver::new(io, config.read_buffer_size));
-    let inner = Inner::new(runtime.clone(), conn, driver, config.write_high_water_mark);
-    inner.lock().handshake_taken = open;
-    let inner = Arc::new(inner);
-    runtime.spawn(Box::pin(Background {
-        inner: inner.clone(),
-    }));
+    let inner = Arc::new(Inner::new(runtime, conn, Box::new(io), config, open));
+    inner.wake_background();
     WebSocket::new(inner)
 }
 
@@ -55,20 +50,20 @@ pub async fn client<T: Transport>(
     started: Instant,
 ) -> Result<(WebSocket, Response), Error> {
     let conn = Connection::client(config.connection_config(), request, seed()?, started)?;
-    let ws = spawn(runtime, io, conn, config, false);
+    let ws = start(runtime, io, conn, config, false);
     let response = poll_fn(|cx| {
         let mut sh = ws.inner().lock();
-        if let Some(response) = sh.response.take() {
+        if let Some(Handshake::Response(response)) = sh.app.handshake.take() {
             ws.inner().set_info(&sh.conn);
             return Poll::Ready(Ok(response));
         }
-        if let Some(error) = sh.error.take() {
+        if let Some(error) = sh.app.error.take() {
             return Poll::Ready(Err(error));
         }
-        if sh.ended {
+        if sh.app.ended {
             return Poll::Ready(Err(Error::Abnormal));
         }
-        set_waker(&mut sh.recv_waker, cx.waker());
+        set_waker(&mut sh.app.recv_waker, cx.waker());
         Poll::Pending
     })
     .await?;
@@ -93,19 +88,19 @@ where
 {
     let now = runtime.now();
     let conn = Connection::server(config.connection_config(), now);
-    let ws = spawn(runtime, io, conn, config, false);
+    let ws = start(runtime, io, conn, config, false);
     let request = poll_fn(|cx| {
         let mut sh = ws.inner().lock();
-        if let Some(request) = sh.request.take() {
+        if let Some(Handshake::Request(request)) = sh.app.handshake.take() {
             return Poll::Ready(Ok(request));
         }
-        if let Some(error) = sh.error.take() {
+        if let Some(error) = sh.app.error.take() {
             return Poll::Ready(Err(error));
         }
-        if sh.ended {
+        if sh.app.ended {
             return Poll::Ready(Err(Error::Abnormal));
         }
-        set_waker(&mut sh.recv_waker, cx.waker());
+        set_waker(&mut sh.app.recv_waker, cx.waker());
         Poll::Pending
     })
     .await?;
@@ -123,12 +118,14 @@ where
                 .and(Err(Error::Rejected { status }))
         }
     };
-    sh.kick = true;
-    inner.kick(&mut sh);
-    // On error the connection is over; a rejection is still written in the background.
-    result?;
-    inner.set_info(&sh.conn);
+    if result.is_ok() {
+        inner.set_info(&sh.conn);
+    }
     drop(sh);
+    // The answer is written by the background task; on error the connection is over (a
+    // rejection is still written).
+    inner.kick(true);
+    result?;
     Ok(ws)
 }
 
@@ -144,7 +141,7 @@ pub fn open<T: Transport>(
 ) -> Result<WebSocket, Error> {
     let now = runtime.now();
     let conn = Connection::open(config.connection_config(), role, deflate, seed()?, now);
-    let ws = spawn(runtime, io, conn, config, true);
+    let ws = start(runtime, io, conn, config, true);
     ws.inner().set_info(&ws.inner().lock().conn);
     Ok(ws)
 }
