@@ -323,9 +323,29 @@ fn default_tls() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-/// The tokio runtime the caller runs on.
+/// The tokio runtime the caller runs on. Connections share one handle per runtime (kept
+/// per thread), instead of allocating one each.
 fn runtime() -> Arc<dyn tether_driver::Runtime> {
-    Arc::new(Tokio(tokio::runtime::Handle::current()))
+    thread_local! {
+        static CACHE: std::cell::RefCell<Option<(tokio::runtime::Id, Arc<dyn tether_driver::Runtime>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let handle = tokio::runtime::Handle::current();
+    let id = handle.id();
+    let make = |handle| -> Arc<dyn tether_driver::Runtime> { Arc::new(Tokio(handle)) };
+    CACHE
+        .try_with(|cache| {
+            let mut cache = cache.borrow_mut();
+            match &*cache {
+                Some((cached, runtime)) if *cached == id => runtime.clone(),
+                _ => {
+                    let runtime = make(handle.clone());
+                    *cache = Some((id, runtime.clone()));
+                    runtime
+                }
+            }
+        })
+        .unwrap_or_else(|_| make(handle))
 }
 
 #[derive(Debug)]
