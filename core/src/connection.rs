@@ -8,12 +8,12 @@ use crate::handshake::{
     ResponseParser,
 };
 use crate::message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
-use crate::queue::Queue;
 use crate::timer::{TimerKind, Timers};
 use crate::utf8::Utf8Validator;
 use bytes::{Buf, Bytes, BytesMut};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -323,6 +323,7 @@ enum Handshake {
     },
 }
 
+#[derive(Clone, Copy)]
 struct InFrame {
     header: FrameHeader,
     remaining: usize,
@@ -343,6 +344,80 @@ struct Deflate {
     params: DeflateParams,
     compressor: Compressor,
     decompressor: Decompressor,
+}
+
+/// What a connection holds only while data moves: partial input, the frame and message
+/// being received, events not yet taken, frames not yet written, and a peer's violation
+/// deferred behind events. An idle connection holds none: the box goes back to a small
+/// per-thread pool once it is empty, and comes back with its queues' capacity, so a busy
+/// connection allocates nothing per message.
+#[derive(Default)]
+struct Traffic {
+    in_buf: BytesMut,
+    frame: Option<InFrame>,
+    msg: Option<Box<Assembly>>,
+    events: VecDeque<Event>,
+    /// Payload bytes of the messages in `events`.
+    event_bytes: usize,
+    out: VecDeque<OutItem>,
+    /// Bytes `out` encodes to.
+    out_bytes: usize,
+    /// A peer violation found behind messages not yet taken: the connection fails once
+    /// this many more events have been taken, so replies to them still go out first.
+    deferred_failure: Option<(usize, ProtocolError)>,
+}
+
+impl Traffic {
+    fn is_idle(&self) -> bool {
+        self.in_buf.is_empty()
+            && self.frame.is_none()
+            && self.msg.is_none()
+            && self.events.is_empty()
+            && self.out.is_empty()
+            && self.deferred_failure.is_none()
+    }
+}
+
+/// The per-thread pool of idle [`Traffic`] boxes.
+mod traffic_pool {
+    use super::Traffic;
+    use bytes::BytesMut;
+    use std::cell::RefCell;
+
+    /// Boxes a thread keeps at most.
+    const MAX: usize = 64;
+    /// Queue capacity a parked box keeps at most (items); larger queues are shrunk.
+    const MAX_QUEUE: usize = 16;
+
+    thread_local! {
+        // The boxes themselves are what is pooled: a connection takes one as it is.
+        #[allow(clippy::vec_box)]
+        static POOL: RefCell<Vec<Box<Traffic>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A parked box, or a new one.
+    pub(super) fn take() -> Box<Traffic> {
+        POOL.try_with(|p| p.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Parks an idle box (or frees it if the pool is full or gone).
+    pub(super) fn park(mut t: Box<Traffic>) {
+        t.in_buf = BytesMut::new();
+        t.events.shrink_to(MAX_QUEUE);
+        t.out.shrink_to(MAX_QUEUE);
+        t.event_bytes = 0;
+        t.out_bytes = 0;
+        let _ = POOL.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut()
+                && p.len() < MAX
+            {
+                p.push(t);
+            }
+        });
+    }
 }
 
 enum OutItem {
@@ -385,17 +460,12 @@ pub struct Connection {
     handshake: Option<Box<Handshake>>,
     subprotocol: Option<String>,
     deflate: Option<Box<Deflate>>,
-    in_buf: BytesMut,
-    frame: Option<InFrame>,
-    msg: Option<Box<Assembly>>,
-    events: Queue<Event>,
-    event_bytes: usize,
-    out: Queue<OutItem>,
-    out_bytes: usize,
-    close_sent: Option<Option<CloseFrame>>,
-    /// A peer violation found behind messages not yet taken: the connection fails once
-    /// this many more events have been taken, so replies to them still go out first.
-    deferred_failure: Option<(usize, ProtocolError)>,
+    /// Partial input, events not yet taken, frames not yet written: only while there are
+    /// any (see [`Traffic`]).
+    traffic: Option<Box<Traffic>>,
+    /// The close frame this side sent, once it has (boxed: most of a connection's life
+    /// has none).
+    close_sent: Option<Box<Option<CloseFrame>>>,
     /// The caller stopped reading for its application's sake: keep-alive is suspended.
     input_paused: bool,
     terminated: bool,
@@ -409,7 +479,7 @@ impl fmt::Debug for Connection {
             .field("role", &self.role)
             .field("state", &self.state)
             .field("buffered_input", &self.buffered_input())
-            .field("buffered_output", &self.out_bytes)
+            .field("buffered_output", &self.buffered_output())
             .finish_non_exhaustive()
     }
 }
@@ -429,15 +499,8 @@ impl Connection {
             handshake: None,
             subprotocol: None,
             deflate: None,
-            in_buf: BytesMut::new(),
-            frame: None,
-            msg: None,
-            events: Queue::default(),
-            event_bytes: 0,
-            out: Queue::default(),
-            out_bytes: 0,
+            traffic: None,
             close_sent: None,
-            deferred_failure: None,
             input_paused: false,
             terminated: false,
             shutdown: Shutdown::No,
@@ -531,13 +594,15 @@ impl Connection {
     /// Bytes queued for sending and not yet taken by [`poll_transmit`](Self::poll_transmit).
     /// Adapters compare it with their high-water mark for backpressure.
     pub fn buffered_output(&self) -> usize {
-        self.out_bytes
+        self.traffic.as_ref().map_or(0, |t| t.out_bytes)
     }
 
     /// Received bytes held inside the connection: partial frames, a message being
     /// reassembled, and message payloads not yet taken with [`poll_event`](Self::poll_event).
     pub fn buffered_input(&self) -> usize {
-        self.in_buf.len() + self.msg.as_ref().map_or(0, |m| m.data.len()) + self.event_bytes
+        self.traffic.as_ref().map_or(0, |t| {
+            t.in_buf.len() + t.msg.as_ref().map_or(0, |m| m.data.len()) + t.event_bytes
+        })
     }
 
     /// How many events [`poll_event`](Self::poll_event) has waiting, and the payload bytes
@@ -545,16 +610,20 @@ impl Connection {
     /// connection until its application takes them compares these with its own limit, and
     /// stops reading before [`Limits::max_buffered_input`](crate::Limits) is reached.
     pub fn pending_events(&self) -> (usize, usize) {
-        (self.events.len(), self.event_bytes)
+        self.traffic
+            .as_ref()
+            .map_or((0, 0), |t| (t.events.len(), t.event_bytes))
     }
 
     /// Heap capacity held by the connection's own read and write buffers (not counting
     /// message payloads already handed out). Zero for an idle open connection.
     pub fn buffer_capacity(&self) -> usize {
-        self.in_buf.capacity()
-            + self.msg.as_ref().map_or(0, |m| m.data.capacity())
-            + self.out.heap_capacity() * std::mem::size_of::<OutItem>()
-            + self.events.heap_capacity() * std::mem::size_of::<Event>()
+        self.traffic.as_ref().map_or(0, |t| {
+            t.in_buf.capacity()
+                + t.msg.as_ref().map_or(0, |m| m.data.capacity())
+                + t.out.capacity() * std::mem::size_of::<OutItem>()
+                + t.events.capacity() * std::mem::size_of::<Event>()
+        })
     }
 
     /// Whether compressor or decompressor state (hundreds of KiB with zlib) is allocated.
@@ -569,12 +638,14 @@ impl Connection {
     /// Whether the connection is finished: closed, and the transport shutdown was handed
     /// out. The caller can drop it.
     pub fn is_finished(&self) -> bool {
-        self.shutdown == Shutdown::Done && self.out.is_empty()
+        self.shutdown == Shutdown::Done && self.traffic.as_ref().is_none_or(|t| t.out.is_empty())
     }
 
     /// Whether [`poll_event`](Self::poll_event) has an event to return now.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty() || matches!(self.deferred_failure, Some((0, _)))
+        self.traffic
+            .as_ref()
+            .is_some_and(|t| !t.events.is_empty() || matches!(t.deferred_failure, Some((0, _))))
     }
 
     /// Whether a peer's protocol violation was found behind events not yet taken with
@@ -583,7 +654,9 @@ impl Connection {
     /// them while this is true and lets the application take the rest, so that its replies
     /// to them are sent before the close frame.
     pub fn has_deferred_failure(&self) -> bool {
-        self.deferred_failure.is_some()
+        self.traffic
+            .as_ref()
+            .is_some_and(|t| t.deferred_failure.is_some())
     }
 
     /// Tells the connection that the caller stopped (`true`) or resumed (`false`) reading
@@ -612,16 +685,38 @@ impl Connection {
         }
     }
 
+    /// The traffic state, taken from the pool if the connection holds none.
+    fn tr(&mut self) -> &mut Traffic {
+        self.traffic.get_or_insert_with(traffic_pool::take)
+    }
+
+    /// Gives the traffic state back to the pool once it holds nothing.
+    fn settle(&mut self) {
+        if self.traffic.as_ref().is_some_and(|t| t.is_idle()) {
+            traffic_pool::park(self.traffic.take().expect("checked"));
+        }
+    }
+
+    /// Drops partial input and the frame and message being received.
+    fn drop_input(&mut self) {
+        if let Some(t) = &mut self.traffic {
+            t.in_buf = BytesMut::new();
+            t.frame = None;
+            t.msg = None;
+        }
+    }
+
     // ---- inputs ----
 
     /// Feeds bytes read from the transport. Copies them; see
     /// [`handle_input_buf`](Self::handle_input_buf) to hand over a buffer without copying.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        if data.is_empty() || self.state == State::Closed || self.deferred_failure.is_some() {
+        if data.is_empty() || self.state == State::Closed || self.has_deferred_failure() {
             return;
         }
-        self.in_buf.extend_from_slice(data);
+        self.tr().in_buf.extend_from_slice(data);
         self.process(now);
+        self.settle();
     }
 
     /// Feeds bytes read from the transport, taking all of `data` (it is left empty, with any
@@ -629,23 +724,25 @@ impl Connection {
     /// a reader that reuses its buffer (`BytesMut::reserve` reclaims it once the messages
     /// are dropped) receives without allocating.
     pub fn handle_input_buf(&mut self, now: Instant, data: &mut BytesMut) {
-        if data.is_empty() || self.state == State::Closed || self.deferred_failure.is_some() {
+        if data.is_empty() || self.state == State::Closed || self.has_deferred_failure() {
             data.clear();
             return;
         }
-        if self.in_buf.is_empty() {
-            self.in_buf = data.split();
+        let t = self.tr();
+        if t.in_buf.is_empty() {
+            t.in_buf = data.split();
         } else {
-            self.in_buf.extend_from_slice(data);
+            t.in_buf.extend_from_slice(data);
             data.clear();
         }
         self.process(now);
+        self.settle();
     }
 
     /// The transport reached end of stream (§7.1.5): without a closing handshake this is an
     /// abnormal closure (1006); after one, the expected end.
     pub fn handle_eof(&mut self, _now: Instant) {
-        if self.deferred_failure.is_some() {
+        if self.has_deferred_failure() {
             // The pending failure closes the transport once the events before it are taken.
             return;
         }
@@ -669,6 +766,7 @@ impl Connection {
             }
             State::Closed => self.begin_shutdown(),
         }
+        self.settle();
     }
 
     /// Fires the timers due at `now`; a no-op if none is. Afterwards no deadline is at or
@@ -677,6 +775,7 @@ impl Connection {
         while let Some(kind) = self.timers.take_expired(now) {
             self.on_timer(now, kind);
         }
+        self.settle();
     }
 
     // ---- commands ----
@@ -788,9 +887,11 @@ impl Connection {
     /// appended, [`Transmit::Shutdown`] once when the transport should be closed (after
     /// everything before it is written), and `None` when there is nothing to do.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if !self.out.is_empty() {
-            buf.reserve(self.out_bytes);
-            while let Some(item) = self.out.pop_front() {
+        if let Some(t) = self.traffic.as_deref_mut()
+            && !t.out.is_empty()
+        {
+            buf.reserve(t.out_bytes);
+            while let Some(item) = t.out.pop_front() {
                 match item {
                     OutItem::Raw(bytes) => buf.extend_from_slice(&bytes),
                     OutItem::Frame { header, payload } | OutItem::Pong { header, payload } => {
@@ -803,7 +904,8 @@ impl Connection {
                     }
                 }
             }
-            self.out_bytes = 0;
+            t.out_bytes = 0;
+            self.settle();
             return Some(Transmit::Data);
         }
         if self.shutdown == Shutdown::Pending {
@@ -815,20 +917,25 @@ impl Connection {
 
     /// The next event, or `None` when there is none until more input or a timeout.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if let Some((0, _)) = self.deferred_failure {
-            let (_, error) = self.deferred_failure.take().expect("deferred failure");
+        let t = self.traffic.as_deref_mut()?;
+        if let Some((0, _)) = t.deferred_failure {
+            let (_, error) = t.deferred_failure.take().expect("deferred failure");
             self.fail_now(error);
         }
-        let event = self.events.pop_front()?;
-        if let Some((n, _)) = &mut self.deferred_failure {
-            *n -= 1;
+        let t = self.traffic.as_deref_mut()?;
+        let event = t.events.pop_front();
+        if let Some(event) = &event {
+            if let Some((n, _)) = &mut t.deferred_failure {
+                *n -= 1;
+            }
+            match event {
+                Event::Message(m) => t.event_bytes -= m.len(),
+                Event::Fragment(f) => t.event_bytes -= f.data.len(),
+                _ => {}
+            }
         }
-        match &event {
-            Event::Message(m) => self.event_bytes -= m.len(),
-            Event::Fragment(f) => self.event_bytes -= f.data.len(),
-            _ => {}
-        }
-        Some(event)
+        self.settle();
+        event
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.
@@ -865,7 +972,7 @@ impl Connection {
         self.state = State::Closed;
         if !self.terminated {
             self.terminated = true;
-            self.events.push_back(Event::Closed(reason));
+            self.tr().events.push_back(Event::Closed(reason));
         }
     }
 
@@ -878,9 +985,7 @@ impl Connection {
     fn begin_shutdown(&mut self) {
         self.state = State::Closed;
         self.timers.stop_all();
-        self.in_buf = BytesMut::new();
-        self.frame = None;
-        self.msg = None;
+        self.drop_input();
         self.handshake = None;
         if self.shutdown == Shutdown::No {
             self.shutdown = Shutdown::Pending;
@@ -891,15 +996,14 @@ impl Connection {
     /// the violation are still waiting to be taken, the failure waits for them, so that the
     /// application's replies to them are sent before the close frame.
     fn fail(&mut self, error: ProtocolError) {
-        let waiting = self
+        let t = self.tr();
+        let waiting = t
             .events
             .iter()
             .any(|e| matches!(e, Event::Message(_) | Event::Fragment(_)));
         if waiting {
-            self.deferred_failure = Some((self.events.len(), error));
-            self.in_buf = BytesMut::new();
-            self.frame = None;
-            self.msg = None;
+            t.deferred_failure = Some((t.events.len(), error));
+            self.drop_input();
         } else {
             self.fail_now(error);
         }
@@ -983,33 +1087,37 @@ impl Connection {
             }
             self.process_frames(now);
             if matches!(self.state, State::Open | State::Closing)
-                && self.deferred_failure.is_none()
+                && !self.has_deferred_failure()
                 && self.buffered_input() > self.config.limits.max_buffered_input
             {
                 self.fail(ProtocolError::InputBufferFull);
             }
         }
-        if self.in_buf.is_empty() {
-            // Even with no spare capacity, an empty view keeps the last read's allocation alive.
-
-            self.in_buf = BytesMut::new();
+        if let Some(t) = self.traffic.as_deref_mut()
+            && t.in_buf.is_empty()
+        {
+            // Even with no spare capacity, an empty view keeps the last read's allocation
+            // alive.
+            t.in_buf = BytesMut::new();
         }
     }
 
     fn process_handshake(&mut self, now: Instant) {
+        let t = self.traffic.get_or_insert_with(traffic_pool::take);
         let Some(hs) = self.handshake.as_deref_mut() else {
             return;
         };
         match hs {
-            Handshake::Server { parser } => match parser.push(&self.in_buf) {
-                Ok(None) => self.in_buf.clear(),
+            Handshake::Server { parser } => match parser.push(&t.in_buf) {
+                Ok(None) => t.in_buf.clear(),
                 Ok(Some((request, consumed))) => {
-                    self.in_buf.advance(consumed);
+                    t.in_buf.advance(consumed);
                     self.state = State::Accepting;
                     let request = Box::new(request);
-                    self.events.push_back(Event::Request(request.clone()));
+                    t.events.push_back(Event::Request(request.clone()));
+                    let too_large = t.in_buf.len() > self.config.limits.max_buffered_input;
                     self.handshake = Some(Box::new(Handshake::Accepting { request }));
-                    if self.in_buf.len() > self.config.limits.max_buffered_input {
+                    if too_large {
                         self.fail_handshake(HandshakeError::TooLarge);
                     }
                 }
@@ -1019,10 +1127,10 @@ impl Connection {
                 key,
                 protocols,
                 parser,
-            } => match parser.push(&self.in_buf) {
-                Ok(None) => self.in_buf.clear(),
+            } => match parser.push(&t.in_buf) {
+                Ok(None) => t.in_buf.clear(),
                 Ok(Some((response, consumed))) => {
-                    self.in_buf.advance(consumed);
+                    t.in_buf.advance(consumed);
                     let accepted = match handshake::validate_response(&response, key, protocols) {
                         Ok(a) => a,
                         Err(e) => return self.fail_handshake(e),
@@ -1045,7 +1153,9 @@ impl Connection {
                     self.handshake = None;
                     self.set_deflate(params);
                     self.enter_open(now);
-                    self.events.push_back(Event::Connected(Box::new(response)));
+                    self.tr()
+                        .events
+                        .push_back(Event::Connected(Box::new(response)));
                 }
                 Err(e) => self.fail_handshake(e),
             },
@@ -1069,43 +1179,47 @@ impl Connection {
 
     fn process_frames(&mut self, now: Instant) {
         loop {
-            if !matches!(self.state, State::Open | State::Closing)
-                || self.deferred_failure.is_some()
-            {
+            if !matches!(self.state, State::Open | State::Closing) || self.has_deferred_failure() {
                 return;
             }
+            let max_input = self.config.limits.max_buffered_input;
+            let t = self.tr();
             // Decoded data waiting for the application counts against the input limit as
             // it is produced, not only once the whole read is processed.
-            let decoded = self.event_bytes + self.msg.as_ref().map_or(0, |m| m.data.len());
-            if decoded > self.config.limits.max_buffered_input {
+            let decoded = t.event_bytes + t.msg.as_ref().map_or(0, |m| m.data.len());
+            if decoded > max_input {
                 return self.fail(ProtocolError::InputBufferFull);
             }
-            let frame = match self.frame.as_mut() {
+            // The frame being received, as a copy: written back (or cleared) below.
+            let mut frame = match t.frame {
                 Some(f) => f,
                 None => {
-                    let (header, len) = match FrameHeader::decode(&self.in_buf) {
+                    let (header, len) = match FrameHeader::decode(&t.in_buf) {
                         Ok(Some(h)) => h,
                         Ok(None) => return,
                         Err(e) => return self.fail(ProtocolError::Frame(e)),
                     };
-                    self.in_buf.advance(len);
+                    t.in_buf.advance(len);
                     if let Err(e) = self.begin_frame(&header) {
                         return self.fail(e);
                     }
-                    self.frame.insert(InFrame {
+                    InFrame {
                         header,
                         remaining: header.payload_len as usize,
                         received: 0,
-                    })
+                    }
                 }
             };
             let header = frame.header;
+            let stream_fragments = self.config.stream_fragments;
+            let t = self.tr();
             if header.opcode.is_control() {
-                if self.in_buf.len() < frame.remaining {
+                if t.in_buf.len() < frame.remaining {
+                    t.frame = Some(frame);
                     return;
                 }
-                let mut payload = self.in_buf.split_to(frame.remaining);
-                self.frame = None;
+                let mut payload = t.in_buf.split_to(frame.remaining);
+                t.frame = None;
                 if let Some(key) = header.mask {
                     apply_mask(&mut payload, key, 0);
                 }
@@ -1113,14 +1227,14 @@ impl Connection {
                 continue;
             }
             // Fast path: a whole, uncompressed, unfragmented message in the buffer.
-            if self.msg.is_none()
+            if t.msg.is_none()
                 && header.fin
                 && !header.rsv1
-                && !self.config.stream_fragments
-                && self.in_buf.len() >= frame.remaining
+                && !stream_fragments
+                && t.in_buf.len() >= frame.remaining
             {
-                let mut payload = self.in_buf.split_to(frame.remaining);
-                self.frame = None;
+                let mut payload = t.in_buf.split_to(frame.remaining);
+                t.frame = None;
                 if let Some(key) = header.mask {
                     apply_mask(&mut payload, key, 0);
                 }
@@ -1136,20 +1250,19 @@ impl Connection {
                 self.deliver(now, Event::Message(message));
                 continue;
             }
-            let take = frame.remaining.min(self.in_buf.len());
+            let take = frame.remaining.min(t.in_buf.len());
             if take == 0 && frame.remaining > 0 {
+                t.frame = Some(frame);
                 return;
             }
-            let mut chunk = self.in_buf.split_to(take);
+            let mut chunk = t.in_buf.split_to(take);
             if let Some(key) = header.mask {
                 apply_mask(&mut chunk, key, frame.received);
             }
             frame.received += take;
             frame.remaining -= take;
             let frame_done = frame.remaining == 0;
-            if frame_done {
-                self.frame = None;
-            }
+            t.frame = (!frame_done).then_some(frame);
             if let Err(e) = self.on_data(now, &chunk, frame_done, header.fin) {
                 return self.fail(e);
             }
@@ -1166,7 +1279,11 @@ impl Connection {
             return Ok(());
         }
         let limit = self.config.limits.max_message_size;
-        match (header.opcode, self.msg.as_deref()) {
+        let in_buf = self.traffic.as_ref().map_or(0, |t| t.in_buf.len());
+        match (
+            header.opcode,
+            self.traffic.as_ref().and_then(|t| t.msg.as_deref()),
+        ) {
             (OpCode::Continuation, None) => Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Continuation, Some(msg)) => {
                 if header.rsv1 {
@@ -1184,8 +1301,8 @@ impl Connection {
                     return Err(ProtocolError::MessageTooLarge);
                 }
                 let fast = header.fin && !header.rsv1 && !self.config.stream_fragments;
-                if !fast || self.in_buf.len() < header.payload_len as usize {
-                    self.msg = Some(Box::new(Assembly {
+                if !fast || in_buf < header.payload_len as usize {
+                    self.tr().msg = Some(Box::new(Assembly {
                         kind: if opcode == OpCode::Text {
                             DataKind::Text
                         } else {
@@ -1212,7 +1329,12 @@ impl Connection {
         fin: bool,
     ) -> Result<(), ProtocolError> {
         let limit = self.config.limits.max_message_size;
-        let Some(msg) = self.msg.as_deref_mut() else {
+        let stream_fragments = self.config.stream_fragments;
+        let Some(msg) = self
+            .traffic
+            .as_deref_mut()
+            .and_then(|t| t.msg.as_deref_mut())
+        else {
             return Ok(());
         };
         let start = msg.data.len();
@@ -1244,7 +1366,7 @@ impl Connection {
         if !frame_done {
             return Ok(());
         }
-        if self.config.stream_fragments {
+        if stream_fragments {
             let data = Bytes::from(std::mem::take(&mut msg.data));
             msg.delivered += data.len();
             let fragment = Fragment {
@@ -1254,11 +1376,11 @@ impl Connection {
                 data,
             };
             if fin {
-                self.msg = None;
+                self.tr().msg = None;
             }
             self.deliver(now, Event::Fragment(fragment));
         } else if fin {
-            let msg = self.msg.take().expect("message in progress");
+            let msg = self.tr().msg.take().expect("message in progress");
             let data = Bytes::from(msg.data);
             let message = match msg.kind {
                 DataKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
@@ -1275,13 +1397,14 @@ impl Connection {
             // handshake still reads frames): nothing may follow it.
             return;
         }
+        self.touch_idle(now);
+        let t = self.tr();
         match &event {
-            Event::Message(m) => self.event_bytes += m.len(),
-            Event::Fragment(f) => self.event_bytes += f.data.len(),
+            Event::Message(m) => t.event_bytes += m.len(),
+            Event::Fragment(f) => t.event_bytes += f.data.len(),
             _ => {}
         }
-        self.touch_idle(now);
-        self.events.push_back(event);
+        t.events.push_back(event);
     }
 
     fn on_control(&mut self, now: Instant, opcode: OpCode, payload: Bytes) {
@@ -1291,10 +1414,10 @@ impl Connection {
                     self.push_pong(payload.clone());
                 }
                 if !self.terminated {
-                    self.events.push_back(Event::Ping(payload));
+                    self.tr().events.push_back(Event::Ping(payload));
                 }
             }
-            OpCode::Pong if !self.terminated => self.events.push_back(Event::Pong(payload)),
+            OpCode::Pong if !self.terminated => self.tr().events.push_back(Event::Pong(payload)),
             OpCode::Pong => {}
             OpCode::Close => self.on_close(now, payload),
             _ => unreachable!("data opcodes are not control frames"),
@@ -1322,22 +1445,20 @@ impl Connection {
         };
         let initiated_locally = self.close_sent.is_some();
         let local = match self.close_sent.take() {
-            Some(sent) => sent,
+            Some(sent) => *sent,
             None => {
                 let echo = remote.as_ref().map(|f| CloseFrame::new(f.code, ""));
                 self.push_close(echo.clone());
                 echo
             }
         };
-        self.close_sent = Some(local.clone());
+        self.close_sent = Some(Box::new(local.clone()));
         self.report_closed(CloseReason::Clean {
             initiated_locally,
             local,
             remote,
         });
-        self.in_buf = BytesMut::new();
-        self.frame = None;
-        self.msg = None;
+        self.drop_input();
         self.timers.stop_all();
         match self.role {
             // §7.1.1: the server closes the TCP connection first.
@@ -1426,7 +1547,7 @@ impl Connection {
             }
         };
         self.push_frame(true, false, OpCode::Close, payload);
-        self.close_sent = Some(frame);
+        self.close_sent = Some(Box::new(frame));
     }
 
     fn send_data(&mut self, kind: DataKind, payload: Bytes, compress: bool) {
@@ -1459,21 +1580,23 @@ impl Connection {
     /// the most recent ping is answered (§5.5.3), so a peer that floods pings and reads
     /// nothing cannot make the output grow. Below it every ping gets its pong.
     fn push_pong(&mut self, payload: Bytes) {
-        if self.out_bytes >= PONG_BACKLOG
+        let t = self.tr();
+        if t.out_bytes >= PONG_BACKLOG
             && let Some(OutItem::Pong {
                 header,
                 payload: queued,
-            }) = self.out.back_mut()
+            }) = t.out.back_mut()
         {
-            self.out_bytes -= header.encoded_len() + queued.len();
+            t.out_bytes -= header.encoded_len() + queued.len();
             header.payload_len = payload.len() as u64;
-            self.out_bytes += header.encoded_len() + payload.len();
+            t.out_bytes += header.encoded_len() + payload.len();
             *queued = payload;
             return;
         }
         let header = self.frame_header(true, false, OpCode::Pong, payload.len());
-        self.out_bytes += header.encoded_len() + payload.len();
-        self.out.push_back(OutItem::Pong { header, payload });
+        let t = self.tr();
+        t.out_bytes += header.encoded_len() + payload.len();
+        t.out.push_back(OutItem::Pong { header, payload });
     }
 
     fn frame_header(&mut self, fin: bool, rsv1: bool, opcode: OpCode, len: usize) -> FrameHeader {
@@ -1495,13 +1618,15 @@ impl Connection {
 
     fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
         let header = self.frame_header(fin, rsv1, opcode, payload.len());
-        self.out_bytes += header.encoded_len() + payload.len();
-        self.out.push_back(OutItem::Frame { header, payload });
+        let t = self.tr();
+        t.out_bytes += header.encoded_len() + payload.len();
+        t.out.push_back(OutItem::Frame { header, payload });
     }
 
     fn push_raw(&mut self, bytes: Bytes) {
-        self.out_bytes += bytes.len();
-        self.out.push_back(OutItem::Raw(bytes));
+        let t = self.tr();
+        t.out_bytes += bytes.len();
+        t.out.push_back(OutItem::Raw(bytes));
     }
 }
 

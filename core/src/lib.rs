@@ -70,7 +70,6 @@ mod deflate;
 mod frame;
 mod handshake;
 mod message;
-mod queue;
 mod reconnect;
 mod timer;
 mod utf8;
@@ -90,7 +89,6 @@ pub use handshake::{
     accept_key,
 };
 pub use message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
-pub use queue::Queue;
 pub use reconnect::{
     Decision, Disconnect, GiveUpReason, ReconnectConfig, ReconnectConfigError, ReconnectPolicy,
 };

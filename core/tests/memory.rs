@@ -58,6 +58,9 @@ fn idle_server_bytes(config: Config, quiet: Option<Duration>) -> isize {
         pump(&mut server, &mut client, now);
         pump(&mut client, &mut server, now);
         while server.poll_event().is_some() {}
+        // The server's pong to the client's keep-alive ping goes out too: nothing waits.
+        pump(&mut server, &mut client, now);
+        while client.poll_event().is_some() {}
     }
     // What the server holds is exactly what dropping it frees.
     drop(client);
