@@ -32,12 +32,16 @@ fn main() -> std::io::Result<()> {
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
-            let config = config.clone();
+            // The connection starts now; its task awaits the handshake and echoes.
+            let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
             ex.spawn(async move {
-                let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
+                let Ok(mut ws) = accepting.await else {
                     return;
                 };
-                while let Some(Ok(message)) = ws.recv().await {
+                loop {
+                    let Some(Ok(message)) = ws.recv().await else {
+                        break;
+                    };
                     if matches!(message, Message::Text(_) | Message::Binary(_))
                         && ws.send(message).await.is_err()
                     {

@@ -89,7 +89,7 @@ pub use reconnect::{
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
-pub use start::{accept, client, open};
+pub use start::{Accepting, accept, client, open};
 
 pub use tether_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,

@@ -98,12 +98,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use tether_driver::{
-    Accept, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame, CloseReason, Config,
-    DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error, GiveUpReason,
-    HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits, ProtocolError,
-    ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError, ReconnectingClient,
-    RecvFuture, Reject, Request, Response, ReuniteError, Role, SendError, SendFuture, Timeout,
-    Timeouts, Utf8Bytes, WebSocket, WriteHalf,
+    Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
+    CloseReason, Config, DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error,
+    GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits,
+    ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError,
+    ReconnectingClient, RecvFuture, Reject, Request, Response, ReuniteError, Role, SendError,
+    SendFuture, Timeout, Timeouts, Utf8Bytes, WebSocket, WriteHalf,
 };
 #[cfg(feature = "tls")]
 pub use tokio_rustls::{self, rustls};
@@ -171,26 +171,36 @@ where
 }
 
 /// Accepts a WebSocket on any stream (TCP, TLS, an upgraded HTTP connection) with the
-/// default configuration, accepting every valid upgrade request.
-pub async fn accept<S>(stream: S) -> Result<WebSocket, Error>
+/// default configuration, accepting every valid upgrade request; see [`accept_with`].
+pub fn accept<S>(stream: S) -> Accepting<AcceptAll>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+    accept_with(stream, Config::default(), accept_all)
 }
 
-/// Accepts a WebSocket on any stream: waits for the upgrade request (RFC 6455 §4.2),
-/// shows it to `callback`, which accepts it ([`Accept`]: subprotocol, extra headers) or
-/// rejects it ([`Reject`]: status, headers, body), and sends the answer.
+/// The callback of [`accept`]: every valid upgrade request is accepted.
+pub type AcceptAll = fn(&Request) -> Result<Accept, Reject>;
+
+fn accept_all(_: &Request) -> Result<Accept, Reject> {
+    Ok(Accept::new())
+}
+
+/// Accepts a WebSocket on any stream: the returned future waits for the upgrade request
+/// (RFC 6455 §4.2), shows it to `callback`, which accepts it ([`Accept`]: subprotocol,
+/// extra headers) or rejects it ([`Reject`]: status, headers, body), sends the answer and
+/// resolves to the open connection.
 ///
-/// Returns [`Error::Rejected`] when the callback rejected the request (the response is
-/// still written in the background). The handshake timeout counts from the call.
-pub async fn accept_with<S, F>(stream: S, config: Config, callback: F) -> Result<WebSocket, Error>
+/// It resolves to [`Error::Rejected`] when the callback rejected the request (the
+/// response is still written in the background). The connection starts at this call (the
+/// handshake timeout counts from it); the task awaiting the future drives the handshake.
+/// Must be called from within a tokio runtime, which the connection then runs on.
+pub fn accept_with<S, F>(stream: S, config: Config, callback: F) -> Accepting<F>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    tether_driver::accept(runtime(), Io(stream), &config, callback).await
+    tether_driver::accept(runtime(), Io(stream), &config, callback)
 }
 
 /// Wraps a stream whose opening handshake was done elsewhere (for example by an HTTP
