@@ -268,7 +268,28 @@ impl Wake for TimerWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(inner) = self.0.upgrade() {
+        let Some(inner) = self.0.upgrade() else {
+            return;
+        };
+        // The timer is armed for the earliest deadline and left armed when a later one
+        // replaces it (say, once a reply has gone out), so it can fire with nothing due.
+        // Then it is simply armed again here: no task is woken, or spawned, for it. Only
+        // a due deadline needs the background task.
+        let due = match inner.shared.try_lock() {
+            Ok(sh) if sh.app.driver_done => false,
+            Ok(mut sh) => {
+                let now = inner.runtime.now();
+                match sh.deadline(now) {
+                    None => false,
+                    Some(at) if at <= now => true,
+                    Some(at) => sh.io.arm_timer(&inner, at, now),
+                }
+            }
+            // Someone drives right now (perhaps this very thread): let the background
+            // task look.
+            Err(_) => true,
+        };
+        if due {
             inner.dispatch(Source::Timer);
         }
     }
@@ -285,7 +306,7 @@ mod tests {
     use std::pin::Pin;
     use std::sync::atomic::AtomicUsize;
     use std::task::{Context, Poll};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
     use tether_core::Connection;
 
     /// Counts wake-ups.
@@ -311,6 +332,7 @@ mod tests {
     #[derive(Default)]
     struct Keep {
         spawned: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+        timers: Mutex<Vec<Arc<FakeTimer>>>,
     }
 
     impl std::fmt::Debug for Keep {
@@ -324,8 +346,29 @@ mod tests {
             self.spawned.lock().unwrap().push(future);
         }
 
-        fn timer(&self, _: Instant) -> Pin<Box<dyn Timer>> {
-            unreachable!("no drive in these tests")
+        fn timer(&self, at: Instant) -> Pin<Box<dyn Timer>> {
+            let timer = Arc::new(FakeTimer::default());
+            *timer.at.lock().unwrap() = Some(at);
+            self.timers.lock().unwrap().push(timer.clone());
+            Box::pin(timer)
+        }
+    }
+
+    /// A timer that never fires by itself: the test fires it by waking its waker.
+    #[derive(Debug, Default)]
+    struct FakeTimer {
+        at: Mutex<Option<Instant>>,
+        waker: Mutex<Option<Waker>>,
+    }
+
+    impl Timer for Arc<FakeTimer> {
+        fn reset(self: Pin<&mut Self>, at: Instant) {
+            *self.at.lock().unwrap() = Some(at);
+        }
+
+        fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Pending
         }
     }
 
@@ -360,8 +403,14 @@ mod tests {
 
     impl Fixture {
         fn new() -> Self {
+            Self::with_handshake_timeout(Duration::from_secs(10))
+        }
+
+        /// A connection whose only deadline is its handshake timeout, `timeout` from now.
+        fn with_handshake_timeout(timeout: Duration) -> Self {
             let runtime = Arc::new(Keep::default());
-            let config = Config::default();
+            let mut config = Config::default();
+            config.timeouts.handshake = Some(timeout);
             let conn = Connection::server(config.connection_config(), Instant::now());
             let inner = Arc::new(Inner::new(
                 runtime.clone(),
@@ -447,8 +496,8 @@ mod tests {
     }
 
     #[test]
-    fn the_timer_wakes_the_background_whoever_is_designated() {
-        let f = Fixture::new();
+    fn a_due_timer_wakes_the_background_whoever_is_designated() {
+        let f = Fixture::with_handshake_timeout(Duration::ZERO);
         f.inner.wake.designate(&f.app_waker);
         let timer = f.inner.timer_waker();
         timer.wake_by_ref();
@@ -456,6 +505,20 @@ mod tests {
         f.background_runs();
         timer.wake_by_ref();
         assert_eq!(f.woken(), (1, 1, 0));
+    }
+
+    #[test]
+    fn a_timer_that_fires_early_is_armed_again_without_waking_anyone() {
+        let f = Fixture::new();
+        f.inner.wake.designate(&f.app_waker);
+        f.inner.timer_waker().wake_by_ref();
+        assert_eq!(f.woken(), (0, 0, 0), "nothing spawned or woken");
+        // Armed for the handshake deadline, and registered with the timer's own waker.
+        let timers = f.runtime.timers.lock().unwrap();
+        assert_eq!(timers.len(), 1);
+        let deadline = f.inner.lock().conn.poll_timeout();
+        assert_eq!(*timers[0].at.lock().unwrap(), deadline);
+        assert!(timers[0].waker.lock().unwrap().is_some());
     }
 
     #[test]

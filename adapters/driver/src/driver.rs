@@ -136,6 +136,41 @@ impl Io {
         }
     }
 
+    /// Arms the timer for `at` (a later deadline than the armed one keeps it: the
+    /// keep-alive moves with every read, and an early wake-up is cheap, see
+    /// [`crate::dispatch`]). The timer wakes the background task, whoever drives: its
+    /// deadlines (keep-alive, timeouts) must be kept even while a task that holds a
+    /// `recv()` future does not poll it. Returns whether it has already expired.
+    pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Instant, now: Instant) -> bool {
+        let timer = match &mut self.timer {
+            Some(t) => {
+                if self.timer_at.is_none_or(|t| at < t || t <= now) {
+                    t.as_mut().reset(at);
+                    self.timer_at = Some(at);
+                    self.timer_registered = false;
+                }
+                t
+            }
+            None => {
+                self.timer_at = Some(at);
+                self.timer_registered = false;
+                self.timer.insert(inner.runtime.timer(at))
+            }
+        };
+        // A timer already registered for this deadline need not be polled again.
+        if self.timer_registered {
+            return false;
+        }
+        let waker = self.timer_waker.get_or_insert_with(|| inner.timer_waker());
+        match timer.as_mut().poll_expired(&mut Context::from_waker(waker)) {
+            Poll::Ready(()) => true,
+            Poll::Pending => {
+                self.timer_registered = true;
+                false
+            }
+        }
+    }
+
     /// Makes room to read `read_size` bytes: a buffer from the pool, or the current one's
     /// whole capacity back once the application dropped the messages that pointed into it,
     /// or (when neither and little room is left) a new buffer.
@@ -161,11 +196,14 @@ impl Io {
     fn park_buffers(&mut self, now: Instant) {
         if self.read_buf.capacity() > 0 {
             let buf = std::mem::take(&mut self.read_buf);
-            if let Some(kept) = pool::park_read(buf, self.read_size) {
-                self.read_buf = kept;
-                if self.read_buf.is_empty() && self.release_at.is_none() {
-                    self.release_at = Some(now + HOLD_SHARED_BUFFER);
+            match pool::park_read(buf, self.read_size) {
+                Some(kept) => {
+                    self.read_buf = kept;
+                    if self.read_buf.is_empty() && self.release_at.is_none() {
+                        self.release_at = Some(now + HOLD_SHARED_BUFFER);
+                    }
                 }
+                None => self.release_at = None,
             }
         }
         if self.write_pos == self.write_buf.len() && self.write_buf.capacity() > 0 {
@@ -335,9 +373,25 @@ impl Shared {
             return Step::Again;
         }
         // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
-        let io = &mut self.io;
-        io.park_buffers(now);
-        let deadline = [
+        self.io.park_buffers(now);
+        match self.deadline(now) {
+            Some(at) if at <= now => again = true,
+            Some(at) => {
+                if self.io.arm_timer(inner, at, now) {
+                    self.io.timer_fired = true;
+                    again = true;
+                }
+            }
+            None => {}
+        }
+
+        if again { Step::Again } else { Step::Wait }
+    }
+
+    /// When the driver next has something to do without a wake-up from the transport.
+    pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
+        let io = &self.io;
+        [
             self.conn.poll_timeout(),
             io.linger,
             io.reply_grace,
@@ -347,46 +401,7 @@ impl Shared {
         ]
         .into_iter()
         .flatten()
-        .min();
-        match deadline {
-            Some(at) if at <= now => again = true,
-            Some(at) => {
-                let timer = match &mut io.timer {
-                    Some(t) => {
-                        // A later deadline (the keep-alive moves with every read) keeps
-                        // the armed timer: it wakes early once and is re-armed then.
-                        if io.timer_at.is_none_or(|t| at < t || t <= now) {
-                            t.as_mut().reset(at);
-                            io.timer_at = Some(at);
-                            io.timer_registered = false;
-                        }
-                        t
-                    }
-                    None => {
-                        io.timer_at = Some(at);
-                        io.timer_registered = false;
-                        io.timer.insert(inner.runtime.timer(at))
-                    }
-                };
-                // A timer already registered for this deadline need not be polled again.
-                // It wakes the background task, whoever drives: its deadlines
-                // (keep-alive, timeouts) must be kept even while a task that holds a
-                // `recv()` future does not poll it.
-                if !io.timer_registered {
-                    let waker = io.timer_waker.get_or_insert_with(|| inner.timer_waker());
-                    match timer.as_mut().poll_expired(&mut Context::from_waker(waker)) {
-                        Poll::Ready(()) => {
-                            io.timer_fired = true;
-                            again = true;
-                        }
-                        Poll::Pending => io.timer_registered = true,
-                    }
-                }
-            }
-            None => {}
-        }
-
-        if again { Step::Again } else { Step::Wait }
+        .min()
     }
 
     /// The transport failed: report the error, end the connection, drop the transport.
