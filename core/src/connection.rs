@@ -905,13 +905,14 @@ impl Connection {
                 }
             }
             t.out_bytes = 0;
-            self.settle();
             return Some(Transmit::Data);
         }
         if self.shutdown == Shutdown::Pending {
             self.shutdown = Shutdown::Done;
             return Some(Transmit::Shutdown);
         }
+        // Drained: the traffic state goes back to the pool if nothing else is in it.
+        self.settle();
         None
     }
 
@@ -923,19 +924,20 @@ impl Connection {
             self.fail_now(error);
         }
         let t = self.traffic.as_deref_mut()?;
-        let event = t.events.pop_front();
-        if let Some(event) = &event {
-            if let Some((n, _)) = &mut t.deferred_failure {
-                *n -= 1;
-            }
-            match event {
-                Event::Message(m) => t.event_bytes -= m.len(),
-                Event::Fragment(f) => t.event_bytes -= f.data.len(),
-                _ => {}
-            }
+        let Some(event) = t.events.pop_front() else {
+            // Drained: the traffic state goes back to the pool if nothing else is in it.
+            self.settle();
+            return None;
+        };
+        if let Some((n, _)) = &mut t.deferred_failure {
+            *n -= 1;
         }
-        self.settle();
-        event
+        match &event {
+            Event::Message(m) => t.event_bytes -= m.len(),
+            Event::Fragment(f) => t.event_bytes -= f.data.len(),
+            _ => {}
+        }
+        Some(event)
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.

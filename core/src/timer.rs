@@ -48,7 +48,13 @@ impl Timers {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.at.iter().flatten().min().copied()
+        let mut next: Option<Instant> = None;
+        for at in self.at.into_iter().flatten() {
+            if next.is_none_or(|n| at < n) {
+                next = Some(at);
+            }
+        }
+        next
     }
 
     /// Disarms and returns the first timer due at `now`, if any.

@@ -391,8 +391,8 @@ impl Shared {
     /// When the driver next has something to do without a wake-up from the transport.
     pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
         let io = &self.io;
-        [
-            self.conn.poll_timeout(),
+        let mut next = self.conn.poll_timeout();
+        for at in [
             io.linger,
             io.reply_grace,
             io.release_at,
@@ -401,7 +401,12 @@ impl Shared {
         ]
         .into_iter()
         .flatten()
-        .min()
+        {
+            if next.is_none_or(|n| at < n) {
+                next = Some(at);
+            }
+        }
+        next
     }
 
     /// The transport failed: report the error, end the connection, drop the transport.
