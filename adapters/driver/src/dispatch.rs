@@ -26,7 +26,7 @@
 
 use crate::driver::Background;
 use crate::shared::Inner;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Wake, Waker};
 use std::time::Duration;
@@ -39,20 +39,24 @@ pub(crate) const BACKGROUND_LINGER: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct WakeState {
     slots: Mutex<Slots>,
+    /// [`DESIGNATED`] and [`APP_WOKEN`]: changed without the slots' lock on the paths of
+    /// every message (designating, driving, resigning), read with it by a wake-up.
+    flags: AtomicU8,
     /// How many wake-ups the transport and the timer have delivered: a driver that saw
     /// this count when it last found nothing to do need not look again until it moves.
     events: AtomicU64,
 }
+
+/// The task of `Slots::app` is the designated driver.
+const DESIGNATED: u8 = 1;
+/// The designated task was woken and has not driven the connection since.
+const APP_WOKEN: u8 = 2;
 
 #[derive(Debug, Default)]
 struct Slots {
     /// The waker of the task waiting in `recv()` (kept after it resigns, so that the next
     /// designation of the same task clones nothing).
     app: Option<Waker>,
-    /// Whether `app` is the designated driver.
-    designated: bool,
-    /// The designated task was woken and has not driven the connection since.
-    app_woken: bool,
     background: Task,
 }
 
@@ -84,21 +88,23 @@ impl WakeState {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes the task of `waker` the designated driver.
-    pub(crate) fn designate(&self, waker: &Waker) {
-        let mut s = self.slots();
-        match &s.app {
-            Some(w) if w.will_wake(waker) => {}
-            _ => s.app = Some(waker.clone()),
+    /// Makes the task of `waker` the designated driver. `same`: the caller knows that
+    /// the last task designated was this one (its waker need not be compared).
+    pub(crate) fn designate(&self, waker: &Waker, same: bool) {
+        if !same {
+            let mut s = self.slots();
+            match &s.app {
+                Some(w) if w.will_wake(waker) => {}
+                _ => s.app = Some(waker.clone()),
+            }
         }
-        s.designated = true;
+        self.flags.fetch_or(DESIGNATED, Ordering::SeqCst);
     }
 
     /// A task is about to drive the connection: the events so far are seen. Returns
     /// their count.
     pub(crate) fn driving(&self) -> u64 {
-        let mut s = self.slots();
-        s.app_woken = false;
+        self.flags.fetch_and(!APP_WOKEN, Ordering::SeqCst);
         self.events.load(Ordering::SeqCst)
     }
 
@@ -111,7 +117,7 @@ impl WakeState {
     pub(crate) fn forget_app(&self) {
         let mut s = self.slots();
         s.app = None;
-        s.designated = false;
+        self.flags.fetch_and(!DESIGNATED, Ordering::SeqCst);
     }
 
     /// The background task is being polled with `waker`.
@@ -141,7 +147,7 @@ impl WakeState {
     /// waker of a background task that waits, to be woken so that it ends.
     pub(crate) fn finished(&self) -> Option<Waker> {
         let mut s = self.slots();
-        s.designated = false;
+        self.flags.fetch_and(!DESIGNATED, Ordering::SeqCst);
         match std::mem::replace(&mut s.background, Task::Finished) {
             Task::Running(w) => Some(w),
             _ => None,
@@ -158,11 +164,11 @@ impl WakeState {
     }
 }
 
-/// What a wake-up does, decided under the slots' lock and carried out after it.
+/// What a wake-up does for the background task, decided under the slots' lock and carried
+/// out after it.
 #[derive(Default)]
 struct Route {
-    first: Option<Waker>,
-    second: Option<Waker>,
+    background: Option<Waker>,
     spawn: bool,
 }
 
@@ -170,7 +176,7 @@ impl Slots {
     /// The background task's part of a wake-up: its waker, or whether to spawn it.
     fn background(&mut self, route: &mut Route) {
         match &self.background {
-            Task::Running(w) => route.second = Some(w.clone()),
+            Task::Running(w) => route.background = Some(w.clone()),
             Task::Spawned | Task::Finished => {}
             Task::None => {
                 self.background = Task::Spawned;
@@ -188,15 +194,29 @@ impl Inner {
         {
             let mut s = self.wake.slots();
             self.wake.events.fetch_add(1, Ordering::SeqCst);
-            if source == Source::Io && s.designated {
-                route.first = s.app.clone();
-                // A second event before the task drove: it may hold its `recv()` future
-                // without polling it; the background task steps in.
-                if std::mem::replace(&mut s.app_woken, true) {
-                    s.background(&mut route);
+            let to_app = match source {
+                Source::Io => self
+                    .wake
+                    .flags
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                        (f & DESIGNATED != 0).then_some(f | APP_WOKEN)
+                    })
+                    .ok(),
+                Source::Timer => None,
+            };
+            match to_app {
+                Some(before) => {
+                    // Woken under the lock: a task's waker only schedules it.
+                    if let Some(app) = &s.app {
+                        app.wake_by_ref();
+                    }
+                    // A second event before the task drove: it may hold its `recv()`
+                    // future without polling it; the background task steps in.
+                    if before & APP_WOKEN != 0 {
+                        s.background(&mut route);
+                    }
                 }
-            } else {
-                s.background(&mut route);
+                None => s.background(&mut route),
             }
         }
         self.follow(route);
@@ -206,15 +226,13 @@ impl Inner {
     /// is woken, or spawned, if an event came in that the task did not handle). Never call
     /// it with the connection's lock held.
     pub(crate) fn resign(self: &Arc<Self>) {
-        let mut route = Route::default();
-        {
-            let mut s = self.wake.slots();
-            s.designated = false;
-            if std::mem::take(&mut s.app_woken) {
-                s.background(&mut route);
-            }
+        let before = self
+            .wake
+            .flags
+            .fetch_and(!(DESIGNATED | APP_WOKEN), Ordering::SeqCst);
+        if before & APP_WOKEN != 0 {
+            self.wake_background();
         }
-        self.follow(route);
     }
 
     /// Wakes (or spawns) the background task, whoever is designated. Never call it with the
@@ -228,10 +246,7 @@ impl Inner {
     /// Carries out a wake-up decided under the slots' lock, outside it: a waker may do
     /// anything, even wake this connection again.
     fn follow(self: &Arc<Self>, route: Route) {
-        if let Some(w) = route.first {
-            w.wake();
-        }
-        if let Some(w) = route.second {
+        if let Some(w) = route.background {
             w.wake();
         }
         if route.spawn {
@@ -461,7 +476,7 @@ mod tests {
     #[test]
     fn events_go_to_the_designated_task_and_back_to_the_background() {
         let f = Fixture::new();
-        f.inner.wake.designate(&f.app_waker);
+        f.inner.wake.designate(&f.app_waker, false);
         f.inner.dispatch(Source::Io);
         assert_eq!(f.woken(), (0, 0, 1), "no background task needed");
         // It drove, then stopped waiting: nothing missed, nothing spawned.
@@ -475,7 +490,7 @@ mod tests {
     #[test]
     fn a_missed_event_goes_to_the_background_on_resign() {
         let f = Fixture::new();
-        f.inner.wake.designate(&f.app_waker);
+        f.inner.wake.designate(&f.app_waker, false);
         f.inner.dispatch(Source::Io);
         f.inner.resign();
         assert_eq!(f.woken(), (1, 0, 1));
@@ -485,7 +500,7 @@ mod tests {
     fn a_second_event_before_driving_also_wakes_the_background() {
         let f = Fixture::new();
         f.background_runs();
-        f.inner.wake.designate(&f.app_waker);
+        f.inner.wake.designate(&f.app_waker, false);
         f.inner.dispatch(Source::Io);
         assert_eq!(f.woken(), (0, 0, 1));
         f.inner.dispatch(Source::Io);
@@ -498,7 +513,7 @@ mod tests {
     #[test]
     fn a_due_timer_wakes_the_background_whoever_is_designated() {
         let f = Fixture::with_handshake_timeout(Duration::ZERO);
-        f.inner.wake.designate(&f.app_waker);
+        f.inner.wake.designate(&f.app_waker, false);
         let timer = f.inner.timer_waker();
         timer.wake_by_ref();
         assert_eq!(f.woken(), (1, 0, 0));
@@ -510,7 +525,7 @@ mod tests {
     #[test]
     fn a_timer_that_fires_early_is_armed_again_without_waking_anyone() {
         let f = Fixture::new();
-        f.inner.wake.designate(&f.app_waker);
+        f.inner.wake.designate(&f.app_waker, false);
         f.inner.timer_waker().wake_by_ref();
         assert_eq!(f.woken(), (0, 0, 0), "nothing spawned or woken");
         // Armed for the handshake deadline, and registered with the timer's own waker.

@@ -75,6 +75,9 @@ pub(crate) struct Io {
     timer: Option<Pin<Box<dyn Timer>>>,
     /// The timer's waker (see [`Inner::timer_waker`]), made with the timer.
     timer_waker: Option<Waker>,
+    /// The connection's own waker, which the transport is polled with (made at the first
+    /// drive, dropped when the connection finishes: it holds the connection).
+    waker: Option<Waker>,
     timer_at: Option<Instant>,
     /// The timer was polled (and returned `Pending`) since it was last set: it will wake
     /// the connection when it fires.
@@ -106,6 +109,7 @@ impl Io {
         Self {
             timer: None,
             timer_waker: None,
+            waker: None,
             timer_at: None,
             timer_registered: false,
             timer_fired: false,
@@ -426,6 +430,7 @@ impl Shared {
         let io = &mut self.io;
         io.timer = None;
         io.timer_waker = None;
+        io.waker = None;
         io.background_until = None;
         // (A buffer messages still point into is simply let go.)
         let _ = pool::park_read(std::mem::take(&mut io.read_buf), io.read_size);
@@ -463,10 +468,17 @@ impl Inner {
         // The events so far are handled now, whoever was woken for them.
         let seen = self.wake.driving();
         sh.app.settled = None;
-        let waker = Waker::from(self.clone());
+        // Taken out while driving (and put back unless the connection finished, which
+        // lets go of it).
+        let waker = sh
+            .io
+            .waker
+            .take()
+            .unwrap_or_else(|| Waker::from(self.clone()));
         let mut cx = Context::from_waker(&waker);
         let runtime = &*self.runtime;
         let mut now = now.unwrap_or_else(|| runtime.now());
+        let mut drive = Drive::Busy;
         for _ in 0..BUDGET {
             match sh.step(self, now, &mut cx) {
                 Step::Again => {
@@ -476,7 +488,8 @@ impl Inner {
                 }
                 Step::Wait => {
                     sh.app.settled = Some(seen);
-                    return Drive::Waiting;
+                    drive = Drive::Waiting;
+                    break;
                 }
                 Step::Done => {
                     sh.finish(now);
@@ -488,9 +501,12 @@ impl Inner {
                 }
             }
         }
-        // Let other tasks run; the designated driver comes back to it.
-        sh.app.kick = true;
-        Drive::Busy
+        sh.io.waker = Some(waker);
+        if drive == Drive::Busy {
+            // Let other tasks run; the designated driver comes back to it.
+            sh.app.kick = true;
+        }
+        drive
     }
 
     /// Whether driving now could do anything: not when the last drive found nothing to do,

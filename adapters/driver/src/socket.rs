@@ -288,7 +288,7 @@ fn poll_recv(
         if let Some(d) = designated.as_deref_mut()
             && (!*d || !same_task)
         {
-            inner.wake.designate(cx.waker());
+            inner.wake.designate(cx.waker(), same_task);
             *d = true;
         }
         // (Designated first: a wake-up after the check comes to this task.)

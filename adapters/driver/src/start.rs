@@ -63,7 +63,7 @@ fn poll_handshake(
         }
         // Designated (again, if the waker changed) before driving: a wake-up after the
         // check comes to this task.
-        inner.wake.designate(cx.waker());
+        inner.wake.designate(cx.waker(), false);
         *designated = true;
         if inner.needs_drive(&sh) {
             inner.drive(&mut sh);
