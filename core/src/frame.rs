@@ -251,9 +251,27 @@ impl FrameHeader {
 
     /// Appends the encoded header to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let mut tmp = [0u8; MAX_HEADER_LEN];
-        let n = self.encode(&mut tmp);
-        out.extend_from_slice(&tmp[..n]);
+        let b0 = (u8::from(self.fin) << 7)
+            | (u8::from(self.rsv1) << 6)
+            | (u8::from(self.rsv2) << 5)
+            | (u8::from(self.rsv3) << 4)
+            | self.opcode.as_u8();
+        // The usual short forms as fixed-size copies; the rest through `encode`.
+        match (self.payload_len, self.mask) {
+            (n @ 0..=125, None) => out.extend_from_slice(&[b0, n as u8]),
+            (n @ 0..=125, Some(k)) => {
+                out.extend_from_slice(&[b0, 0x80 | n as u8, k[0], k[1], k[2], k[3]]);
+            }
+            (n @ 126..=0xFFFF, None) => {
+                let [l0, l1] = (n as u16).to_be_bytes();
+                out.extend_from_slice(&[b0, 126, l0, l1]);
+            }
+            _ => {
+                let mut tmp = [0u8; MAX_HEADER_LEN];
+                let n = self.encode(&mut tmp);
+                out.extend_from_slice(&tmp[..n]);
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::dispatch::BACKGROUND_LINGER;
 use crate::pool;
 use crate::runtime::Timer;
-use crate::shared::{Inner, Shared, wake};
+use crate::shared::{Inner, NOT_SETTLED, Shared, wake};
 use bytes::BytesMut;
 use std::future::Future;
 use std::io;
@@ -444,7 +444,9 @@ impl Shared {
         }
         if !self.app.ended {
             self.app.ended = true;
-            self.app.error.get_or_insert(crate::Error::Abnormal);
+            self.app
+                .error
+                .get_or_insert_with(|| Box::new(crate::Error::Abnormal));
         }
         self.app.wake_handles();
     }
@@ -467,7 +469,7 @@ impl Inner {
         }
         // The events so far are handled now, whoever was woken for them.
         let seen = self.wake.driving();
-        sh.app.settled = None;
+        sh.app.settled = NOT_SETTLED;
         // Taken out while driving (and put back unless the connection finished, which
         // lets go of it).
         let waker = sh
@@ -487,7 +489,7 @@ impl Inner {
                     }
                 }
                 Step::Wait => {
-                    sh.app.settled = Some(seen);
+                    sh.app.settled = seen;
                     drive = Drive::Waiting;
                     break;
                 }
@@ -512,7 +514,7 @@ impl Inner {
     /// Whether driving now could do anything: not when the last drive found nothing to do,
     /// no wake-up came since, and the application created no work.
     pub(crate) fn needs_drive(&self, sh: &Shared) -> bool {
-        sh.app.kick || sh.app.settled != Some(self.wake.events())
+        sh.app.kick || sh.app.settled != self.wake.events()
     }
 
     /// Hands work the application created (a queued message, a close, room for more
@@ -570,7 +572,7 @@ impl Future for Background {
             Drive::Waiting => {
                 let quiet = sh.io.background_until.is_some_and(|at| at <= now);
                 let seen = sh.app.settled;
-                if !(quiet && seen.is_some_and(|seen| inner.wake.background_may_end(seen))) {
+                if !(quiet && seen != NOT_SETTLED && inner.wake.background_may_end(seen)) {
                     return Poll::Pending;
                 }
                 sh.io.background_until = None;

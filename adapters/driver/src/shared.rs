@@ -14,6 +14,9 @@ use tether_core::{
     CloseReason, Connection, DeflateParams, Event, Message, Request, Response, State,
 };
 
+/// [`App::settled`] when the last drive did not settle.
+pub(crate) const NOT_SETTLED: u64 = u64::MAX;
+
 /// Bytes counted for each message waiting for the application on top of its payload, so
 /// that a flood of empty pings or pongs is bounded too.
 const MESSAGE_OVERHEAD: usize = 64;
@@ -30,7 +33,9 @@ pub(crate) struct Info {
 pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
     pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) info: OnceLock<Info>,
+    /// Boxed, and only when there is something to say: most connections have no
+    /// subprotocol and no compression.
+    pub(crate) info: OnceLock<Option<Box<Info>>>,
     /// Decides which task the connection's wake-ups go to (see [`crate::dispatch`]).
     pub(crate) wake: WakeState,
 }
@@ -58,7 +63,7 @@ impl Inner {
                 io: Io::new(config.read_buffer_size),
                 app: App {
                     kick: false,
-                    settled: None,
+                    settled: NOT_SETTLED,
                     max_pending,
                     hwm: config.write_high_water_mark,
                     error: None,
@@ -95,10 +100,20 @@ impl Inner {
 
     /// Records what the handshake settled (once).
     pub(crate) fn set_info(&self, conn: &Connection) {
-        let _ = self.info.set(Info {
-            subprotocol: conn.subprotocol().map(Box::from),
-            deflate: conn.deflate_params(),
+        let subprotocol = conn.subprotocol();
+        let deflate = conn.deflate_params();
+        let info = (subprotocol.is_some() || deflate.is_some()).then(|| {
+            Box::new(Info {
+                subprotocol: subprotocol.map(Box::from),
+                deflate,
+            })
         });
+        let _ = self.info.set(info);
+    }
+
+    /// What the handshake settled, once it is known.
+    pub(crate) fn info(&self) -> Option<&Info> {
+        self.info.get().and_then(|i| i.as_deref())
     }
 }
 
@@ -118,22 +133,23 @@ pub(crate) struct Shared {
 pub(crate) struct App {
     /// The application created work for the driver: the caller wakes it after unlocking.
     pub(crate) kick: bool,
-    /// The count of wake-ups seen by the last drive, if it found nothing more to do
-    /// (see [`Inner::needs_drive`]).
-    pub(crate) settled: Option<u64>,
+    /// The count of wake-ups seen by the last drive, if it found nothing more to do, or
+    /// [`NOT_SETTLED`] (see [`Inner::needs_drive`]).
+    pub(crate) settled: u64,
     /// The driver stops reading while the messages waiting for the application (payload
     /// plus [`MESSAGE_OVERHEAD`] each) exceed this.
     pub(crate) max_pending: usize,
     /// Sends wait while `buffered()` is at least this.
     pub(crate) hwm: usize,
-    /// The terminal error, handed to the reader once after the messages before it.
-    pub(crate) error: Option<Error>,
+    /// The terminal error, handed to the reader once after the messages before it (boxed:
+    /// most connections end without one).
+    pub(crate) error: Option<Box<Error>>,
     /// A transport error, reported instead of the core's "abnormal closure".
     pub(crate) io_error: Option<io::Error>,
     /// How the connection ended, once it has.
     pub(crate) close_reason: Option<Arc<CloseReason>>,
     /// The handshake's event, waiting for `accept` or `client`.
-    pub(crate) handshake: Option<Handshake>,
+    pub(crate) handshake: Option<Box<Handshake>>,
     /// Messages the connection delivered before it ended and the application has not
     /// taken yet (they leave the core so that its end can be reported at once).
     pub(crate) leftover: Option<Box<Leftover>>,
@@ -297,12 +313,12 @@ impl Shared {
             Event::Pong(p) => return self.app.reader.then_some(Message::Pong(p)),
             Event::Request(r) => {
                 self.app.handshake_taken = true;
-                self.app.handshake = Some(Handshake::Request(r));
+                self.app.handshake = Some(Box::new(Handshake::Request(r)));
                 wake(&mut self.app.recv_waker);
             }
             Event::Connected(r) => {
                 self.app.handshake_taken = true;
-                self.app.handshake = Some(Handshake::Response(r));
+                self.app.handshake = Some(Box::new(Handshake::Response(r)));
                 wake(&mut self.app.recv_waker);
             }
             Event::Closed(reason) => {
@@ -331,10 +347,10 @@ impl Shared {
         let io = app.io_error.take();
         match reason {
             CloseReason::HandshakeFailed(e) => {
-                app.error = Some(io.map_or(Error::Handshake(e), Error::Io));
+                app.error = Some(Box::new(io.map_or(Error::Handshake(e), Error::Io)));
             }
             reason => {
-                app.error = Error::from_close(&reason, io);
+                app.error = Error::from_close(&reason, io).map(Box::new);
                 app.close_reason = Some(Arc::new(reason));
             }
         }

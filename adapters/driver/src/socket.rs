@@ -151,7 +151,7 @@ impl WebSocket {
 
     /// The permessage-deflate parameters agreed in the handshake (RFC 7692), if any.
     pub fn deflate_params(&self) -> Option<DeflateParams> {
-        self.inner().info.get().and_then(|i| i.deflate)
+        self.inner().info().and_then(|i| i.deflate)
     }
 
     /// Splits the connection into a receiving and a sending half, usable from different
@@ -262,7 +262,7 @@ fn poll_recv(
             break Some(Ok(message));
         }
         if let Some(error) = sh.app.error.take() {
-            break Some(Err(error));
+            break Some(Err(*error));
         }
         if sh.app.ended {
             break None;
@@ -312,7 +312,7 @@ fn poll_recv(
 }
 
 fn subprotocol(inner: &Inner) -> Option<&str> {
-    inner.info.get().and_then(|i| i.subprotocol.as_deref())
+    inner.info().and_then(|i| i.subprotocol.as_deref())
 }
 
 impl fmt::Debug for ReadHalf {

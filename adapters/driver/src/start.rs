@@ -46,10 +46,10 @@ fn poll_handshake(
     let mut drove = false;
     let result = loop {
         if let Some(handshake) = sh.app.handshake.take() {
-            break Ok(handshake);
+            break Ok(*handshake);
         }
         if let Some(error) = sh.app.error.take() {
-            break Err(error);
+            break Err(*error);
         }
         if sh.app.ended {
             break Err(Error::Abnormal);
