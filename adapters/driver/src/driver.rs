@@ -380,13 +380,11 @@ impl Shared {
         self.io.park_buffers(now);
         match self.deadline(now) {
             Some(at) if at <= now => again = true,
-            Some(at) => {
-                if self.io.arm_timer(inner, at, now) {
-                    self.io.timer_fired = true;
-                    again = true;
-                }
+            Some(at) if self.io.arm_timer(inner, at, now) => {
+                self.io.timer_fired = true;
+                again = true;
             }
-            None => {}
+            _ => {}
         }
 
         if again { Step::Again } else { Step::Wait }
