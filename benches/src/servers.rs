@@ -120,34 +120,65 @@ pub fn tether_tokio(listener: TcpListener) -> io::Result<()> {
 
 /// tether-async-std: the same code as `adapters/async-std/examples/echo_server.rs`.
 pub fn tether_async_std(listener: TcpListener) -> io::Result<()> {
-    use tether_async_std::{Accept, Config, Message, accept_with};
+    tether_async_std_with(listener, AsyncIoStyle::BlockOn)
+}
+
+/// One tether-async-std echo connection, as in the example.
+async fn tether_async_std_conn(stream: async_net::TcpStream, config: tether_async_std::Config) {
+    use tether_async_std::{Accept, Message, accept_with};
+    let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
+        return;
+    };
+    while let Some(Ok(message)) = ws.recv().await {
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && ws.send(message).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// [`tether_async_std`], with the executor run in `style`. The connections' background tasks
+/// always run on the one `Arc<Executor>` given to `tether_async_std::set_executor`, on this
+/// thread.
+pub fn tether_async_std_with(listener: TcpListener, style: AsyncIoStyle) -> io::Result<()> {
+    use tether_async_std::Config;
     let ex = std::sync::Arc::new(async_executor::Executor::new());
     tether_async_std::set_executor(ex.clone())
         .map_err(|_| io::Error::other("tether-async-std's executor is already chosen"))?;
-    async_io::block_on(ex.run(async {
-        let listener = async_net::TcpListener::try_from(listener)?;
-        let mut config = Config::default();
-        config.deflate.enabled = true;
-        config.deflate.threshold = 0;
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            let config = config.clone();
-            ex.spawn(async move {
-                let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.recv().await {
-                    if matches!(message, Message::Text(_) | Message::Binary(_))
-                        && ws.send(message).await.is_err()
-                    {
-                        break;
-                    }
+    let listener = async_net::TcpListener::try_from(listener)?;
+    let mut config = Config::default();
+    config.deflate.enabled = true;
+    config.deflate.threshold = 0;
+    match style {
+        AsyncIoStyle::BlockOn | AsyncIoStyle::ParkOnly => {
+            let accept = ex.run(async {
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    stream.set_nodelay(true)?;
+                    ex.spawn(tether_async_std_conn(stream, config.clone()))
+                        .detach();
                 }
-            })
-            .detach();
+            });
+            if style == AsyncIoStyle::BlockOn {
+                async_io::block_on(accept)
+            } else {
+                futures_lite::future::block_on(accept)
+            }
         }
-    }))
+        AsyncIoStyle::Local => {
+            let local = async_executor::LocalExecutor::new();
+            async_io::block_on(ex.run(local.run(async {
+                loop {
+                    let (stream, _) = listener.accept().await?;
+                    stream.set_nodelay(true)?;
+                    local
+                        .spawn(tether_async_std_conn(stream, config.clone()))
+                        .detach();
+                }
+            })))
+        }
+    }
 }
 
 /// The sans-IO part of the floor servers ([`floor_tokio`], [`floor_async_io`]): the least
@@ -382,7 +413,8 @@ pub fn floor_tokio(listener: TcpListener) -> io::Result<()> {
     })
 }
 
-/// How a single-threaded async-io server runs its executor, for [`floor_async_io_with`].
+/// How a single-threaded async-io server runs its executor, for [`floor_async_io_with`] and
+/// [`tether_async_std_with`] (compared in BENCHMARKS.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AsyncIoStyle {
     /// `async_io::block_on(ex.run(..))` on an `Arc<Executor>`, as the async-std
@@ -391,7 +423,8 @@ pub enum AsyncIoStyle {
     /// whenever the reactor has not been polled for its back-off interval (50 µs at first).
     BlockOn,
     /// `async_io::block_on(local.run(..))` on a `LocalExecutor` (smol's single-threaded
-    /// style).
+    /// style). For tether-async-std, whose background tasks need a `Send` executor, the
+    /// application's tasks run on the `LocalExecutor` inside `ex.run(..)`.
     Local,
     /// `futures_lite::future::block_on(ex.run(..))` (the style of async-executor's own
     /// examples): the thread only parks, and the "async-io" thread always polls the reactor.
@@ -434,6 +467,56 @@ async fn floor_async_io_conn(mut stream: async_net::TcpStream) {
             return;
         }
     }
+}
+
+/// One floor connection that reads only when it knows there is something to read: after a
+/// read that did not fill the buffer it waits for `Async::readable()` first, as tokio's
+/// `TcpStream` does, instead of a read that fails with `WouldBlock`.
+async fn floor_async_io_conn_ready_first(stream: async_net::TcpStream) {
+    use futures_util::AsyncWriteExt;
+    use std::io::Read;
+    let stream: std::sync::Arc<async_io::Async<std::net::TcpStream>> = stream.into();
+    let mut floor = Floor::new();
+    let mut readable = false;
+    loop {
+        if !readable && stream.readable().await.is_err() {
+            return;
+        }
+        let spare = floor.spare();
+        let room = spare.len();
+        let n = match stream.get_ref().read(spare) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                readable = false;
+                continue;
+            }
+            Err(_) => return,
+        };
+        // A read that filled the buffer may have left more behind.
+        readable = n == room;
+        let step = floor.filled(n);
+        if !floor.out.is_empty() && (&*stream).write_all(&floor.out).await.is_err() {
+            return;
+        }
+        if let FloorStep::Close = step {
+            return;
+        }
+    }
+}
+
+/// [`floor_async_io`] with reads that wait for readiness after a short read (see
+/// `floor_async_io_conn_ready_first`), run as [`AsyncIoStyle::BlockOn`]: how much of the
+/// floor is the read that finds nothing.
+pub fn floor_async_io_ready_first(listener: TcpListener) -> io::Result<()> {
+    let listener = async_net::TcpListener::try_from(listener)?;
+    let ex = std::sync::Arc::new(async_executor::Executor::new());
+    async_io::block_on(ex.run(async {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            ex.spawn(floor_async_io_conn_ready_first(stream)).detach();
+        }
+    }))
 }
 
 /// A runtime floor on async-io: [`Floor`]'s minimal echo on `async_net::TcpStream` and

@@ -4,7 +4,9 @@
 //! competitor.
 //!
 //! `STYLE` chooses how the executor runs (`tether_bench::servers::AsyncIoStyle`):
-//! `block_on` (the default, as the async-std `echo_server` example), `local` or `park_only`.
+//! `block_on` (the default, as the async-std `echo_server` example), `local` or `park_only`;
+//! or `ready_first`: `block_on` with reads that wait for readiness after a short read
+//! (`tether_bench::servers::floor_async_io_ready_first`).
 
 use tether_bench::servers::{self, AsyncIoStyle};
 
@@ -13,6 +15,14 @@ fn main() -> std::io::Result<()> {
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9001".to_owned());
     let style = match args.next() {
         None => AsyncIoStyle::BlockOn,
+        Some(name) if name == "ready_first" => {
+            let listener = std::net::TcpListener::bind(&addr)?;
+            eprintln!(
+                "echo_floor_async_io (ready_first) listening on {}",
+                listener.local_addr()?
+            );
+            return servers::floor_async_io_ready_first(listener);
+        }
         Some(name) => AsyncIoStyle::from_name(&name).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
