@@ -12,7 +12,7 @@
 //! thread that we measured (BENCHMARKS.md, "Runtime floors"): a `LocalExecutor` costs the same
 //! (it wraps the same executor), while `futures_lite::future::block_on(ex.run(..))` only
 //! parks the thread, leaves the reactor to async-io's helper thread and hands every reactor
-//! turn over between the two threads (1.3-1.4x the CPU per message). The helper thread that
+//! turn over between the two threads (1.4-1.8x the CPU per message). The helper thread that
 //! `strace -f` shows polling the reactor is strace's doing: every traced system call stops
 //! this thread, so the helper gets to run, finds the reactor unpolled for its back-off
 //! interval and takes it over. Untraced (`perf stat --per-thread`), this thread makes
