@@ -138,7 +138,7 @@ async fn tether_async_std_conn(stream: async_net::TcpStream, config: tether_asyn
     }
 }
 
-/// [`tether_async_std`], with the executor run in `style`. The connections' background tasks
+/// [`tether_async_std()`], with the executor run in `style`. The connections' background tasks
 /// always run on the one `Arc<Executor>` given to `tether_async_std::set_executor`, on this
 /// thread.
 pub fn tether_async_std_with(listener: TcpListener, style: AsyncIoStyle) -> io::Result<()> {
@@ -380,7 +380,7 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// A runtime floor on tokio: [`Floor`]'s minimal echo on a current-thread runtime and
+/// A runtime floor on tokio: the minimal echo of the private `Floor` on a current-thread runtime and
 /// `tokio::net::TcpStream`, one task per connection. Not a competitor: it shows what
 /// tokio and the kernel cost per message when the WebSocket work is next to nothing.
 pub fn floor_tokio(listener: TcpListener) -> io::Result<()> {
@@ -519,7 +519,7 @@ pub fn floor_async_io_ready_first(listener: TcpListener) -> io::Result<()> {
     }))
 }
 
-/// A runtime floor on async-io: [`Floor`]'s minimal echo on `async_net::TcpStream` and
+/// A runtime floor on async-io: the minimal echo of the private `Floor` on `async_net::TcpStream` and
 /// async-executor, everything on the calling thread, run the way
 /// `adapters/async-std/examples/echo_server.rs` runs ([`AsyncIoStyle::BlockOn`]). Not a
 /// competitor: it shows what async-io and the kernel cost per message when the WebSocket
