@@ -8,6 +8,11 @@
 #
 #   bash scripts/bench.sh                  # about 9 minutes on 2 cores
 #   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 STRACE=0 bash scripts/bench.sh   # a quick look
+#   SERVERS="tether-async-std fastwebsockets floor-tokio floor-async-io" bash scripts/bench.sh
+#
+# floor-tokio and floor-async-io (benches/src/servers.rs) are runtime floors, not competitors:
+# a minimal echo (handshake, unmask, write back) on each runtime, which shows what the
+# runtime and the kernel cost per message. They run only when SERVERS names them.
 #
 # Raw results and strace summaries are kept in target/bench/.
 set -euo pipefail
@@ -47,8 +52,16 @@ declare -A CMD=(
   [tether-async-std]=target/bin/async-std/echo_server
   [fastwebsockets]=target/release/echo_fastwebsockets
   [tokio-tungstenite]=target/release/echo_tungstenite
+  [floor-tokio]=target/release/echo_floor_tokio
+  [floor-async-io]=target/release/echo_floor_async_io
 )
 SERVERS=${SERVERS:-"tether-tokio tether-async-std fastwebsockets tokio-tungstenite"}
+for s in $SERVERS; do
+  if [ -z "${CMD[$s]:-}" ]; then
+    echo "unknown server $s (known: ${!CMD[*]})" >&2
+    exit 1
+  fi
+done
 
 PORT=$((20000 + RANDOM % 20000))
 PID=
@@ -170,7 +183,13 @@ for r in rows:
     if r.get("mode") == "idle":
         put("RSS bytes/idle conn", f"{r['conns']} conns", r["server"], (float(r["bytes_per_conn"]), "{:.0f}"))
 refs = [s for s in ("fastwebsockets", "tokio-tungstenite") if s in servers]
-print("Cells: value (ratio to fastwebsockets / ratio to tokio-tungstenite). Lower is better except messages/s and handshakes/s.")
+if refs:
+    print("Cells: value (ratio to " + " / ratio to ".join(refs) + "). Lower is better except messages/s and handshakes/s.")
+else:
+    print("Cells: values. Lower is better except messages/s and handshakes/s.")
+floors = [s for s in servers if s.startswith("floor-")]
+if floors:
+    print(", ".join(floors) + ": runtime floors (a minimal echo on the runtime), not competitors.")
 print()
 print("| figure | case | " + " | ".join(servers) + " |")
 print("|---|---|" + "---:|" * len(servers))
@@ -187,7 +206,7 @@ for fig, case in order:
         for ref in refs:
             rv = R[(fig, case)].get(ref)
             ratios.append(f"{val / rv[0]:.2f}×" if rv and rv[0] else "–")
-        if s not in refs or len(refs) > 1:
+        if refs and (s not in refs or len(refs) > 1):
             txt += " (" + " / ".join(ratios) + ")"
         cells.append(txt)
     print(f"| {fig} | {case} | " + " | ".join(cells) + " |")

@@ -12,7 +12,11 @@
 //!   WebSocket client on a current-thread tokio runtime that builds its frames once) runs
 //!   pinned to the other. Servers: the `echo_server` examples of tether-tokio and
 //!   tether-async-std, and [`servers::tungstenite`] / [`servers::fastwebsockets`] (the
-//!   binaries `echo_tungstenite` and `echo_fastwebsockets`).
+//!   binaries `echo_tungstenite` and `echo_fastwebsockets`). Optional runtime floors, not
+//!   competitors: [`servers::floor_tokio`] / [`servers::floor_async_io`] (`echo_floor_tokio`,
+//!   `echo_floor_async_io`), a minimal echo on each runtime. `scripts/async-io-styles.sh`
+//!   compares ways of running async-io on one thread ([`servers::AsyncIoStyle`], with the
+//!   bin `echo_tether_async_std`).
 //! - `alloc_echo`: heap allocations per echoed message in steady state, counted by a
 //!   global counting allocator, for each server in-process against a blocking client that
 //!   does not allocate.

@@ -7,6 +7,17 @@
 //! message, so that it can be benchmarked and run against the Autobahn TestSuite's fuzzing
 //! client.
 //!
+//! It runs the executor inside `async_io::block_on`, which waits on async-io's reactor on
+//! this thread whenever no task is ready. That is the cheapest way to run async-io on one
+//! thread that we measured (BENCHMARKS.md, "Runtime floors"): a `LocalExecutor` costs the same
+//! (it wraps the same executor), while `futures_lite::future::block_on(ex.run(..))` only
+//! parks the thread, leaves the reactor to async-io's helper thread and hands every reactor
+//! turn over between the two threads (1.4-1.8x the CPU per message). The helper thread that
+//! `strace -f` shows polling the reactor is strace's doing: every traced system call stops
+//! this thread, so the helper gets to run, finds the reactor unpolled for its back-off
+//! interval and takes it over. Untraced (`perf stat --per-thread`), this thread makes
+//! practically all the system calls.
+//!
 //! ```text
 //! cargo run --release -p tether-async-std --example echo_server -- 127.0.0.1:9001
 //! ```

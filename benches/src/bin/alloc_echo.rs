@@ -9,7 +9,9 @@
 //!    a prebuilt frame, `read_exact` into a prebuilt buffer): every allocation counted in
 //!    the window is the server's.
 //!
-//! One message in flight, binary payloads of 20 B, 1 KiB and 16 KiB.
+//! One message in flight, binary payloads of 20 B, 1 KiB and 16 KiB. The last rows are the
+//! runtime floors (`servers::floor_tokio`, `servers::floor_async_io`): what the runtime
+//! allocates when the WebSocket code allocates nothing.
 
 use bytes::BytesMut;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Stats, StatsAlloc};
@@ -131,6 +133,8 @@ fn main() -> std::io::Result<()> {
         "tether-async-std",
         "fastwebsockets",
         "tungstenite",
+        "floor-tokio",
+        "floor-async-io",
     ] {
         let addr = start(server)?;
         for size in SIZES {
