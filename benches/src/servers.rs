@@ -124,16 +124,26 @@ pub fn tether_async_std(listener: TcpListener) -> io::Result<()> {
 }
 
 /// One tether-async-std echo connection, as in the example.
-async fn tether_async_std_conn(stream: async_net::TcpStream, config: tether_async_std::Config) {
+fn tether_async_std_conn(
+    stream: async_net::TcpStream,
+    config: tether_async_std::Config,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tether_async_std::{Accept, Message, accept_with};
-    let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
-        return;
-    };
-    while let Some(Ok(message)) = ws.recv().await {
-        if matches!(message, Message::Text(_) | Message::Binary(_))
-            && ws.send(message).await.is_err()
-        {
-            break;
+    // As in the example: the connection starts at once, its task awaits the handshake.
+    let accepting = accept_with(stream, config, |_| Ok(Accept::new()));
+    async move {
+        let Ok(mut ws) = accepting.await else {
+            return;
+        };
+        loop {
+            let Some(Ok(message)) = ws.recv().await else {
+                break;
+            };
+            if matches!(message, Message::Text(_) | Message::Binary(_))
+                && ws.send(message).await.is_err()
+            {
+                break;
+            }
         }
     }
 }
