@@ -892,6 +892,56 @@ fn backpressure_slow_reader_pauses_reading_instead_of_failing() {
 }
 
 #[test]
+fn rfc6455_5_5_3_a_peer_flooding_pings_and_reading_nothing_cannot_grow_memory() {
+    rt::block_on(async {
+        const PINGS: u32 = 200_000;
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        let server = rt::spawn(async move {
+            let stream = rt::accept(&listener).await;
+            let mut ws = ws::accept(stream).await.unwrap();
+            let mut pings = 0u32;
+            let mut most_buffered = 0;
+            while pings < PINGS {
+                match ws.recv().await {
+                    Some(Ok(Message::Ping(_))) => pings += 1,
+                    other => panic!("after {pings} pings: {other:?}"),
+                }
+                most_buffered = most_buffered.max(ws.buffered_amount());
+            }
+            most_buffered
+        });
+        // A raw client that sends pings of 125 bytes (26 MB of them) and never reads: the
+        // server's answers fill the socket buffers (a few MB) and then must stop piling up.
+        let writer = std::thread::spawn(move || {
+            let (mut stream, mut conn) = raw_client(addr);
+            let mut batch = Vec::new();
+            for i in 0..PINGS {
+                let mut payload = vec![0u8; 125];
+                payload[..4].copy_from_slice(&i.to_be_bytes());
+                conn.ping(Instant::now(), payload.into()).unwrap();
+                if i % 1000 == 999 {
+                    while let Some(tether_core::Transmit::Data) = conn.poll_transmit(&mut batch) {}
+                    stream.write_all(&batch).unwrap();
+                    batch.clear();
+                }
+            }
+            stream
+        });
+        let most_buffered = timeout(Duration::from_secs(60), server)
+            .await
+            .expect("every ping arrived");
+        // The socket buffers take the first pongs; then only the latest waits (plus what
+        // was queued before the coalescing starts at 16 KiB).
+        assert!(
+            most_buffered < 64 * 1024,
+            "{most_buffered} bytes of pongs queued"
+        );
+        drop(writer.join().unwrap());
+    });
+}
+
+#[test]
 fn recv_and_send_are_cancel_safe() {
     rt::block_on(async {
         const COUNT: usize = 400;

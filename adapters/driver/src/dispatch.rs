@@ -294,10 +294,13 @@ impl Wake for TimerWake {
             Ok(sh) if sh.app.driver_done => false,
             Ok(mut sh) => {
                 let now = inner.runtime.now();
-                match sh.deadline(now) {
-                    None => false,
-                    Some(at) if at <= now => true,
-                    Some(at) => sh.io.arm_timer(&inner, at, now),
+                if sh.timer_due(now) {
+                    true
+                } else {
+                    match sh.deadline(now) {
+                        None => false,
+                        Some(at) => sh.io.arm_timer(&inner, at, now),
+                    }
                 }
             }
             // Someone drives right now (perhaps this very thread): let the background

@@ -411,6 +411,14 @@ impl Shared {
         next
     }
 
+    /// Whether a deadline is due at `now`: the core's timers, the linger, the reply grace,
+    /// a shared read buffer to let go, or a background task that may end.
+    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+        let io = &self.io;
+        self.deadline(now).is_some_and(|at| at <= now)
+            || io.background_until.is_some_and(|at| at <= now)
+    }
+
     /// The transport failed: report the error, end the connection, drop the transport.
     fn fail(&mut self, now: Instant, error: io::Error) -> Step {
         if !self.app.ended {

@@ -203,3 +203,48 @@ fn replies_go_out_at_once_and_bursts_are_coalesced() {
         client.close(1000, "").await.unwrap();
     });
 }
+
+/// An idle connection costs no task of its own: the handshake is driven by the task that
+/// awaits it, and a background task, once spawned for work nobody waiting in `recv()` could
+/// do (a timer, say), ends after a second without work.
+#[test]
+fn idle_connections_have_no_background_task() {
+    rt::block_on(async {
+        const CONNS: usize = 20;
+        let addr = echo_server(Config::default()).await;
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        // The echo server's accept loop is the only task so far.
+        let base = tasks();
+        let mut clients = Vec::new();
+        for i in 0..CONNS {
+            let (mut ws, _) = ws::connect(&url(addr, "/")).await.unwrap();
+            ws.send_text(format!("hello {i}")).await.unwrap();
+            expect_text(&mut ws, &format!("hello {i}")).await;
+            clients.push(ws);
+        }
+        // One task per server connection (the echo loop), none per client: the clients'
+        // handshakes and echoes ran in this task.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let alive = tasks() - base;
+            if alive == CONNS {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{alive} tasks for {CONNS} idle connections"
+            );
+            rt::sleep(Duration::from_millis(50)).await;
+        }
+        // They still work.
+        for (i, ws) in clients.iter_mut().enumerate() {
+            ws.send_text(format!("again {i}")).await.unwrap();
+            expect_text(ws, &format!("again {i}")).await;
+            ws.close(1000, "").await.unwrap();
+        }
+    });
+}
