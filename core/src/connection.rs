@@ -1180,6 +1180,7 @@ impl Connection {
     }
 
     fn process_frames(&mut self, now: Instant) {
+        self.small_frames(now);
         loop {
             if !matches!(self.state, State::Open | State::Closing) || self.has_deferred_failure() {
                 return;
@@ -1268,6 +1269,62 @@ impl Connection {
             if let Err(e) = self.on_data(now, &chunk, frame_done, header.fin) {
                 return self.fail(e);
             }
+        }
+    }
+
+    /// The usual case on its own short path: whole, final, uncompressed text and binary
+    /// frames of up to 125 bytes, one after another, with no message being reassembled.
+    /// It stops at the first frame that is anything else (or incomplete, or over a limit),
+    /// which [`process_frames`](Self::process_frames) then takes with every check; the
+    /// checks made here are the same ones, in short.
+    fn small_frames(&mut self, now: Instant) {
+        if self.state != State::Open || self.config.stream_fragments {
+            return;
+        }
+        let masked = self.role == Role::Server;
+        let limits = self.config.limits;
+        let max_len = limits.max_frame_size.min(limits.max_message_size).min(125);
+        let header_len = if masked { 6 } else { 2 };
+        loop {
+            let Some(t) = self.traffic.as_deref_mut() else {
+                return;
+            };
+            if t.frame.is_some() || t.msg.is_some() || t.deferred_failure.is_some() {
+                return;
+            }
+            let [b0, b1, ..] = t.in_buf[..] else {
+                return;
+            };
+            let len = usize::from(b1 & 0x7F);
+            // FIN, no RSV bit, text (1) or binary (2); the mask bit as the role requires.
+            let text = match b0 {
+                0x81 => true,
+                0x82 => false,
+                _ => return,
+            };
+            if (b1 & 0x80 != 0) != masked
+                || len > max_len
+                || t.in_buf.len() < header_len + len
+                || t.event_bytes + len > limits.max_buffered_input
+            {
+                return;
+            }
+            let key = masked.then(|| [t.in_buf[2], t.in_buf[3], t.in_buf[4], t.in_buf[5]]);
+            t.in_buf.advance(header_len);
+            let mut payload = t.in_buf.split_to(len);
+            if let Some(key) = key {
+                apply_mask(&mut payload, key, 0);
+            }
+            let payload = payload.freeze();
+            let message = if text {
+                if simdutf8::basic::from_utf8(&payload).is_err() {
+                    return self.fail(ProtocolError::InvalidUtf8);
+                }
+                Message::Text(Utf8Bytes::from_validated(payload))
+            } else {
+                Message::Binary(payload)
+            };
+            self.deliver(now, Event::Message(message));
         }
     }
 
