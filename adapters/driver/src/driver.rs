@@ -392,23 +392,19 @@ impl Shared {
 
     /// When the driver next has something to do without a wake-up from the transport.
     pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
-        let io = &self.io;
-        let mut next = self.conn.poll_timeout();
-        for at in [
-            io.linger,
-            io.reply_grace,
-            io.release_at,
-            // An expired one means the background task is about to end.
-            io.background_until.filter(|&at| at > now),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if next.is_none_or(|n| at < n) {
-                next = Some(at);
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
             }
         }
-        next
+        let io = &self.io;
+        let mut next = earlier(self.conn.poll_timeout(), io.linger);
+        next = earlier(next, io.reply_grace);
+        next = earlier(next, io.release_at);
+        // An expired one means the background task is about to end.
+        earlier(next, io.background_until.filter(|&at| at > now))
     }
 
     /// Whether a deadline is due at `now`: the core's timers, the linger, the reply grace,
