@@ -103,9 +103,11 @@
 
 use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
+use std::any::Any;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
+use std::io::Read;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -181,7 +183,7 @@ where
 {
     let rt = runtime();
     let now = rt.now();
-    tether_driver::client(rt, Io(stream), &request, &config, now).await
+    tether_driver::client(rt, io(stream), &request, &config, now).await
 }
 
 /// Accepts a WebSocket on any stream (TCP, TLS, an upgraded HTTP connection) with the
@@ -214,7 +216,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
-    tether_driver::accept(runtime(), Io(stream), &config, callback)
+    tether_driver::accept(runtime(), io(stream), &config, callback)
 }
 
 /// Wraps a stream whose opening handshake was done elsewhere (for example by an HTTP
@@ -229,7 +231,7 @@ pub fn from_upgraded<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tether_driver::open(runtime(), Io(stream), role, deflate, &config)
+    tether_driver::open(runtime(), io(stream), role, deflate, &config)
 }
 
 /// Starts building a [`ReconnectingClient`]: a client that redials lost connections as the
@@ -313,9 +315,9 @@ async fn connect_inner(
         let stream = tether_driver::with_deadline(&*rt, deadline, connector.connect(name, tcp))
             .await
             .ok_or(Error::Timeout(Timeout::Handshake))??;
-        return tether_driver::client(rt, Io(stream), &request, &config, started).await;
+        return tether_driver::client(rt, io(stream), &request, &config, started).await;
     }
-    tether_driver::client(rt, Io(tcp), &request, &config, started).await
+    tether_driver::client(rt, io(tcp), &request, &config, started).await
 }
 
 /// The request's host, without the brackets of an IPv6 literal.
@@ -425,45 +427,179 @@ impl tether_driver::Timer for Timer {
     }
 }
 
-/// Any futures-io stream as the driver's transport.
-struct Io<S>(S);
+/// The driver's transport for a stream: an async-net TCP stream gets [`Tcp`], which waits
+/// for readiness instead of reading once more after the socket was emptied; any other
+/// futures-io stream (TLS, a Unix socket, ...) is used through its `AsyncRead` and
+/// `AsyncWrite` ([`Io`]).
+fn io<S>(stream: S) -> AnyIo<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut slot = Some(stream);
+    if let Some(tcp) = (&mut slot as &mut dyn Any).downcast_mut::<Option<async_net::TcpStream>>()
+        && let Some(tcp) = tcp.take()
+    {
+        return AnyIo::Tcp(Tcp {
+            inner: tcp.into(),
+            waiting: false,
+            drained: false,
+        });
+    }
+    AnyIo::Other(Io(slot.expect("not taken")))
+}
 
-impl<S> tether_driver::Transport for Io<S>
+/// See [`io`].
+enum AnyIo<S> {
+    Tcp(Tcp),
+    Other(Io<S>),
+}
+
+impl<S> tether_driver::Transport for AnyIo<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
-        // futures-io reads into initialized memory. Zeroing the whole spare capacity for
-        // every read would cost more than the read; instead read into a per-thread scratch
-        // buffer, zeroed once, and copy what arrived.
-        thread_local! {
-            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        match self {
+            Self::Tcp(t) => t.poll_read(cx, buf),
+            Self::Other(o) => o.poll_read(cx, buf),
         }
-        let want = buf.capacity() - buf.len();
-        let scratch = SCRATCH.try_with(|scratch| {
-            let mut scratch = scratch.try_borrow_mut().ok()?;
-            if scratch.len() < want {
-                scratch.resize(want, 0);
-            }
-            let result = Pin::new(&mut self.0).poll_read(cx, &mut scratch[..want]);
-            if let Poll::Ready(Ok(n)) = result {
-                buf.extend_from_slice(&scratch[..n]);
-            }
-            Some(result)
-        });
-        if let Ok(Some(result)) = scratch {
-            return result;
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            Self::Tcp(t) => t.poll_write(cx, buf),
+            Self::Other(o) => o.poll_write(cx, buf),
         }
-        // The scratch buffer is in use or gone (thread exit): zero the spare capacity.
-        let start = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let result = Pin::new(&mut self.0).poll_read(cx, &mut buf[start..]);
-        let n = match result {
-            Poll::Ready(Ok(n)) => n,
-            _ => 0,
-        };
-        buf.truncate(start + n);
-        result
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Tcp(t) => t.poll_flush(cx),
+            Self::Other(o) => o.poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Self::Tcp(t) => t.poll_shutdown(cx),
+            Self::Other(o) => o.poll_shutdown(cx),
+        }
+    }
+}
+
+/// Reads with `read` (into initialized memory) and appends what arrived to the spare
+/// capacity of `buf`. futures-io and `std::io::Read` read into initialized memory, and
+/// zeroing the whole spare capacity for every read would cost more than the read: instead
+/// the read goes to a per-thread scratch buffer, zeroed once, and what arrived is copied.
+fn read_into(
+    buf: &mut BytesMut,
+    mut read: impl FnMut(&mut [u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<usize>> {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let want = buf.capacity() - buf.len();
+    let mut read_once = Some(&mut read);
+    let scratch = SCRATCH.try_with(|scratch| {
+        let mut scratch = scratch.try_borrow_mut().ok()?;
+        if scratch.len() < want {
+            scratch.resize(want, 0);
+        }
+        let result = read_once.take().expect("once")(&mut scratch[..want]);
+        if let Poll::Ready(Ok(n)) = result {
+            buf.extend_from_slice(&scratch[..n]);
+        }
+        Some(result)
+    });
+    if let Ok(Some(result)) = scratch {
+        return result;
+    }
+    // The scratch buffer is in use or gone (thread exit): zero the spare capacity.
+    let start = buf.len();
+    buf.resize(buf.capacity(), 0);
+    let result = read(&mut buf[start..]);
+    let n = match result {
+        Poll::Ready(Ok(n)) => n,
+        _ => 0,
+    };
+    buf.truncate(start + n);
+    result
+}
+
+/// An async-net TCP stream as the driver's transport. After a read that returned less
+/// than it asked for, the socket is (almost surely) empty: the next read first waits for
+/// readiness, which registers interest with the reactor, instead of making a `recv` that
+/// fails with `WouldBlock` and then registering. One system call fewer per message.
+struct Tcp {
+    inner: std::sync::Arc<async_io::Async<std::net::TcpStream>>,
+    /// Interest is registered (the last readiness check was pending): the reactor's event
+    /// is to be taken with a readiness check before reading.
+    waiting: bool,
+    /// The last read returned less than it asked for.
+    drained: bool,
+}
+
+impl Tcp {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        if self.waiting || self.drained {
+            match self.inner.poll_readable(cx) {
+                Poll::Pending => {
+                    self.waiting = true;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    self.waiting = false;
+                    self.drained = false;
+                }
+            }
+        }
+        loop {
+            let want = buf.capacity() - buf.len();
+            let result = read_into(buf, |b| Poll::Ready(self.inner.get_ref().read(b)));
+            match result {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.inner.poll_readable(cx) {
+                        Poll::Pending => {
+                            self.waiting = true;
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => continue,
+                    }
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.drained = n > 0 && n < want;
+                    return Poll::Ready(Ok(n));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // (async-io's `poll_close` only flushes; async-net shuts the write side down.)
+        Poll::Ready(self.inner.get_ref().shutdown(std::net::Shutdown::Write))
+    }
+}
+
+/// Any futures-io stream as the driver's transport.
+struct Io<S>(S);
+
+impl<S> Io<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<io::Result<usize>> {
+        read_into(buf, |b| Pin::new(&mut self.0).poll_read(cx, b))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
