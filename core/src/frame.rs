@@ -286,6 +286,12 @@ impl FrameHeader {
 /// it (chosen at run time, once, by the [`multiversion`] crate): 32-byte stores instead of
 /// baseline x86-64's 16-byte SSE2 stores. Shorter buffers stay on the baseline code, where a
 /// dispatch would cost more than it saves.
+///
+/// A bulk of 16 KiB or more goes from its end to its start. A payload has usually just been
+/// written front to back (by `read` into the receive buffer, or copied into the output
+/// before masking), so when it and its source outgrow the L1 cache, its end is what is still
+/// there: starting from the end uses those lines before the misses evict them, where going
+/// forward would evict them first and miss on every line.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // Little-endian byte `i` of `key` is `key[(i + offset) % 4]`.
     let key = u32::from_le_bytes(key).rotate_right(8 * (offset % 4) as u32);
@@ -306,11 +312,37 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// set: masking the head and the dispatch cost more than they save.
 const MASK_ALIGN_MIN_LEN: usize = 512;
 
-/// [`mask_words`] for long buffers, compiled for AVX2 as well as for the baseline, with the
-/// version chosen by what the CPU supports.
+/// From this length on, [`mask_bulk`] goes backwards. Below it, a payload and the source it
+/// was copied from fit in an L1 data cache together (32 KiB is the smallest current one), so
+/// the order gains nothing, and the backward loop measured a few percent slower at 1–8 KiB
+/// (10 % at 1 KiB).
+const MASK_BACKWARD_MIN_LEN: usize = 16 * 1024;
+
+/// [`mask_words`] for long buffers, backwards from [`MASK_BACKWARD_MIN_LEN`] on: the tail
+/// (under 64 bytes) first, then the 64-byte blocks from the last to the first (see
+/// [`apply_mask`] for why). Compiled for AVX2 as well as for the baseline, with the version
+/// chosen by what the CPU supports.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn mask_bulk(buf: &mut [u8], key: u32) {
-    mask_words(buf, key);
+    if buf.len() < MASK_BACKWARD_MIN_LEN {
+        return mask_words(buf, key);
+    }
+    let wide = u64::from(key) * 0x1_0000_0001;
+    let (blocks, tail) = buf.split_at_mut(buf.len() / 64 * 64);
+    // The tail starts a multiple of 4 bytes in, so the key's phase is the same.
+    mask_words(tail, key);
+    for block in blocks.rchunks_exact_mut(64) {
+        mask_block(block, wide);
+    }
+}
+
+/// XORs one 64-byte block with `wide`, the key repeated into a `u64`.
+#[inline(always)]
+fn mask_block(block: &mut [u8], wide: u64) {
+    for word in block.chunks_exact_mut(8) {
+        let v = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ wide;
+        word.copy_from_slice(&v.to_le_bytes());
+    }
 }
 
 /// XORs `buf` with `key` repeated (little-endian byte `i` of `key` goes on `buf[i]`,
@@ -320,10 +352,7 @@ fn mask_words(buf: &mut [u8], key: u32) {
     let wide = u64::from(key) * 0x1_0000_0001;
     let mut blocks = buf.chunks_exact_mut(64);
     for block in &mut blocks {
-        for word in block.chunks_exact_mut(8) {
-            let v = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ wide;
-            word.copy_from_slice(&v.to_le_bytes());
-        }
+        mask_block(block, wide);
     }
     let mut words = blocks.into_remainder().chunks_exact_mut(8);
     for word in &mut words {
@@ -503,6 +532,21 @@ mod tests {
         }
         for offset in [usize::MAX - 2, usize::MAX - 1, usize::MAX] {
             check_mask(1000, 5, offset);
+        }
+    }
+
+    #[test]
+    fn mask_bulk_every_tail_length() {
+        // The forward bulk (512 bytes and up) and the backward one (16 KiB and up, which
+        // masks its tail before its blocks): every tail length, at a few alignments of the
+        // start (which move the head and so the tail too), and both sides of the switch.
+        let backward = MASK_BACKWARD_MIN_LEN;
+        for len in (640..704).chain(backward..backward + 128) {
+            for start in [0, 1, 2, 3, 17, 63] {
+                for offset in 0..4 {
+                    check_mask(len, start, offset);
+                }
+            }
         }
     }
 
