@@ -25,6 +25,7 @@ WARMUP=${WARMUP:-1}          # seconds of load before measuring
 HS_DURATION=${HS_DURATION:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 STRACE=${STRACE:-1}          # 1: count system calls per message with strace -c (if installed)
+PERF=${PERF:-1}              # 1: count them with perf stat (raw_syscalls:sys_enter), which disturbs less
 ALLOC=${ALLOC:-1}            # 1: run the counting-allocator check
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
@@ -132,6 +133,24 @@ for s in $SERVERS; do
       stop_server
     done
   fi
+  if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
+    for c in 100:20:1 10:1024:1 100:20:16; do
+      IFS=: read -r n size k <<<"$c"
+      echo "=== $s perf stat raw_syscalls:sys_enter ${n}x${size}B inflight $k" >&2
+      start_server "$s"
+      f="$OUT/perf-$s-${n}x${size}x${k}.txt"
+      perf stat -x, -e raw_syscalls:sys_enter -p "$PID" -o "$f" 2>/dev/null &
+      spid=$!
+      sleep 0.5
+      line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup 0 --duration 2)
+      kill -INT "$spid" 2>/dev/null || true
+      wait "$spid" 2>/dev/null || true
+      msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
+      calls=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$f")
+      echo "server=$s mode=perf case=${n}x${size}x${k} msgs=$msgs syscalls=$calls" | tee -a "$RESULTS" >&2
+      stop_server
+    done
+  fi
 done
 
 echo
@@ -176,6 +195,8 @@ for (case, server), rs in echo.items():
 for r in rows:
     if r.get("mode") == "strace" and r.get("syscalls") and r.get("msgs") and int(r["msgs"]) > 0:
         put("syscalls/msg (strace)", case_name(r["case"]), r["server"], (int(r["syscalls"]) / int(r["msgs"]), "{:.2f}"))
+    if r.get("mode") == "perf" and r.get("syscalls", "").isdigit() and r.get("msgs") and int(r["msgs"]) > 0:
+        put("syscalls/msg (perf)", case_name(r["case"]), r["server"], (int(r["syscalls"]) / int(r["msgs"]), "{:.2f}"))
 for r in rows:
     if r.get("mode") == "handshake":
         put("handshakes/s", "32 concurrent", r["server"], (float(r["hs_per_s"]), "{:.0f}"))
