@@ -4,7 +4,7 @@
 //! [`Frame`]s and back. The connection uses it, and so can fuzzers, benchmarks and anyone
 //! who wants to speak raw frames.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::fmt;
 
 /// The longest possible frame header: 2 bytes, 8 bytes of extended length, 4 bytes of mask.
@@ -463,7 +463,9 @@ impl FrameDecoder {
         if buf.len() - header_len < len {
             return Ok(None);
         }
-        let _ = buf.split_to(header_len);
+        // `advance`, not a `split_to` that is dropped: that would take and release a
+        // reference to the shared buffer (two atomic operations) for nothing.
+        buf.advance(header_len);
         let mut payload = buf.split_to(len);
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key, 0);
