@@ -6,8 +6,8 @@
 # figure's ratio to fastwebsockets and to tokio-tungstenite. Loopback only; every run is
 # bounded in time. Then the counting-allocator check (allocations per echoed message).
 #
-#   bash scripts/bench.sh                  # about 9 minutes on 2 cores
-#   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 STRACE=0 bash scripts/bench.sh   # a quick look
+#   bash scripts/bench.sh                  # about 12 minutes on 2 cores (18 with both floors)
+#   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 STRACE=0 PERF=0 bash scripts/bench.sh   # a quick look
 #   SERVERS="tether-async-std fastwebsockets floor-tokio floor-async-io" bash scripts/bench.sh
 #
 # floor-tokio and floor-async-io (benches/src/servers.rs) are runtime floors, not competitors:
