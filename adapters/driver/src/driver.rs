@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tether_core::{CloseCode, State, Transmit};
@@ -526,6 +526,15 @@ impl Inner {
         if kick {
             self.dispatch(crate::dispatch::Source::Io);
         }
+    }
+
+    /// Unlocks the connection, then hands the driver the work the application created
+    /// while holding the lock ([`App::kick`](crate::shared::App::kick), taken here), so
+    /// that no wake-up happens under the lock.
+    pub(crate) fn unlock_and_kick(self: &Arc<Self>, mut sh: MutexGuard<'_, Shared>) {
+        let kick = std::mem::take(&mut sh.app.kick);
+        drop(sh);
+        self.kick(kick);
     }
 }
 

@@ -270,9 +270,7 @@ fn poll_recv(
         if drove {
             set_waker(&mut recv_waker, cx.waker());
             sh.app.recv_waker = recv_waker;
-            let kick = std::mem::take(&mut sh.app.kick);
-            drop(sh);
-            inner.kick(kick);
+            inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
         sh.app_returned();
@@ -419,9 +417,7 @@ impl WriteHalf {
         let inner = &self.inner;
         let mut sh = inner.lock();
         if !room_to_send(inner, &mut sh, cx) {
-            let kick = std::mem::take(&mut sh.app.kick);
-            drop(sh);
-            inner.kick(kick);
+            inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
         let Some(message) = message.take() else {
@@ -433,18 +429,14 @@ impl WriteHalf {
         if result.is_ok() {
             write_or_kick(inner, &mut sh, cx, now);
         }
-        let kick = std::mem::take(&mut sh.app.kick);
-        drop(sh);
-        inner.kick(kick);
+        inner.unlock_and_kick(sh);
         Poll::Ready(result.map_err(Error::Send))
     }
 
     fn poll_ready_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut sh = self.inner.lock();
         let ready = room_to_send(&self.inner, &mut sh, cx);
-        let kick = std::mem::take(&mut sh.app.kick);
-        drop(sh);
-        self.inner.kick(kick);
+        self.inner.unlock_and_kick(sh);
         if ready {
             Poll::Ready(Ok(()))
         } else {
@@ -477,9 +469,7 @@ impl WriteHalf {
                 set_waker(&mut sh.app.send_waker, cx.waker());
             }
         }
-        let kick = std::mem::take(&mut sh.app.kick);
-        drop(sh);
-        self.inner.kick(kick);
+        self.inner.unlock_and_kick(sh);
         if ready {
             Poll::Ready(Ok(()))
         } else {

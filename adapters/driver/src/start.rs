@@ -56,9 +56,7 @@ fn poll_handshake(
         }
         if drove {
             set_waker(&mut sh.app.recv_waker, cx.waker());
-            let kick = std::mem::take(&mut sh.app.kick);
-            drop(sh);
-            inner.kick(kick);
+            inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
         // Designated (again, if the waker changed) before driving: a wake-up after the
@@ -188,9 +186,7 @@ where
         // The answer goes out now, from this task (the rest, if the socket is full, in the
         // background); on error the connection is over (a rejection is still written).
         inner.drive_at(&mut sh, Some(now));
-        let kick = std::mem::take(&mut sh.app.kick);
-        drop(sh);
-        inner.kick(kick);
+        inner.unlock_and_kick(sh);
         Poll::Ready(result.map(|()| ws))
     }
 }
