@@ -115,14 +115,7 @@ use std::time::Instant;
 
 #[cfg(feature = "tls")]
 pub use futures_rustls::{self, rustls};
-pub use tether_driver::{
-    Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
-    CloseReason, Config, DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error,
-    GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits,
-    ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError,
-    ReconnectingClient, RecvFuture, Reject, Request, Response, ReuniteError, Role, SendError,
-    SendFuture, Timeout, Timeouts, Utf8Bytes, WebSocket, WriteHalf,
-};
+pub use tether_driver::api::*;
 
 /// Connects to a `ws://` (or, with the `tls` feature, `wss://`) URL with the default
 /// configuration and runs the opening handshake. Returns the open connection and the

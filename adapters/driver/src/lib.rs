@@ -91,6 +91,22 @@ pub use runtime::{Runtime, Timer, Transport, with_deadline};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
 pub use start::{Accepting, accept, client, open};
 
+/// What each runtime adapter re-exports for its users, in one place so that the adapters
+/// offer the same names: the connection and its halves, the reconnecting client, the
+/// configuration, the errors, and the core's message, close and handshake types. An
+/// adapter does `pub use tether_driver::api::*;` and adds its own `connect`, `accept`, ...
+pub mod api {
+    pub use crate::{
+        Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
+        CloseReason, Config, DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error,
+        GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message, OutboxError,
+        OutboxLimits, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,
+        ReconnectConfigError, ReconnectingClient, RecvFuture, Reject, Request, Response,
+        ReuniteError, Role, SendError, SendFuture, Timeout, Timeouts, Utf8Bytes, WebSocket,
+        WriteHalf,
+    };
+}
+
 pub use tether_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,
     Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message, ProtocolError,

@@ -97,14 +97,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub use tether_driver::{
-    Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
-    CloseReason, Config, DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error,
-    GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits,
-    ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig, ReconnectConfigError,
-    ReconnectingClient, RecvFuture, Reject, Request, Response, ReuniteError, Role, SendError,
-    SendFuture, Timeout, Timeouts, Utf8Bytes, WebSocket, WriteHalf,
-};
+pub use tether_driver::api::*;
 #[cfg(feature = "tls")]
 pub use tokio_rustls::{self, rustls};
 
