@@ -1241,16 +1241,9 @@ impl Connection {
                 if let Some(key) = header.mask {
                     apply_mask(&mut payload, key, 0);
                 }
-                let payload = payload.freeze();
-                let message = if header.opcode == OpCode::Text {
-                    if simdutf8::basic::from_utf8(&payload).is_err() {
-                        return self.fail(ProtocolError::InvalidUtf8);
-                    }
-                    Message::Text(Utf8Bytes::from_validated(payload))
-                } else {
-                    Message::Binary(payload)
-                };
-                self.deliver(now, Event::Message(message));
+                if !self.deliver_whole(now, header.opcode == OpCode::Text, payload.freeze()) {
+                    return;
+                }
                 continue;
             }
             let take = frame.remaining.min(t.in_buf.len());
@@ -1315,17 +1308,27 @@ impl Connection {
             if let Some(key) = key {
                 apply_mask(&mut payload, key, 0);
             }
-            let payload = payload.freeze();
-            let message = if text {
-                if simdutf8::basic::from_utf8(&payload).is_err() {
-                    return self.fail(ProtocolError::InvalidUtf8);
-                }
-                Message::Text(Utf8Bytes::from_validated(payload))
-            } else {
-                Message::Binary(payload)
-            };
-            self.deliver(now, Event::Message(message));
+            if !self.deliver_whole(now, text, payload.freeze()) {
+                return;
+            }
         }
+    }
+
+    /// Delivers a message that arrived whole in one frame, after checking that a text
+    /// message is UTF-8. Returns `false` when it was not and the connection failed.
+    #[inline]
+    fn deliver_whole(&mut self, now: Instant, text: bool, payload: Bytes) -> bool {
+        let message = if text {
+            if simdutf8::basic::from_utf8(&payload).is_err() {
+                self.fail(ProtocolError::InvalidUtf8);
+                return false;
+            }
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        };
+        self.deliver(now, Event::Message(message));
+        true
     }
 
     /// Checks a new frame header against the role, extensions, limits and message sequence.
