@@ -27,3 +27,31 @@
 pub mod proc;
 pub mod servers;
 pub mod wire;
+
+/// The first command-line argument as a count (`N` of the instruction-counting binaries),
+/// or `default` when there is none. Exits with a message when it is not a number.
+pub fn count_arg(default: usize) -> usize {
+    match std::env::args().nth(1) {
+        None => default,
+        Some(arg) => arg.parse().unwrap_or_else(|_| {
+            eprintln!("not a count: {arg}");
+            std::process::exit(2)
+        }),
+    }
+}
+
+/// Binds the address given as the first command-line argument (`127.0.0.1:9001` without
+/// one), for the echo server binaries, and says `NAME listening on ADDR` on standard error.
+pub fn listen_on_arg(name: &str) -> std::io::Result<std::net::TcpListener> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let listener = std::net::TcpListener::bind(&addr)?;
+    eprintln!("{name} listening on {}", listener.local_addr()?);
+    Ok(listener)
+}
+
+/// The second command-line argument, if any (the `STYLE` of the async-io echo binaries).
+pub fn second_arg() -> Option<String> {
+    std::env::args().nth(2)
+}

@@ -6,28 +6,97 @@
 use std::io;
 use std::net::TcpListener;
 
+/// One turn of a floor connection after a read of `$n` bytes: hands them to `$floor`,
+/// awaits `$write` (a `write_all` of `$floor.out`, through whichever I/O traits the stream
+/// has) when there are replies, and is `false` when the connection is done.
+macro_rules! floor_turn {
+    ($floor:ident, $n:expr, $write:expr) => {{
+        let step = $floor.filled($n);
+        if !$floor.out.is_empty() && $write.await.is_err() {
+            false
+        } else {
+            !matches!(step, FloorStep::Close)
+        }
+    }};
+}
+
+/// A floor connection's whole life on `$stream`: `read` into a [`Floor`], write its replies
+/// with `write_all`, until the stream or the floor ends it (`return`s from the enclosing
+/// async block). The caller imports the `read` and `write_all` of the stream's I/O traits
+/// (tokio's or futures-io's).
+macro_rules! floor_echo {
+    ($stream:ident) => {
+        let mut floor = Floor::new();
+        loop {
+            let Ok(n) = $stream.read(floor.spare()).await else {
+                return;
+            };
+            if !floor_turn!(floor, n, $stream.write_all(&floor.out)) {
+                return;
+            }
+        }
+    };
+}
+
+/// Accepts connections on the async-net `$listener` forever, each spawned on the executor
+/// `$ex` as the future `$conn(stream)` (with `TCP_NODELAY`).
+macro_rules! accept_each {
+    ($listener:ident, $ex:ident, $conn:expr) => {
+        loop {
+            let (stream, _) = $listener.accept().await?;
+            stream.set_nodelay(true)?;
+            $ex.spawn(($conn)(stream)).detach();
+        }
+    };
+}
+
+/// Runs `future` on this thread the way `style` says, for the two styles on an
+/// `Arc<Executor>`: [`AsyncIoStyle::BlockOn`] with `async_io::block_on`, otherwise
+/// ([`AsyncIoStyle::ParkOnly`]) with `futures_lite::future::block_on`.
+fn block_on_in<T>(style: AsyncIoStyle, future: impl std::future::Future<Output = T>) -> T {
+    if style == AsyncIoStyle::BlockOn {
+        async_io::block_on(future)
+    } else {
+        futures_lite::future::block_on(future)
+    }
+}
+
 /// tokio-tungstenite: `accept_async`, then `next()` / `send()` (one flush per message).
 pub fn tungstenite(listener: TcpListener) -> io::Result<()> {
     use futures_util::{SinkExt, StreamExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    serve_tokio(listener, true, |stream| async move {
+        let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+            return;
+        };
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Runs a current-thread tokio runtime on this thread (with its time driver when `time`)
+/// that accepts connections on `listener` forever, sets `TCP_NODELAY` on each and spawns
+/// `conn(stream)` as its task. `conn` itself runs in the accept loop, inside the runtime,
+/// before the spawn.
+fn serve_tokio<F, Fut>(listener: TcpListener, time: bool, mut conn: F) -> io::Result<()>
+where
+    F: FnMut(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_io();
+    if time {
+        builder.enable_time();
+    }
+    builder.build()?.block_on(async {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            tokio::spawn(conn(stream));
         }
     })
 }
@@ -66,54 +135,44 @@ pub fn fastwebsockets(listener: TcpListener) -> io::Result<()> {
         Ok(response)
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = http1::Builder::new()
-                    .serve_connection(io, service_fn(upgrade_request))
-                    .with_upgrades()
-                    .await;
-            });
-        }
+    serve_tokio(listener, false, |stream| async move {
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let _ = http1::Builder::new()
+            .serve_connection(io, service_fn(upgrade_request))
+            .with_upgrades()
+            .await;
     })
+}
+
+/// The echo loop of both adapters' `echo_server` examples (their `WebSocket` is the
+/// driver's): every text and binary message back, until the connection ends.
+async fn tether_echo(mut ws: tether_driver::WebSocket) {
+    use tether_driver::Message;
+    loop {
+        let Some(Ok(message)) = ws.recv().await else {
+            break;
+        };
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && ws.send(message).await.is_err()
+        {
+            break;
+        }
+    }
 }
 
 /// tether-tokio: the same code as `adapters/tokio/examples/echo_server.rs`.
 pub fn tether_tokio(listener: TcpListener) -> io::Result<()> {
-    use tether_tokio::{Accept, Config, Message, accept_with};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let mut config = Config::default();
-        config.deflate.enabled = true;
-        config.deflate.threshold = 0;
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            let config = config.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = accept_with(stream, config, |_| Ok(Accept::new())).await else {
-                    return;
-                };
-                while let Some(Ok(message)) = ws.recv().await {
-                    if matches!(message, Message::Text(_) | Message::Binary(_))
-                        && ws.send(message).await.is_err()
-                    {
-                        break;
-                    }
-                }
-            });
+    use tether_tokio::{Accept, Config, accept_with};
+    let mut config = Config::default();
+    config.deflate.enabled = true;
+    config.deflate.threshold = 0;
+    serve_tokio(listener, true, move |stream| {
+        // As in the example: the connection starts at once, its task awaits the handshake.
+        let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
+        async move {
+            if let Ok(ws) = accepting.await {
+                tether_echo(ws).await;
+            }
         }
     })
 }
@@ -128,22 +187,12 @@ fn tether_async_std_conn(
     stream: async_net::TcpStream,
     config: tether_async_std::Config,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    use tether_async_std::{Accept, Message, accept_with};
+    use tether_async_std::{Accept, accept_with};
     // As in the example: the connection starts at once, its task awaits the handshake.
     let accepting = accept_with(stream, config, |_| Ok(Accept::new()));
     async move {
-        let Ok(mut ws) = accepting.await else {
-            return;
-        };
-        loop {
-            let Some(Ok(message)) = ws.recv().await else {
-                break;
-            };
-            if matches!(message, Message::Text(_) | Message::Binary(_))
-                && ws.send(message).await.is_err()
-            {
-                break;
-            }
+        if let Ok(ws) = accepting.await {
+            tether_echo(ws).await;
         }
     }
 }
@@ -162,31 +211,13 @@ pub fn tether_async_std_with(listener: TcpListener, style: AsyncIoStyle) -> io::
     config.deflate.threshold = 0;
     match style {
         AsyncIoStyle::BlockOn | AsyncIoStyle::ParkOnly => {
-            let accept = ex.run(async {
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    stream.set_nodelay(true)?;
-                    ex.spawn(tether_async_std_conn(stream, config.clone()))
-                        .detach();
-                }
-            });
-            if style == AsyncIoStyle::BlockOn {
-                async_io::block_on(accept)
-            } else {
-                futures_lite::future::block_on(accept)
-            }
+            let conn = |stream| tether_async_std_conn(stream, config.clone());
+            block_on_in(style, ex.run(async { accept_each!(listener, ex, conn) }))
         }
         AsyncIoStyle::Local => {
             let local = async_executor::LocalExecutor::new();
-            async_io::block_on(ex.run(local.run(async {
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    stream.set_nodelay(true)?;
-                    local
-                        .spawn(tether_async_std_conn(stream, config.clone()))
-                        .detach();
-                }
-            })))
+            let conn = |stream| tether_async_std_conn(stream, config.clone());
+            async_io::block_on(ex.run(local.run(async { accept_each!(listener, local, conn) })))
         }
     }
 }
@@ -395,31 +426,8 @@ fn unmask(data: &mut [u8], mask: [u8; 4]) {
 /// tokio and the kernel cost per message when the WebSocket work is next to nothing.
 pub fn floor_tokio(listener: TcpListener) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        loop {
-            let (mut stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            tokio::spawn(async move {
-                let mut floor = Floor::new();
-                loop {
-                    let Ok(n) = stream.read(floor.spare()).await else {
-                        return;
-                    };
-                    let step = floor.filled(n);
-                    if !floor.out.is_empty() && stream.write_all(&floor.out).await.is_err() {
-                        return;
-                    }
-                    if let FloorStep::Close = step {
-                        return;
-                    }
-                }
-            });
-        }
+    serve_tokio(listener, false, |mut stream| async move {
+        floor_echo!(stream);
     })
 }
 
@@ -458,25 +466,24 @@ impl AsyncIoStyle {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// The style named on a command line: [`AsyncIoStyle::BlockOn`] when none is, an
+    /// `InvalidInput` error for a name that is not a style.
+    pub fn parse(name: Option<&str>) -> io::Result<Self> {
+        let Some(name) = name else {
+            return Ok(Self::BlockOn);
+        };
+        Self::from_name(name).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("unknown style {name}"))
+        })
+    }
 }
 
 /// One floor connection on async-net: futures-io `read` and `write_all`, as
 /// tether-async-std's transport uses the stream.
 async fn floor_async_io_conn(mut stream: async_net::TcpStream) {
     use futures_util::{AsyncReadExt, AsyncWriteExt};
-    let mut floor = Floor::new();
-    loop {
-        let Ok(n) = stream.read(floor.spare()).await else {
-            return;
-        };
-        let step = floor.filled(n);
-        if !floor.out.is_empty() && stream.write_all(&floor.out).await.is_err() {
-            return;
-        }
-        if let FloorStep::Close = step {
-            return;
-        }
-    }
+    floor_echo!(stream);
 }
 
 /// One floor connection that reads only when it knows there is something to read: after a
@@ -504,11 +511,7 @@ async fn floor_async_io_conn_ready_first(stream: async_net::TcpStream) {
         };
         // A read that filled the buffer may have left more behind.
         readable = n == room;
-        let step = floor.filled(n);
-        if !floor.out.is_empty() && (&*stream).write_all(&floor.out).await.is_err() {
-            return;
-        }
-        if let FloorStep::Close = step {
+        if !floor_turn!(floor, n, (&*stream).write_all(&floor.out)) {
             return;
         }
     }
@@ -520,13 +523,9 @@ async fn floor_async_io_conn_ready_first(stream: async_net::TcpStream) {
 pub fn floor_async_io_ready_first(listener: TcpListener) -> io::Result<()> {
     let listener = async_net::TcpListener::try_from(listener)?;
     let ex = std::sync::Arc::new(async_executor::Executor::new());
-    async_io::block_on(ex.run(async {
-        loop {
-            let (stream, _) = listener.accept().await?;
-            stream.set_nodelay(true)?;
-            ex.spawn(floor_async_io_conn_ready_first(stream)).detach();
-        }
-    }))
+    async_io::block_on(
+        ex.run(async { accept_each!(listener, ex, floor_async_io_conn_ready_first) }),
+    )
 }
 
 /// A runtime floor on async-io: the minimal echo of the private `Floor` on `async_net::TcpStream` and
@@ -544,28 +543,14 @@ pub fn floor_async_io_with(listener: TcpListener, style: AsyncIoStyle) -> io::Re
     match style {
         AsyncIoStyle::BlockOn | AsyncIoStyle::ParkOnly => {
             let ex = std::sync::Arc::new(async_executor::Executor::new());
-            let accept = ex.run(async {
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    stream.set_nodelay(true)?;
-                    ex.spawn(floor_async_io_conn(stream)).detach();
-                }
-            });
-            if style == AsyncIoStyle::BlockOn {
-                async_io::block_on(accept)
-            } else {
-                futures_lite::future::block_on(accept)
-            }
+            block_on_in(
+                style,
+                ex.run(async { accept_each!(listener, ex, floor_async_io_conn) }),
+            )
         }
         AsyncIoStyle::Local => {
             let ex = async_executor::LocalExecutor::new();
-            async_io::block_on(ex.run(async {
-                loop {
-                    let (stream, _) = listener.accept().await?;
-                    stream.set_nodelay(true)?;
-                    ex.spawn(floor_async_io_conn(stream)).detach();
-                }
-            }))
+            async_io::block_on(ex.run(async { accept_each!(listener, ex, floor_async_io_conn) }))
         }
     }
 }

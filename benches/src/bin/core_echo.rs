@@ -13,19 +13,12 @@ use bytes::BytesMut;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
-use tether_core::{Config, Connection, Event, FrameHeader, OpCode, Role, encode_frame};
+use tether_bench::wire;
+use tether_core::{Config, Connection, Event, Role};
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map_or(1_000_000, |s| s.parse().expect("N"));
-    let mut frame = Vec::new();
-    encode_frame(
-        FrameHeader::new(OpCode::Binary, 0),
-        Some([0x37, 0xfa, 0x21, 0x3d]),
-        &[b'z'; 20],
-        &mut frame,
-    );
+    let n = tether_bench::count_arg(1_000_000);
+    let frame = wire::client_frame(20);
     let now = Instant::now();
     let mut conn = Connection::open(
         Arc::new(Config::default()),

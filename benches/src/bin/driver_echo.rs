@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
-use tether_core::{FrameHeader, OpCode, Role, encode_frame};
+use tether_bench::wire;
+use tether_core::Role;
 use tether_driver::{Config, Message, Runtime, Timer, Transport};
 
 /// The bytes between the peer and the server, and the server's read waker.
@@ -106,16 +107,8 @@ impl Wake for Flag {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map_or(200_000, |s| s.parse().expect("N"));
-    let mut frame = Vec::new();
-    encode_frame(
-        FrameHeader::new(OpCode::Binary, 0),
-        Some([0x37, 0xfa, 0x21, 0x3d]),
-        &[b'z'; 20],
-        &mut frame,
-    );
+    let n = tether_bench::count_arg(200_000);
+    let frame = wire::client_frame(20);
     let pipe = End::default();
     let runtime = Arc::new(Local::default());
     let ws = tether_driver::open(

@@ -2,13 +2,6 @@
 //! (see `tether_bench::servers::fastwebsockets`).
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let listener = std::net::TcpListener::bind(&addr)?;
-    eprintln!(
-        "echo_fastwebsockets listening on {}",
-        listener.local_addr()?
-    );
+    let listener = tether_bench::listen_on_arg("echo_fastwebsockets")?;
     tether_bench::servers::fastwebsockets(listener)
 }

@@ -11,30 +11,15 @@
 use tether_bench::servers::{self, AsyncIoStyle};
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let style = match args.next() {
-        None => AsyncIoStyle::BlockOn,
-        Some(name) if name == "ready_first" => {
-            let listener = std::net::TcpListener::bind(&addr)?;
-            eprintln!(
-                "echo_floor_async_io (ready_first) listening on {}",
-                listener.local_addr()?
-            );
-            return servers::floor_async_io_ready_first(listener);
+    match tether_bench::second_arg().as_deref() {
+        Some("ready_first") => {
+            let listener = tether_bench::listen_on_arg("echo_floor_async_io (ready_first)")?;
+            servers::floor_async_io_ready_first(listener)
         }
-        Some(name) => AsyncIoStyle::from_name(&name).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("unknown style {name}"),
-            )
-        })?,
-    };
-    let listener = std::net::TcpListener::bind(&addr)?;
-    eprintln!(
-        "echo_floor_async_io ({}) listening on {}",
-        style.name(),
-        listener.local_addr()?
-    );
-    servers::floor_async_io_with(listener, style)
+        style => {
+            let style = AsyncIoStyle::parse(style)?;
+            let name = format!("echo_floor_async_io ({})", style.name());
+            servers::floor_async_io_with(tether_bench::listen_on_arg(&name)?, style)
+        }
+    }
 }

@@ -7,22 +7,7 @@
 use tether_bench::servers::{self, AsyncIoStyle};
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let style = match args.next() {
-        None => AsyncIoStyle::BlockOn,
-        Some(name) => AsyncIoStyle::from_name(&name).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("unknown style {name}"),
-            )
-        })?,
-    };
-    let listener = std::net::TcpListener::bind(&addr)?;
-    eprintln!(
-        "echo_tether_async_std ({}) listening on {}",
-        style.name(),
-        listener.local_addr()?
-    );
-    servers::tether_async_std_with(listener, style)
+    let style = AsyncIoStyle::parse(tether_bench::second_arg().as_deref())?;
+    let name = format!("echo_tether_async_std ({})", style.name());
+    servers::tether_async_std_with(tether_bench::listen_on_arg(&name)?, style)
 }
