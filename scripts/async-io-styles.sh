@@ -53,32 +53,8 @@ declare -A CMD=(
 )
 VARIANTS=${VARIANTS:-"fastwebsockets floor-tokio floor-async-io/block_on floor-async-io/local floor-async-io/park_only floor-async-io/ready_first tether-async-std/example tether-async-std/block_on tether-async-std/local tether-async-std/park_only"}
 
-PORT=$((20000 + RANDOM % 20000))
-PID=
-start_server() { # variant
-  PORT=$((PORT + 1))
-  local cmd=${CMD[$1]}
-  if [[ $cmd == *" @"* ]]; then
-    cmd=${cmd/ @/ 127.0.0.1:$PORT}
-  else
-    cmd="$cmd 127.0.0.1:$PORT"
-  fi
-  # shellcheck disable=SC2086
-  taskset -c "$SERVER_CPU" $cmd 2>/dev/null &
-  PID=$!
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "server $1 did not start" >&2
-  return 1
-}
-stop_server() {
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-}
-trap 'stop_server' EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 load() { taskset -c "$CLIENT_CPU" target/release/load echo --addr "127.0.0.1:$PORT" --pid "$PID" \
   --conns "$CONNS" --size "$SIZE" --inflight "$INFLIGHT" "$@"; }
@@ -123,13 +99,8 @@ if [ "$SYSCALLS" = 1 ]; then
     f=$OUT/${v//\//_}
     echo "=== $v strace -f -c" >&2
     start_server "$v"
-    strace -c -f -p "$PID" -o "$f.strace-c.txt" 2>/dev/null &
-    spid=$!
-    sleep 0.5
-    line=$(load --warmup 0 --duration 2)
-    kill -INT "$spid" 2>/dev/null || true
-    wait "$spid" 2>/dev/null || true
-    msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
+    line=$(counted "$f.strace-c.txt" strace -c -f -- load --warmup 0 --duration 2)
+    msgs=$(total_msgs "$line")
     calls=$(awk '$NF=="total"{print $4}' "$f.strace-c.txt")
     echo "variant=$v mode=strace-c msgs=$msgs syscalls=$calls" | tee -a "$RESULTS" >&2
     stop_server
@@ -137,13 +108,8 @@ if [ "$SYSCALLS" = 1 ]; then
     echo "=== $v strace -f -o" >&2
     start_server "$v"
     names=$(threads)
-    strace -f -qq -p "$PID" -o "$f.strace-o.txt" 2>/dev/null &
-    spid=$!
-    sleep 0.5
-    line=$(load --warmup 0 --duration 2)
-    kill -INT "$spid" 2>/dev/null || true
-    wait "$spid" 2>/dev/null || true
-    msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
+    line=$(counted "$f.strace-o.txt" strace -f -qq -- load --warmup 0 --duration 2)
+    msgs=$(total_msgs "$line")
     # Calls per thread (named from /proc) and per system call.
     per=$(NAMES="$names" awk '
       BEGIN { n = split(ENVIRON["NAMES"], t, " "); for (i = 1; i <= n; i++) { split(t[i], p, ":"); name[p[1]] = p[2] } }
@@ -155,13 +121,8 @@ if [ "$SYSCALLS" = 1 ]; then
     if command -v perf >/dev/null; then
       echo "=== $v perf stat --per-thread" >&2
       start_server "$v"
-      perf stat -x, --per-thread -e "$PERF_EVENTS" -p "$PID" -o "$f.perf.txt" 2>/dev/null &
-      spid=$!
-      sleep 0.5
-      line=$(load --warmup 0 --duration 2)
-      kill -INT "$spid" 2>/dev/null || true
-      wait "$spid" 2>/dev/null || true
-      msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
+      line=$(counted "$f.perf.txt" perf stat -x, --per-thread -e "$PERF_EVENTS" -- load --warmup 0 --duration 2)
+      msgs=$(total_msgs "$line")
       # thread-TID/event=count (events: all system calls, a few by name, context switches).
       per=$(awk -F, 'NF > 3 && $1 !~ /^#/ { gsub(/ /, "", $1); ev = $4; sub(/^raw_syscalls:sys_enter$/, "syscalls", ev);
         sub(/^syscalls:sys_enter_/, "", ev); printf "%s/%s=%s,", $1, ev, $2 }' "$f.perf.txt")

@@ -64,27 +64,30 @@ for s in $SERVERS; do
   fi
 done
 
-PORT=$((20000 + RANDOM % 20000))
-PID=
-start_server() { # name
-  PORT=$((PORT + 1))
-  taskset -c "$SERVER_CPU" "${CMD[$1]}" "127.0.0.1:$PORT" 2>/dev/null &
-  PID=$!
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "server $1 did not start" >&2
-  return 1
-}
-stop_server() {
-  kill "$PID" 2>/dev/null || true
-  wait "$PID" 2>/dev/null || true
-  PID=
-}
-trap 'stop_server' EXIT
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 client() { taskset -c "$CLIENT_CPU" "$LOAD" "$@" --addr "127.0.0.1:$PORT" --pid "$PID"; }
+
+# System calls of server $1 per echo over a separate 2 s run of case $3 (N:SIZE:K), counted
+# by $2: strace (-c -f) or perf (raw_syscalls:sys_enter, which disturbs the server less).
+count_syscalls() { # server tool case
+  local s=$1 tool=$2 n size k f line calls
+  IFS=: read -r n size k <<<"$3"
+  echo "=== $s $tool: system calls ${n}x${size}B inflight $k" >&2
+  start_server "$s"
+  f="$OUT/$tool-$s-${n}x${size}x${k}.txt"
+  local counter=(strace -c -f)
+  if [ "$tool" = perf ]; then counter=(perf stat -x, -e raw_syscalls:sys_enter); fi
+  line=$(counted "$f" "${counter[@]}" -- client echo --conns "$n" --size "$size" --inflight "$k" --warmup 0 --duration 2)
+  if [ "$tool" = strace ]; then
+    calls=$(awk '$NF=="total"{print $4}' "$f")
+  else
+    calls=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$f")
+  fi
+  echo "server=$s mode=$tool case=${n}x${size}x${k} msgs=$(total_msgs "$line") syscalls=$calls" | tee -a "$RESULTS" >&2
+  stop_server
+}
 
 # Echo cases: the servers take turns, round after round, and the table shows each figure's
 # median over the rounds, so that a slow spell of this shared machine hits every server
@@ -116,40 +119,10 @@ for s in $SERVERS; do
   stop_server
 
   if [ "$STRACE" = 1 ] && command -v strace >/dev/null; then
-    for c in 100:20:1 100:20:16; do
-      IFS=: read -r n size k <<<"$c"
-      echo "=== $s strace -c ${n}x${size}B inflight $k" >&2
-      start_server "$s"
-      f="$OUT/strace-$s-${n}x${size}x${k}.txt"
-      strace -c -f -p "$PID" -o "$f" 2>/dev/null &
-      spid=$!
-      sleep 0.5
-      line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup 0 --duration 2)
-      kill -INT "$spid" 2>/dev/null || true
-      wait "$spid" 2>/dev/null || true
-      msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
-      calls=$(awk '$NF=="total"{print $4}' "$f")
-      echo "server=$s mode=strace case=${n}x${size}x${k} msgs=$msgs syscalls=$calls" | tee -a "$RESULTS" >&2
-      stop_server
-    done
+    for c in 100:20:1 100:20:16; do count_syscalls "$s" strace "$c"; done
   fi
   if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
-    for c in 100:20:1 10:1024:1 100:20:16; do
-      IFS=: read -r n size k <<<"$c"
-      echo "=== $s perf stat raw_syscalls:sys_enter ${n}x${size}B inflight $k" >&2
-      start_server "$s"
-      f="$OUT/perf-$s-${n}x${size}x${k}.txt"
-      perf stat -x, -e raw_syscalls:sys_enter -p "$PID" -o "$f" 2>/dev/null &
-      spid=$!
-      sleep 0.5
-      line=$(client echo --conns "$n" --size "$size" --inflight "$k" --warmup 0 --duration 2)
-      kill -INT "$spid" 2>/dev/null || true
-      wait "$spid" 2>/dev/null || true
-      msgs=$(sed -n 's/.*total_msgs=\([0-9]*\).*/\1/p' <<<"$line")
-      calls=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$f")
-      echo "server=$s mode=perf case=${n}x${size}x${k} msgs=$msgs syscalls=$calls" | tee -a "$RESULTS" >&2
-      stop_server
-    done
+    for c in 100:20:1 10:1024:1 100:20:16; do count_syscalls "$s" perf "$c"; done
   fi
 done
 
