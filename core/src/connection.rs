@@ -319,6 +319,7 @@ enum Handshake {
         parser: RequestParser,
     },
     Accepting {
+        /// The request's [`Request::offer`]: what `accept` answers.
         request: Box<Request>,
     },
 }
@@ -1115,10 +1116,11 @@ impl Connection {
                 Ok(Some((request, consumed))) => {
                     t.in_buf.advance(consumed);
                     self.state = State::Accepting;
-                    let request = Box::new(request);
-                    t.events.push_back(Event::Request(request.clone()));
+                    // `accept` needs only the key and the offers: no copy of every header.
+                    let offer = Box::new(request.offer());
+                    t.events.push_back(Event::Request(Box::new(request)));
                     let too_large = t.in_buf.len() > self.config.limits.max_buffered_input;
-                    self.handshake = Some(Box::new(Handshake::Accepting { request }));
+                    self.handshake = Some(Box::new(Handshake::Accepting { request: offer }));
                     if too_large {
                         self.fail_handshake(HandshakeError::TooLarge);
                     }

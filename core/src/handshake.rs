@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 use std::fmt;
+use std::mem::MaybeUninit;
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -416,25 +417,63 @@ impl HeadBuffer {
         }
     }
 
-    /// Appends up to the end of the head. Returns the head length once complete and how
-    /// many bytes of `data` were taken.
-    fn push(&mut self, data: &[u8]) -> Result<(Option<usize>, usize), HandshakeError> {
+    /// Takes bytes up to the end of the head. Once the head is complete, returns it with how
+    /// many bytes of `data` it took; otherwise keeps them (all of `data`) for the next call.
+    /// A head that arrives whole in one `data` is returned from `data` without copying.
+    fn push<'a>(&'a mut self, data: &'a [u8]) -> Result<Option<(&'a [u8], usize)>, HandshakeError> {
+        if self.buf.is_empty() {
+            let limit = data.len().min(self.limits.max_size);
+            if let Some(pos) = find_head_end(&data[..limit]) {
+                return Ok(Some((&data[..pos], pos)));
+            }
+        }
         let room = self.limits.max_size.saturating_sub(self.buf.len());
         let take = data.len().min(room);
         self.buf.extend_from_slice(&data[..take]);
         let from = self.searched.saturating_sub(3);
-        if let Some(pos) = self.buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            let end = from + pos + 4;
+        if let Some(pos) = find_head_end(&self.buf[from..]) {
+            let end = from + pos;
             // Give back what went beyond the head: it belongs to the next layer.
             let extra = self.buf.len() - end;
             self.buf.truncate(end);
-            return Ok((Some(end), take - extra));
+            return Ok(Some((&self.buf, take - extra)));
         }
         self.searched = self.buf.len();
         if take < data.len() || self.buf.len() >= self.limits.max_size {
             return Err(HandshakeError::TooLarge);
         }
-        Ok((None, take))
+        Ok(None)
+    }
+
+    /// Forgets the head returned by [`HeadBuffer::push`] (and lets go of its memory).
+    fn clear(&mut self) {
+        self.buf = Vec::new();
+        self.searched = 0;
+    }
+}
+
+/// The length of the head in `buf` up to and including its blank line, if it is there.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// Up to this many header slots for httparse live on the stack (the default limit is 64).
+const STACK_HEADERS: usize = 64;
+
+/// Runs `parse` with httparse's slots for a head of at most `max` fields: on the stack up
+/// to [`STACK_HEADERS`], and uninitialised (httparse writes each before reading it).
+fn with_header_slots<'b, R>(
+    max: usize,
+    parse: impl FnOnce(&mut [MaybeUninit<httparse::Header<'b>>]) -> R,
+) -> R {
+    if max <= STACK_HEADERS {
+        let mut slots = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        parse(&mut slots[..max])
+    } else {
+        let mut slots: Vec<_> = std::iter::repeat_with(MaybeUninit::uninit)
+            .take(max)
+            .collect();
+        parse(&mut slots)
     }
 }
 
@@ -489,29 +528,39 @@ impl ResponseParser {
     ) -> Result<Option<(Response, usize)>, HandshakeError> {
         let mut used = 0;
         if self.pending.is_none() {
-            let (end, taken) = self.head.push(data)?;
-            used = taken;
-            let Some(end) = end else {
+            let max_headers = self.head.limits.max_headers;
+            let Some((head, taken)) = self.head.push(data)? else {
                 return Ok(None);
+            };
+            used = taken;
+            // (httparse has no uninitialised variant for responses; a client parses one.)
+            let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+            let mut heap = Vec::new();
+            let slots = if max_headers <= STACK_HEADERS {
+                &mut stack[..max_headers]
+            } else {
+                heap.resize(max_headers, httparse::EMPTY_HEADER);
+                &mut heap[..]
+            };
+            let response = {
+                let mut resp = httparse::Response::new(slots);
+                match resp.parse(head).map_err(map_httparse)? {
+                    httparse::Status::Complete(_) => {}
+                    httparse::Status::Partial => return Err(HandshakeError::Malformed("head")),
+                }
+                Response {
+                    status: resp.code.unwrap_or(0),
+                    reason: resp.reason.unwrap_or("").to_string(),
+                    headers: collect_headers(resp.headers),
+                    body: Bytes::new(),
+                }
             };
             #[cfg(test)]
             {
                 self.head.parses += 1;
             }
-            let mut headers = vec![httparse::EMPTY_HEADER; self.head.limits.max_headers];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&self.head.buf[..end]).map_err(map_httparse)? {
-                httparse::Status::Complete(_) => {}
-                httparse::Status::Partial => return Err(HandshakeError::Malformed("head")),
-            }
-            let status = resp.code.unwrap_or(0);
-            let response = Response {
-                status,
-                reason: resp.reason.unwrap_or("").to_string(),
-                headers: collect_headers(resp.headers),
-                body: Bytes::new(),
-            };
-            self.head.buf = Vec::new();
+            self.head.clear();
+            let status = response.status;
             if status == 101 {
                 return Ok(Some((response, used)));
             }
@@ -683,6 +732,25 @@ impl Request {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// What answering the request needs (the key, the subprotocol and extension offers),
+    /// without the other headers.
+    pub(crate) fn offer(&self) -> Request {
+        Request {
+            method: String::new(),
+            uri: String::new(),
+            headers: self
+                .headers
+                .iter()
+                .filter(|h| {
+                    h.name.eq_ignore_ascii_case("sec-websocket-protocol")
+                        || h.name.eq_ignore_ascii_case("sec-websocket-extensions")
+                })
+                .cloned()
+                .collect(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Incremental, bounded parser of the client's request (server side).
@@ -702,22 +770,26 @@ impl RequestParser {
     /// memory is bounded by `max_size`. Returns the validated request and how many bytes of
     /// `data` it used; the rest are frames.
     pub(crate) fn push(&mut self, data: &[u8]) -> Result<Option<(Request, usize)>, HandshakeError> {
-        let (end, used) = self.head.push(data)?;
-        let Some(end) = end else {
+        let max_headers = self.head.limits.max_headers;
+        let Some((head, used)) = self.head.push(data)? else {
             return Ok(None);
         };
+        let request = with_header_slots(max_headers, |slots| {
+            let mut req = httparse::Request::new(&mut []);
+            match req
+                .parse_with_uninit_headers(head, slots)
+                .map_err(map_httparse)?
+            {
+                httparse::Status::Complete(_) => {}
+                httparse::Status::Partial => return Err(HandshakeError::Malformed("head")),
+            }
+            validate_request(&req)
+        })?;
         #[cfg(test)]
         {
             self.head.parses += 1;
         }
-        let mut headers = vec![httparse::EMPTY_HEADER; self.head.limits.max_headers];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&self.head.buf[..end]).map_err(map_httparse)? {
-            httparse::Status::Complete(_) => {}
-            httparse::Status::Partial => return Err(HandshakeError::Malformed("head")),
-        }
-        let request = validate_request(&req)?;
-        self.head.buf = Vec::new();
+        self.head.clear();
         Ok(Some((request, used)))
     }
 }
@@ -1046,6 +1118,27 @@ mod tests {
         );
         let whole = RequestParser::new(limits).push(&bytes).unwrap().unwrap().0;
         assert_eq!(req, whole);
+    }
+
+    #[test]
+    fn a_head_split_in_two_anywhere_parses_as_when_whole() {
+        let mut bytes = request_bytes("Sec-WebSocket-Protocol: chat\r\nX-Long: 0123456789\r\n");
+        let head_len = bytes.len();
+        bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        let (whole, used) = parse(&bytes).unwrap().unwrap();
+        assert_eq!(used, head_len);
+        for split in 1..bytes.len() {
+            let mut p = RequestParser::new(HandshakeLimits::default());
+            let (req, used) = match p.push(&bytes[..split]).unwrap() {
+                Some(done) => done,
+                None => {
+                    let (req, used) = p.push(&bytes[split..]).unwrap().unwrap();
+                    (req, split + used)
+                }
+            };
+            assert_eq!((&req, used), (&whole, head_len), "split at {split}");
+            assert!(p.head.buf.is_empty() && p.head.buf.capacity() == 0);
+        }
     }
 
     #[test]
