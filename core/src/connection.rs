@@ -788,9 +788,9 @@ impl Connection {
             Some(Handshake::Accepting { request }) if self.state == State::Accepting => request,
             _ => return Err(SendError::NotAccepting),
         };
-        let offers = request.extensions();
-        let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
         let negotiated = if self.config.deflate.enabled {
+            let offers = request.extensions();
+            let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
             deflate::server_negotiate(&self.config.deflate, &offers)
         } else {
             None

@@ -947,22 +947,28 @@ pub(crate) fn encode_accept(
             return Err(HandshakeError::InvalidHeader);
         }
     }
-    let mut head = String::from(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+    // Written straight into `out`: this runs for every connection a server accepts.
+    out.reserve(160);
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
-    head.push_str(&accept_key(req.key.as_bytes()));
-    head.push_str("\r\n");
+    out.extend_from_slice(accept_key(req.key.as_bytes()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut field = |name: &str, value: &str| {
+        for part in [name, ": ", value, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    };
     if let Some(p) = &accept.subprotocol {
-        head.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        field("Sec-WebSocket-Protocol", p);
     }
     if let Some(ext) = extensions {
-        head.push_str(&format!("Sec-WebSocket-Extensions: {ext}\r\n"));
+        field("Sec-WebSocket-Extensions", ext);
     }
     for (name, value) in &accept.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        field(name, value);
     }
-    head.push_str("\r\n");
-    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(b"\r\n");
     Ok(())
 }
 
