@@ -459,7 +459,7 @@ pub struct Connection {
     state: State,
     rng: Option<Box<ChaCha12Rng>>,
     handshake: Option<Box<Handshake>>,
-    subprotocol: Option<String>,
+    subprotocol: Option<Box<str>>,
     deflate: Option<Box<Deflate>>,
     /// Partial input, events not yet taken, frames not yet written: only while there are
     /// any (see [`Traffic`]).
@@ -472,6 +472,10 @@ pub struct Connection {
     terminated: bool,
     shutdown: Shutdown,
     timers: Timers,
+    /// When input last arrived while the keep-alive ran. Input does not move the
+    /// keep-alive deadline (that would cost a timer update per message): when it comes, the
+    /// keep-alive is re-armed from here if input arrived since it was armed.
+    last_input: Instant,
 }
 
 impl fmt::Debug for Connection {
@@ -487,11 +491,8 @@ impl fmt::Debug for Connection {
 
 impl Connection {
     fn new(role: Role, config: Arc<Config>, now: Instant) -> Self {
-        let mut timers = Timers::default();
-        timers.set(
-            TimerKind::Handshake,
-            config.timeouts.handshake.map(|d| now + d),
-        );
+        let mut timers = Timers::new(now);
+        timers.set_in(TimerKind::Handshake, now, config.timeouts.handshake);
         Self {
             role,
             config,
@@ -506,6 +507,7 @@ impl Connection {
             terminated: false,
             shutdown: Shutdown::No,
             timers,
+            last_input: now,
         }
     }
 
@@ -681,8 +683,7 @@ impl Connection {
             self.timers.stop(TimerKind::KeepAlive);
         } else if self.state == State::Open {
             let interval = self.config.timeouts.ping_interval;
-            self.timers
-                .set(TimerKind::KeepAlive, interval.map(|d| now + d));
+            self.timers.set_in(TimerKind::KeepAlive, now, interval);
         }
     }
 
@@ -803,7 +804,7 @@ impl Connection {
             &mut head,
         )
         .map_err(SendError::Handshake)?;
-        self.subprotocol = accept.chosen_subprotocol().map(str::to_owned);
+        self.subprotocol = accept.chosen_subprotocol().map(Box::from);
         self.handshake = None;
         self.push_raw(Bytes::from(head));
         self.set_deflate(negotiated.map(|(p, _)| p));
@@ -966,8 +967,8 @@ impl Connection {
         self.timers.stop(TimerKind::Handshake);
         let t = self.config.timeouts;
         self.timers
-            .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d));
-        self.timers.set(TimerKind::Idle, t.idle.map(|d| now + d));
+            .set_in(TimerKind::KeepAlive, now, t.ping_interval);
+        self.timers.set_in(TimerKind::Idle, now, t.idle);
     }
 
     /// Emits the terminal event once, and moves to `Closed`.
@@ -1032,6 +1033,17 @@ impl Connection {
                 }
             }
             TimerKind::KeepAlive => {
+                if let Some(interval) = t.ping_interval
+                    && self.timers.rearm_if_later(
+                        TimerKind::KeepAlive,
+                        self.last_input,
+                        interval,
+                        now,
+                    )
+                {
+                    // Input came during the interval: not quiet, wait a full one from it.
+                    return;
+                }
                 // Quiet for a whole ping interval: give back compression state that does
                 // not carry over between messages (it is rebuilt on first use).
                 if let Some(d) = self.deflate.as_deref_mut() {
@@ -1041,10 +1053,10 @@ impl Connection {
                 if self.state == State::Open {
                     self.push_frame(true, false, OpCode::Ping, Bytes::new());
                     match t.pong_timeout {
-                        Some(d) => self.timers.set(TimerKind::Pong, Some(now + d)),
+                        Some(d) => self.timers.set_in(TimerKind::Pong, now, Some(d)),
                         None => self
                             .timers
-                            .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d)),
+                            .set_in(TimerKind::KeepAlive, now, t.ping_interval),
                     }
                 }
             }
@@ -1084,8 +1096,13 @@ impl Connection {
                 let t = self.config.timeouts;
                 self.timers.stop(TimerKind::Pong);
                 if self.state == State::Open {
-                    self.timers
-                        .set(TimerKind::KeepAlive, t.ping_interval.map(|d| now + d));
+                    if self.timers.is_armed(TimerKind::KeepAlive) {
+                        // (The deadline moves when it comes, see `last_input`.)
+                        self.last_input = now;
+                    } else {
+                        self.timers
+                            .set_in(TimerKind::KeepAlive, now, t.ping_interval);
+                    }
                 }
             }
             self.process_frames(now);
@@ -1153,7 +1170,7 @@ impl Connection {
                             }
                         }
                     };
-                    self.subprotocol = accepted.subprotocol;
+                    self.subprotocol = accepted.subprotocol.map(String::into_boxed_str);
                     self.handshake = None;
                     self.set_deflate(params);
                     self.enter_open(now);
@@ -1529,7 +1546,7 @@ impl Connection {
             Role::Server => self.begin_shutdown(),
             // The client waits for the server to close, for at most the close timeout.
             Role::Client => match self.config.timeouts.close {
-                Some(d) => self.timers.set(TimerKind::Close, Some(now + d)),
+                Some(d) => self.timers.set_in(TimerKind::Close, now, Some(d)),
                 None => self.begin_shutdown(),
             },
         }
@@ -1549,7 +1566,7 @@ impl Connection {
         if let Some(d) = self.config.timeouts.idle
             && self.state == State::Open
         {
-            self.timers.set(TimerKind::Idle, Some(now + d));
+            self.timers.set_in(TimerKind::Idle, now, Some(d));
         }
     }
 
@@ -1594,10 +1611,8 @@ impl Connection {
         self.state = State::Closing;
         self.timers.stop(TimerKind::KeepAlive);
         self.timers.stop(TimerKind::Idle);
-        self.timers.set(
-            TimerKind::Close,
-            self.config.timeouts.close.map(|d| now + d),
-        );
+        self.timers
+            .set_in(TimerKind::Close, now, self.config.timeouts.close);
     }
 
     fn push_close(&mut self, frame: Option<CloseFrame>) {

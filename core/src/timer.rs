@@ -1,6 +1,6 @@
 //! The connection's timers: one table, indexed by kind, earliest deadline first.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The timers a connection runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,62 +27,120 @@ impl TimerKind {
     ];
 }
 
-/// Deadlines by kind. `None` means not armed. The earliest is kept up to date, so that
-/// [`Timers::next`] (asked after every input) costs nothing.
-#[derive(Clone, Copy, Debug, Default)]
+/// An offset that means "not armed".
+const UNARMED: u64 = u64::MAX;
+
+/// Deadlines by kind, kept as nanoseconds after `base` (the connection's start): 8 bytes
+/// each instead of the 16 of an `Option<Instant>`, compared as integers, and computed with
+/// saturating arithmetic, so that a timeout of any length (`Duration::MAX` for "never")
+/// cannot overflow. The earliest is kept up to date, so that [`Timers::next`] (asked after
+/// every input) costs nothing.
+///
+/// Deadlines beyond about 584 years after `base` are kept as that far; an instant before
+/// `base` counts as `base`.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Timers {
-    at: [Option<Instant>; 5],
-    next: Option<Instant>,
+    base: Instant,
+    at: [u64; 5],
+    next: u64,
+}
+
+/// `d` in nanoseconds, saturating below [`UNARMED`] (64-bit arithmetic: `as_nanos` is 128).
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())))
+        .map_or(UNARMED - 1, |n| n.min(UNARMED - 1))
 }
 
 impl Timers {
-    pub(crate) fn set(&mut self, kind: TimerKind, at: Option<Instant>) {
+    pub(crate) fn new(base: Instant) -> Self {
+        Self {
+            base,
+            at: [UNARMED; 5],
+            next: UNARMED,
+        }
+    }
+
+    /// The offset of `at` after `base`, saturating (never [`UNARMED`]).
+    fn offset(&self, at: Instant) -> u64 {
+        nanos(at.saturating_duration_since(self.base))
+    }
+
+    /// Arms `kind` for `after` past `now`, or disarms it (`None`).
+    pub(crate) fn set_in(&mut self, kind: TimerKind, now: Instant, after: Option<Duration>) {
+        let at = match after {
+            Some(d) => self.offset(now).saturating_add(nanos(d)).min(UNARMED - 1),
+            None => UNARMED,
+        };
+        self.set_offset(kind, at);
+    }
+
+    /// Arms `kind` for `after` past `from` if that is later than `now`, and returns
+    /// whether it did (so a caller firing timers never re-arms one that is due at once).
+    pub(crate) fn rearm_if_later(
+        &mut self,
+        kind: TimerKind,
+        from: Instant,
+        after: Duration,
+        now: Instant,
+    ) -> bool {
+        let at = self
+            .offset(from)
+            .saturating_add(nanos(after))
+            .min(UNARMED - 1);
+        if at <= self.offset(now) {
+            return false;
+        }
+        self.set_offset(kind, at);
+        true
+    }
+
+    fn set_offset(&mut self, kind: TimerKind, at: u64) {
         let old = std::mem::replace(&mut self.at[kind as usize], at);
         if old == at {
             return;
         }
-        match at {
-            // Earlier than every other one: the new earliest.
-            Some(at) if self.next.is_none_or(|n| at <= n) => self.next = Some(at),
+        if at <= self.next {
+            // Earlier than every other one (or unarmed, when nothing is): the new earliest.
+            self.next = at;
+        } else if old == self.next {
             // The earliest moved later, or went: look again.
-            _ if old.is_some() && old == self.next => self.recompute(),
-            _ => {}
+            self.next = self.at.iter().copied().min().unwrap_or(UNARMED);
         }
     }
 
+    pub(crate) fn is_armed(&self, kind: TimerKind) -> bool {
+        self.at[kind as usize] != UNARMED
+    }
+
     pub(crate) fn stop(&mut self, kind: TimerKind) {
-        self.set(kind, None);
+        self.set_offset(kind, UNARMED);
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [None; 5];
-        self.next = None;
+        self.at = [UNARMED; 5];
+        self.next = UNARMED;
     }
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<Instant> {
-        self.next
-    }
-
-    fn recompute(&mut self) {
-        let mut next: Option<Instant> = None;
-        for i in 0..self.at.len() {
-            if let Some(at) = self.at[i]
-                && next.is_none_or(|n| at < n)
-            {
-                next = Some(at);
-            }
+        if self.next == UNARMED {
+            return None;
         }
-        self.next = next;
+        // (`None` only for a deadline too far to be an `Instant`: one that never comes.)
+        self.base.checked_add(Duration::from_nanos(self.next))
     }
 
     /// Disarms and returns the first timer due at `now`, if any.
     pub(crate) fn take_expired(&mut self, now: Instant) -> Option<TimerKind> {
+        if self.next == UNARMED {
+            return None;
+        }
+        let now = self.offset(now);
         for kind in TimerKind::ALL {
-            if let Some(at) = self.at[kind as usize]
-                && at <= now
-            {
-                self.set(kind, None);
+            if self.at[kind as usize] <= now {
+                self.stop(kind);
                 return Some(kind);
             }
         }
@@ -100,8 +158,10 @@ mod tests {
     #[test]
     fn next_is_always_the_earliest_armed_deadline() {
         let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let mut timers = Timers::default();
+        let ms = Duration::from_millis;
+        let mut timers = Timers::new(t0);
+        // The reference: the same deadlines as instants.
+        let mut reference: [Option<Instant>; 5] = [None; 5];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..10_000 {
             // A small xorshift: deterministic, and enough to mix the operations.
@@ -110,16 +170,51 @@ mod tests {
             x ^= x << 17;
             let kind = TimerKind::ALL[(x % 5) as usize];
             match (x >> 8) % 4 {
-                0 => timers.stop(kind),
-                1 => {
-                    let _ = timers.take_expired(at((x >> 16) % 100));
+                0 => {
+                    timers.stop(kind);
+                    reference[kind as usize] = None;
                 }
-                _ => timers.set(kind, Some(at((x >> 24) % 100))),
+                1 => {
+                    let now = t0 + ms((x >> 16) % 100);
+                    let fired = timers.take_expired(now);
+                    let due = TimerKind::ALL
+                        .into_iter()
+                        .find(|k| reference[*k as usize].is_some_and(|at| at <= now));
+                    assert_eq!(fired, due);
+                    if let Some(k) = due {
+                        reference[k as usize] = None;
+                    }
+                }
+                _ => {
+                    let now = t0 + ms((x >> 24) % 50);
+                    let after = ms((x >> 32) % 50);
+                    timers.set_in(kind, now, Some(after));
+                    reference[kind as usize] = Some(now + after);
+                }
             }
-            let expected = timers.at.iter().flatten().min().copied();
+            let expected = reference.iter().flatten().min().copied();
             assert_eq!(timers.next(), expected);
         }
         timers.stop_all();
         assert_eq!(timers.next(), None);
+    }
+
+    #[test]
+    fn any_duration_saturates_instead_of_overflowing() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0);
+        let later = t0 + Duration::from_secs(3600);
+        timers.set_in(TimerKind::KeepAlive, later, Some(Duration::MAX));
+        let far = timers.next().expect("armed");
+        assert!(far > t0 + Duration::from_secs(500 * 365 * 24 * 3600));
+        assert_eq!(timers.take_expired(later + Duration::from_secs(3600)), None);
+        // Exactly representable deadlines come back exactly.
+        timers.set_in(TimerKind::Close, later, Some(Duration::from_nanos(1)));
+        assert_eq!(timers.next(), Some(later + Duration::from_nanos(1)));
+        assert_eq!(timers.take_expired(later), None);
+        assert_eq!(
+            timers.take_expired(later + Duration::from_nanos(1)),
+            Some(TimerKind::Close)
+        );
     }
 }

@@ -666,6 +666,42 @@ fn rfc6455_7_1_7_replies_to_earlier_messages_go_out_before_the_failure_close() {
     assert!(pair.server.shut_down);
 }
 
+/// Input keeps the keep-alive from pinging; the first ping goes out one full interval after
+/// the last input, whenever the timer that input did not move comes due in between.
+#[test]
+fn timer_keepalive_waits_a_full_interval_after_the_last_input() {
+    let mut quiet_client = Config::default();
+    quiet_client.timeouts.ping_interval = None;
+    let mut pair = Pair::open_with(quiet_client, Config::default());
+    let server_pings = |pair: &Pair| {
+        frames(after_head(&pair.server.wire))
+            .iter()
+            .filter(|f| f.header.opcode == OpCode::Ping)
+            .count()
+    };
+    // A message every 7 s for 203 s: never 20 s without input.
+    for _ in 0..29 {
+        pair.advance(Duration::from_secs(7));
+        pair.client
+            .conn
+            .send(pair.now, Message::Text("tick".into()))
+            .unwrap();
+        pair.drive();
+    }
+    assert_eq!(server_pings(&pair), 0);
+    assert_eq!(pair.server.messages().len(), 29);
+    let last = pair.now;
+    // The server's timer, armed before the last inputs, comes due first; it waits on.
+    pair.advance(Duration::from_millis(19_999));
+    assert_eq!(server_pings(&pair), 0);
+    assert_eq!(
+        pair.server.conn.poll_timeout(),
+        Some(last + Duration::from_secs(20))
+    );
+    pair.advance(Duration::from_millis(1));
+    assert_eq!(server_pings(&pair), 1, "a ping 20 s after the last input");
+}
+
 #[test]
 fn timer_handshake_timeout() {
     let mut pair = Pair::new(Config::default(), Config::default());
@@ -957,4 +993,40 @@ fn large_messages_round_trip_in_small_chunks() {
         .unwrap();
     pair.drive();
     assert_eq!(pair.server.messages(), [Message::binary(big)]);
+}
+
+/// Timeouts as long as `Duration::MAX` ("practically never") are accepted: no deadline
+/// overflows, and the connection works, idles and closes as with the defaults.
+#[test]
+fn timeouts_of_any_length_never_overflow() {
+    let mut config = Config::default();
+    config.timeouts.handshake = Some(Duration::MAX);
+    config.timeouts.ping_interval = Some(Duration::MAX);
+    config.timeouts.pong_timeout = Some(Duration::MAX);
+    config.timeouts.idle = Some(Duration::MAX);
+    config.timeouts.close = Some(Duration::MAX);
+    let mut pair = Pair::open_with(config.clone(), config);
+    let start = pair.now;
+    for side in [&pair.client, &pair.server] {
+        let at = side.conn.poll_timeout().expect("keep-alive armed");
+        assert!(at > start + Duration::from_secs(100 * 365 * 24 * 3600));
+    }
+    pair.client
+        .conn
+        .send(pair.now, Message::Text("hi".into()))
+        .unwrap();
+    pair.drive();
+    assert_eq!(pair.server.messages(), [Message::Text("hi".into())]);
+    pair.advance(Duration::from_secs(3600));
+    assert!(pair.server.closed().is_none() && pair.client.closed().is_none());
+    pair.client
+        .conn
+        .close(pair.now, CloseCode::NORMAL, "bye")
+        .unwrap();
+    pair.drive();
+    assert!(
+        matches!(pair.server.closed(), Some(CloseReason::Clean { .. })),
+        "{:?}",
+        pair.server.closed()
+    );
 }

@@ -290,7 +290,11 @@ async fn connect_inner(
 ) -> Result<(WebSocket, Response), Error> {
     let rt = runtime();
     let started = rt.now();
-    let deadline = config.timeouts.handshake.map(|d| started + d);
+    // (A timeout too long to add means no limit.)
+    let deadline = config
+        .timeouts
+        .handshake
+        .and_then(|d| started.checked_add(d));
     let host = host(&request).to_owned();
     let tcp = tether_driver::with_deadline(&*rt, deadline, async {
         let stream = async_net::TcpStream::connect((host.as_str(), request.port())).await?;

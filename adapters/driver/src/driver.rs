@@ -258,7 +258,8 @@ impl Shared {
                 if t == Transmit::Shutdown {
                     io.shutdown = Shutdown::Requested;
                     let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
-                    io.linger = Some(now + linger);
+                    // (A close timeout too long to add means no limit.)
+                    io.linger = now.checked_add(linger);
                     break;
                 }
             }
