@@ -651,6 +651,29 @@ fn rfc6455_7_1_4_clean_close_both_sides() {
     });
 }
 
+/// Timeouts of any length (`Duration::MAX` for "never") work on both sides: no deadline
+/// overflows in the core, the driver or the adapter.
+#[test]
+fn timeouts_of_any_length_are_accepted() {
+    rt::block_on(async {
+        let mut config = Config::default();
+        config.timeouts.handshake = Some(Duration::MAX);
+        config.timeouts.ping_interval = Some(Duration::MAX);
+        config.timeouts.pong_timeout = Some(Duration::MAX);
+        config.timeouts.idle = Some(Duration::MAX);
+        config.timeouts.close = Some(Duration::MAX);
+        let addr = echo_server(config.clone()).await;
+        let request = ws::ClientRequest::new(&url(addr, "/")).unwrap();
+        let (mut client, _) = ws::connect_with(request, config).await.unwrap();
+        client.send_text("forever").await.unwrap();
+        expect_text(&mut client, "forever").await;
+        client.close(1000, "").await.unwrap();
+        let end = timeout(Duration::from_secs(5), client.recv()).await;
+        assert!(matches!(end, Some(None)), "{end:?}");
+        assert!(client.close_reason().is_some_and(|r| r.is_clean()));
+    });
+}
+
 #[test]
 fn dropping_the_handle_closes_normally() {
     rt::block_on(async {
