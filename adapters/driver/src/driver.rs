@@ -419,7 +419,7 @@ impl Shared {
     /// The transport failed: report the error, end the connection, drop the transport.
     fn fail(&mut self, now: Instant, error: io::Error) -> Step {
         if !self.app.ended {
-            self.app.io_error = Some(error);
+            self.app.cold().io_error = Some(error);
             self.conn.handle_eof(now);
             self.pump();
         }
@@ -447,9 +447,7 @@ impl Shared {
         }
         if !self.app.ended {
             self.app.ended = true;
-            self.app
-                .error
-                .get_or_insert_with(|| Box::new(crate::Error::Abnormal));
+            self.app.cold().error.get_or_insert(crate::Error::Abnormal);
         }
         self.app.wake_handles();
     }

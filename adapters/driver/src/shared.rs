@@ -66,11 +66,7 @@ impl Inner {
                     settled: NOT_SETTLED,
                     max_pending,
                     hwm: config.write_high_water_mark,
-                    error: None,
-                    io_error: None,
-                    close_reason: None,
-                    handshake: None,
-                    leftover: None,
+                    cold: None,
                     write_pending: 0,
                     recv_waker: None,
                     send_waker: None,
@@ -141,18 +137,8 @@ pub(crate) struct App {
     pub(crate) max_pending: usize,
     /// Sends wait while `buffered()` is at least this.
     pub(crate) hwm: usize,
-    /// The terminal error, handed to the reader once after the messages before it (boxed:
-    /// most connections end without one).
-    pub(crate) error: Option<Box<Error>>,
-    /// A transport error, reported instead of the core's "abnormal closure".
-    pub(crate) io_error: Option<io::Error>,
-    /// How the connection ended, once it has.
-    pub(crate) close_reason: Option<Arc<CloseReason>>,
-    /// The handshake's event, waiting for `accept` or `client`.
-    pub(crate) handshake: Option<Box<Handshake>>,
-    /// Messages the connection delivered before it ended and the application has not
-    /// taken yet (they leave the core so that its end can be reported at once).
-    pub(crate) leftover: Option<Box<Leftover>>,
+    /// What only the start and the end of a connection have (see [`Cold`]).
+    pub(crate) cold: Option<Box<Cold>>,
     /// Bytes in the driver's write buffer not yet written.
     pub(crate) write_pending: usize,
     /// The reader waiting for a message that another task's drive may bring.
@@ -186,9 +172,33 @@ pub(crate) struct App {
     pub(crate) closing: bool,
 }
 
-/// Messages set aside for the reader (boxed: rare, and the common case stays small).
+/// What a connection has only at its start (the handshake's event) or once it is over
+/// (the error, how it ended, messages set aside): boxed, and let go in between, so that an
+/// open connection's state stays small.
 #[derive(Default)]
-pub(crate) struct Leftover(VecDeque<Message>);
+pub(crate) struct Cold {
+    /// The terminal error, handed to the reader once after the messages before it.
+    pub(crate) error: Option<Error>,
+    /// A transport error, reported instead of the core's "abnormal closure".
+    pub(crate) io_error: Option<io::Error>,
+    /// How the connection ended, once it has.
+    pub(crate) close_reason: Option<Arc<CloseReason>>,
+    /// The handshake's event, waiting for `accept` or `client`.
+    pub(crate) handshake: Option<Handshake>,
+    /// Messages the connection delivered before it ended and the application has not
+    /// taken yet (they leave the core so that its end can be reported at once).
+    pub(crate) leftover: VecDeque<Message>,
+}
+
+impl Cold {
+    fn is_empty(&self) -> bool {
+        self.error.is_none()
+            && self.io_error.is_none()
+            && self.close_reason.is_none()
+            && self.handshake.is_none()
+            && self.leftover.is_empty()
+    }
+}
 
 /// The opening handshake's result, for `accept` or `client`.
 pub(crate) enum Handshake {
@@ -222,7 +232,7 @@ impl Shared {
 
     /// Messages waiting for the application.
     pub(crate) fn pending_messages(&self) -> usize {
-        self.conn.pending_events().0 + self.app.leftover.as_ref().map_or(0, |l| l.0.len())
+        self.conn.pending_events().0 + self.app.cold.as_ref().map_or(0, |c| c.leftover.len())
     }
 
     /// Whether the messages waiting for the application take more room than it may have
@@ -260,11 +270,7 @@ impl Shared {
             // it stay for the reader.
             while let Some(event) = self.conn.poll_event() {
                 if let Some(message) = self.on_event(event) {
-                    self.app
-                        .leftover
-                        .get_or_insert_with(Default::default)
-                        .0
-                        .push_back(message);
+                    self.app.cold().leftover.push_back(message);
                 }
             }
         }
@@ -279,14 +285,8 @@ impl Shared {
     /// Taking events may make the connection fail (a violation found behind them): the
     /// driver is then kicked to write the close frame.
     pub(crate) fn next_message(&mut self) -> Option<Message> {
-        if let Some(leftover) = &mut self.app.leftover {
-            let message = leftover.0.pop_front();
-            if leftover.0.is_empty() {
-                self.app.leftover = None;
-            }
-            if message.is_some() {
-                return message;
-            }
+        if let Some(message) = self.app.cold.as_mut().and_then(|c| c.leftover.pop_front()) {
+            return Some(message);
         }
         loop {
             let deferred = self.conn.has_deferred_failure();
@@ -313,12 +313,12 @@ impl Shared {
             Event::Pong(p) => return self.app.reader.then_some(Message::Pong(p)),
             Event::Request(r) => {
                 self.app.handshake_taken = true;
-                self.app.handshake = Some(Box::new(Handshake::Request(r)));
+                self.app.cold().handshake = Some(Handshake::Request(r));
                 wake(&mut self.app.recv_waker);
             }
             Event::Connected(r) => {
                 self.app.handshake_taken = true;
-                self.app.handshake = Some(Box::new(Handshake::Response(r)));
+                self.app.cold().handshake = Some(Handshake::Response(r));
                 wake(&mut self.app.recv_waker);
             }
             Event::Closed(reason) => {
@@ -344,14 +344,15 @@ impl Shared {
     pub(crate) fn end(&mut self, reason: CloseReason) {
         let app = &mut self.app;
         app.ended = true;
-        let io = app.io_error.take();
+        let cold = app.cold();
+        let io = cold.io_error.take();
         match reason {
             CloseReason::HandshakeFailed(e) => {
-                app.error = Some(Box::new(io.map_or(Error::Handshake(e), Error::Io)));
+                cold.error = Some(io.map_or(Error::Handshake(e), Error::Io));
             }
             reason => {
-                app.error = Error::from_close(&reason, io).map(Box::new);
-                app.close_reason = Some(Arc::new(reason));
+                cold.error = Error::from_close(&reason, io);
+                cold.close_reason = Some(Arc::new(reason));
             }
         }
         app.wake_handles();
@@ -359,7 +360,9 @@ impl Shared {
 
     /// Drops every message waiting for the reader (it is gone).
     pub(crate) fn clear_messages(&mut self) {
-        self.app.leftover = None;
+        if let Some(cold) = self.app.cold.as_mut() {
+            cold.leftover = VecDeque::new();
+        }
         self.app.awaiting_app = false;
         while self.conn.has_events() {
             match self.conn.poll_event() {
@@ -373,6 +376,37 @@ impl Shared {
 }
 
 impl App {
+    /// The rare state, made when first needed.
+    pub(crate) fn cold(&mut self) -> &mut Cold {
+        self.cold.get_or_insert_with(Default::default)
+    }
+
+    /// Lets go of the rare state once nothing is left in it.
+    fn trim(&mut self) {
+        if self.cold.as_ref().is_some_and(|c| c.is_empty()) {
+            self.cold = None;
+        }
+    }
+
+    /// Takes the terminal error, if it is there.
+    pub(crate) fn take_error(&mut self) -> Option<Error> {
+        let error = self.cold.as_mut()?.error.take();
+        self.trim();
+        error
+    }
+
+    /// Takes the handshake's event, if it is there.
+    pub(crate) fn take_handshake(&mut self) -> Option<Handshake> {
+        let handshake = self.cold.as_mut()?.handshake.take();
+        self.trim();
+        handshake
+    }
+
+    /// How the connection ended, once it has.
+    pub(crate) fn close_reason(&self) -> Option<Arc<CloseReason>> {
+        self.cold.as_ref()?.close_reason.clone()
+    }
+
     pub(crate) fn wake_handles(&mut self) {
         wake(&mut self.recv_waker);
         wake(&mut self.send_waker);

@@ -192,7 +192,7 @@ impl ReadHalf {
 
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
     pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.inner.lock().app.close_reason.clone()
+        self.inner.lock().app.close_reason()
     }
 
     /// The subprotocol agreed in the opening handshake, if any.
@@ -261,8 +261,8 @@ fn poll_recv(
         if let Some(message) = sh.next_message() {
             break Some(Ok(message));
         }
-        if let Some(error) = sh.app.error.take() {
-            break Some(Err(*error));
+        if let Some(error) = sh.app.take_error() {
+            break Some(Err(error));
         }
         if sh.app.ended {
             break None;
@@ -400,7 +400,7 @@ impl WriteHalf {
 
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
     pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.inner.lock().app.close_reason.clone()
+        self.inner.lock().app.close_reason()
     }
 
     /// The subprotocol agreed in the opening handshake, if any.

@@ -45,11 +45,11 @@ fn poll_handshake(
     let mut sh = inner.lock();
     let mut drove = false;
     let result = loop {
-        if let Some(handshake) = sh.app.handshake.take() {
-            break Ok(*handshake);
+        if let Some(handshake) = sh.app.take_handshake() {
+            break Ok(handshake);
         }
-        if let Some(error) = sh.app.error.take() {
-            break Err(*error);
+        if let Some(error) = sh.app.take_error() {
+            break Err(error);
         }
         if sh.app.ended {
             break Err(Error::Abnormal);
