@@ -95,8 +95,6 @@ pub(crate) struct Io {
     in_background: bool,
     /// While a background task exists: the moment it ends if it has had no work since.
     background_until: Option<Instant>,
-    /// Once the core is finished: the moment to give up on the transport.
-    linger: Option<Instant>,
     /// While input is held for the application: the moment to stop holding it.
     reply_grace: Option<Instant>,
     /// While a read buffer shared with the application's messages is kept: the moment to
@@ -122,7 +120,6 @@ impl Io {
             eof: false,
             in_background: false,
             background_until: None,
-            linger: None,
             reply_grace: None,
             release_at: None,
         }
@@ -259,7 +256,7 @@ impl Shared {
                     io.shutdown = Shutdown::Requested;
                     let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
                     // (A close timeout too long to add means no limit.)
-                    io.linger = now.checked_add(linger);
+                    self.app.cold().linger = now.checked_add(linger);
                     break;
                 }
             }
@@ -274,7 +271,7 @@ impl Shared {
         } else if io.reply_grace.is_none() {
             io.reply_grace = Some(now + REPLY_GRACE);
         }
-        if io.linger.is_some_and(|at| at <= now) {
+        if self.app.linger().is_some_and(|at| at <= now) {
             return Step::Done;
         }
         let Some(transport) = self.transport.as_deref_mut() else {
@@ -401,7 +398,7 @@ impl Shared {
             }
         }
         let io = &self.io;
-        let mut next = earlier(self.conn.poll_timeout(), io.linger);
+        let mut next = earlier(self.conn.poll_timeout(), self.app.linger());
         next = earlier(next, io.reply_grace);
         next = earlier(next, io.release_at);
         // An expired one means the background task is about to end.

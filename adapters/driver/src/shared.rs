@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
+use std::time::Instant;
 use tether_core::{
     CloseReason, Connection, DeflateParams, Event, Message, Request, Response, State,
 };
@@ -188,6 +189,8 @@ pub(crate) struct Cold {
     /// Messages the connection delivered before it ended and the application has not
     /// taken yet (they leave the core so that its end can be reported at once).
     pub(crate) leftover: VecDeque<Message>,
+    /// Once the core is finished: the moment the driver gives up on the transport.
+    pub(crate) linger: Option<Instant>,
 }
 
 impl Cold {
@@ -197,6 +200,7 @@ impl Cold {
             && self.close_reason.is_none()
             && self.handshake.is_none()
             && self.leftover.is_empty()
+            && self.linger.is_none()
     }
 }
 
@@ -400,6 +404,11 @@ impl App {
         let handshake = self.cold.as_mut()?.handshake.take();
         self.trim();
         handshake
+    }
+
+    /// Once the core is finished: the moment the driver gives up on the transport.
+    pub(crate) fn linger(&self) -> Option<Instant> {
+        self.cold.as_ref()?.linger
     }
 
     /// How the connection ended, once it has.
