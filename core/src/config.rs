@@ -36,7 +36,8 @@ impl Default for Limits {
     }
 }
 
-/// Timers. `None` disables a timer.
+/// Timers. `None` disables a timer. Any length is accepted (`Duration::MAX` included):
+/// deadlines are computed saturating, so a timer too far away simply never fires.
 ///
 /// The defaults keep a connection alive through proxies and load balancers that drop a
 /// connection after 30 seconds without traffic: after 20 seconds without receiving anything
