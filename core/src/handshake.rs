@@ -1037,6 +1037,14 @@ mod tests {
         .into_bytes()
     }
 
+    /// A request with `extra` headers, then a masked client frame; and the head's length.
+    fn request_then_frame(extra: &str) -> (Vec<u8>, usize) {
+        let mut bytes = request_bytes(extra);
+        let head_len = bytes.len();
+        bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        (bytes, head_len)
+    }
+
     fn parse(bytes: &[u8]) -> Result<Option<(Request, usize)>, HandshakeError> {
         RequestParser::new(HandshakeLimits::default()).push(bytes)
     }
@@ -1128,9 +1136,8 @@ mod tests {
 
     #[test]
     fn a_head_split_in_two_anywhere_parses_as_when_whole() {
-        let mut bytes = request_bytes("Sec-WebSocket-Protocol: chat\r\nX-Long: 0123456789\r\n");
-        let head_len = bytes.len();
-        bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        let (bytes, head_len) =
+            request_then_frame("Sec-WebSocket-Protocol: chat\r\nX-Long: 0123456789\r\n");
         let (whole, used) = parse(&bytes).unwrap().unwrap();
         assert_eq!(used, head_len);
         for split in 1..bytes.len() {
@@ -1181,9 +1188,7 @@ mod tests {
 
     #[test]
     fn bytes_after_the_head_are_left_for_frames() {
-        let mut bytes = request_bytes("");
-        let head_len = bytes.len();
-        bytes.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        let (bytes, head_len) = request_then_frame("");
         let (_, used) = parse(&bytes).unwrap().unwrap();
         assert_eq!(used, head_len);
 
