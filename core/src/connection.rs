@@ -16,7 +16,7 @@ use rand_core::{Rng, SeedableRng};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a connection is in its life (RFC 6455 §4, §7).
 ///
@@ -584,6 +584,11 @@ impl Connection {
         &self.config
     }
 
+    /// The `now` the connection was created with (its age is counted from it).
+    pub fn created_at(&self) -> Instant {
+        self.timers.base()
+    }
+
     /// The subprotocol agreed in the handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
@@ -945,6 +950,14 @@ impl Connection {
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.timers.next()
+    }
+
+    /// [`poll_timeout`](Self::poll_timeout) as the time after
+    /// [`created_at`](Self::created_at), for a driver that keeps its own deadlines that way:
+    /// cheaper to compare than an `Instant`, and `Some` even for a deadline too far away to
+    /// be one.
+    pub fn poll_timeout_since_start(&self) -> Option<Duration> {
+        self.timers.next_after_base()
     }
 
     // ---- internals: state transitions ----

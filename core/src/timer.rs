@@ -62,6 +62,11 @@ impl Timers {
         }
     }
 
+    /// The instant the deadlines count from.
+    pub(crate) fn base(&self) -> Instant {
+        self.base
+    }
+
     /// The offset of `at` after `base`, saturating (never [`UNARMED`]).
     fn offset(&self, at: Instant) -> u64 {
         nanos(at.saturating_duration_since(self.base))
@@ -124,6 +129,11 @@ impl Timers {
     }
 
     /// The earliest armed deadline.
+    /// The earliest deadline as the time after `base`.
+    pub(crate) fn next_after_base(&self) -> Option<Duration> {
+        (self.next != UNARMED).then(|| Duration::from_nanos(self.next))
+    }
+
     pub(crate) fn next(&self) -> Option<Instant> {
         if self.next == UNARMED {
             return None;

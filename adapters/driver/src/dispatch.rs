@@ -254,10 +254,16 @@ impl Inner {
         }
     }
 
-    /// A waker for the connection's timer: it wakes the background task (spawning it if
-    /// need be), whoever is designated.
+    /// What the connection's timer wakes: the background task (spawned if need be),
+    /// whoever is designated.
+    pub(crate) fn timer_wake(self: &Arc<Self>) -> Arc<TimerWake> {
+        Arc::new(TimerWake(Arc::downgrade(self)))
+    }
+
+    /// A waker for the connection's timer (see [`Inner::timer_wake`]).
+    #[cfg(test)]
     pub(crate) fn timer_waker(self: &Arc<Self>) -> Waker {
-        Waker::from(Arc::new(TimerWake(Arc::downgrade(self))))
+        Waker::from(self.timer_wake())
     }
 }
 
@@ -275,7 +281,7 @@ impl Wake for Inner {
 
 /// The timer's waker. It holds the connection weakly: a timer never keeps a connection
 /// alive.
-struct TimerWake(Weak<Inner>);
+pub(crate) struct TimerWake(Weak<Inner>);
 
 impl Wake for TimerWake {
     fn wake(self: Arc<Self>) {
@@ -293,14 +299,12 @@ impl Wake for TimerWake {
         let due = match inner.shared.try_lock() {
             Ok(sh) if sh.app.driver_done => false,
             Ok(mut sh) => {
-                let now = inner.runtime.now();
-                if sh.timer_due(now) {
+                let t = sh.nanos(inner.runtime.now());
+                if sh.timer_due(t) {
                     true
                 } else {
-                    match sh.deadline(now) {
-                        None => false,
-                        Some(at) => sh.io.arm_timer(&inner, at, now),
-                    }
+                    let at = sh.deadline(t);
+                    at != crate::driver::NEVER && sh.arm_timer(&inner, at, t)
                 }
             }
             // Someone drives right now (perhaps this very thread): let the background

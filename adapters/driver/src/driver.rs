@@ -1,7 +1,7 @@
 //! Moving bytes between a transport and a `tether_core::Connection`, from whichever task
 //! drives the connection (see [`crate::dispatch`]), and the background task.
 
-use crate::dispatch::BACKGROUND_LINGER;
+use crate::dispatch::{BACKGROUND_LINGER, TimerWake};
 use crate::pool;
 use crate::runtime::Timer;
 use crate::shared::{Inner, NOT_SETTLED, Shared, wake};
@@ -33,6 +33,34 @@ const MIN_READ_SPARE: usize = 4096;
 /// How long the driver keeps a finished connection's transport to write out the last bytes
 /// and see the peer's end of stream, when the close timeout is off.
 const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+
+/// A moment of the driver's in 8 bytes instead of the 16 of an `Option<Instant>`:
+/// nanoseconds after the connection's start ([`tether_core::Connection::created_at`]), or
+/// [`NEVER`]. Compared as integers, computed with saturating arithmetic.
+pub(crate) type Nanos = u64;
+
+/// No deadline.
+pub(crate) const NEVER: Nanos = u64::MAX;
+
+/// `d` in nanoseconds, saturating below [`NEVER`].
+const fn nanos(d: Duration) -> Nanos {
+    let n = d.as_nanos();
+    if n >= NEVER as u128 {
+        NEVER - 1
+    } else {
+        n as Nanos
+    }
+}
+
+/// `at` in nanoseconds after `base` (0 before it), saturating below [`NEVER`].
+pub(crate) fn since(base: Instant, at: Instant) -> Nanos {
+    nanos(at.saturating_duration_since(base))
+}
+
+/// `d` after `t`, saturating below [`NEVER`].
+fn after(t: Nanos, d: Duration) -> Nanos {
+    t.saturating_add(nanos(d)).min(NEVER - 1)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shutdown {
@@ -73,12 +101,13 @@ pub(crate) enum Drive {
 /// hands the handshake's events and the connection's end to the handles.
 pub(crate) struct Io {
     timer: Option<Pin<Box<dyn Timer>>>,
-    /// The timer's waker (see [`Inner::timer_waker`]), made with the timer.
-    timer_waker: Option<Waker>,
+    /// What the timer's waker wakes (see [`Inner::timer_wake`]), made with the timer.
+    timer_wake: Option<Arc<TimerWake>>,
     /// The connection's own waker, which the transport is polled with (made at the first
     /// drive, dropped when the connection finishes: it holds the connection).
     waker: Option<Waker>,
-    timer_at: Option<Instant>,
+    /// The deadline the timer is set for.
+    timer_at: Nanos,
     /// The timer was polled (and returned `Pending`) since it was last set: it will wake
     /// the connection when it fires.
     timer_registered: bool,
@@ -94,21 +123,21 @@ pub(crate) struct Io {
     /// The background task is the one driving (see [`Background`]).
     in_background: bool,
     /// While a background task exists: the moment it ends if it has had no work since.
-    background_until: Option<Instant>,
+    background_until: Nanos,
     /// While input is held for the application: the moment to stop holding it.
-    reply_grace: Option<Instant>,
+    reply_grace: Nanos,
     /// While a read buffer shared with the application's messages is kept: the moment to
     /// let it go.
-    release_at: Option<Instant>,
+    release_at: Nanos,
 }
 
 impl Io {
     pub(crate) fn new(read_size: usize) -> Self {
         Self {
             timer: None,
-            timer_waker: None,
+            timer_wake: None,
             waker: None,
-            timer_at: None,
+            timer_at: NEVER,
             timer_registered: false,
             timer_fired: false,
             read_buf: BytesMut::new(),
@@ -119,9 +148,9 @@ impl Io {
             shutdown: Shutdown::No,
             eof: false,
             in_background: false,
-            background_until: None,
-            reply_grace: None,
-            release_at: None,
+            background_until: NEVER,
+            reply_grace: NEVER,
+            release_at: NEVER,
         }
     }
 
@@ -131,9 +160,9 @@ impl Io {
     }
 
     /// Something moved (bytes, a timer): a background task driving stays a while longer.
-    fn worked(&mut self, now: Instant) {
+    fn worked(&mut self, t: Nanos) {
         if self.in_background {
-            self.background_until = Some(now + BACKGROUND_LINGER);
+            self.background_until = after(t, BACKGROUND_LINGER);
         }
     }
 
@@ -141,29 +170,41 @@ impl Io {
     /// keep-alive moves with every read, and an early wake-up is cheap, see
     /// [`crate::dispatch`]). The timer wakes the background task, whoever drives: its
     /// deadlines (keep-alive, timeouts) must be kept even while a task that holds a
-    /// `recv()` future does not poll it. Returns whether it has already expired.
-    pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Instant, now: Instant) -> bool {
+    /// `recv()` future does not poll it. `at` and `t` (now) count from `base`, the
+    /// connection's start. Returns whether it has already expired.
+    fn arm_timer(&mut self, inner: &Arc<Inner>, base: Instant, at: Nanos, t: Nanos) -> bool {
         let timer = match &mut self.timer {
-            Some(t) => {
-                if self.timer_at.is_none_or(|t| at < t || t <= now) {
-                    t.as_mut().reset(at);
-                    self.timer_at = Some(at);
+            Some(timer) => {
+                if at < self.timer_at || self.timer_at <= t {
+                    let Some(when) = base.checked_add(Duration::from_nanos(at)) else {
+                        // (Too far to be an `Instant`: it never comes.)
+                        return false;
+                    };
+                    timer.as_mut().reset(when);
+                    self.timer_at = at;
                     self.timer_registered = false;
                 }
-                t
+                timer
             }
             None => {
-                self.timer_at = Some(at);
+                let Some(when) = base.checked_add(Duration::from_nanos(at)) else {
+                    return false;
+                };
+                self.timer_at = at;
                 self.timer_registered = false;
-                self.timer.insert(inner.runtime.timer(at))
+                self.timer.insert(inner.runtime.timer(when))
             }
         };
         // A timer already registered for this deadline need not be polled again.
         if self.timer_registered {
             return false;
         }
-        let waker = self.timer_waker.get_or_insert_with(|| inner.timer_waker());
-        match timer.as_mut().poll_expired(&mut Context::from_waker(waker)) {
+        let wake = self.timer_wake.get_or_insert_with(|| inner.timer_wake());
+        let waker = Waker::from(wake.clone());
+        match timer
+            .as_mut()
+            .poll_expired(&mut Context::from_waker(&waker))
+        {
             Poll::Ready(()) => true,
             Poll::Pending => {
                 self.timer_registered = true;
@@ -178,7 +219,7 @@ impl Io {
     fn prepare_read_buf(&mut self) {
         if self.read_buf.capacity() == 0 {
             self.read_buf = pool::take_read(self.read_size);
-            self.release_at = None;
+            self.release_at = NEVER;
             return;
         }
         let spare = self.read_buf.capacity() - self.read_buf.len();
@@ -188,23 +229,23 @@ impl Io {
         {
             self.read_buf.reserve(self.read_size);
         }
-        self.release_at = None;
+        self.release_at = NEVER;
     }
 
     /// Parks the buffers in the per-thread pool when they are empty, so that a waiting
     /// connection holds none. A read buffer the application's messages still point into is
     /// kept (until [`HOLD_SHARED_BUFFER`] passes) to be reclaimed at the next read.
-    fn park_buffers(&mut self, now: Instant) {
+    fn park_buffers(&mut self, t: Nanos) {
         if self.read_buf.capacity() > 0 {
             let buf = std::mem::take(&mut self.read_buf);
             match pool::park_read(buf, self.read_size) {
                 Some(kept) => {
                     self.read_buf = kept;
-                    if self.read_buf.is_empty() && self.release_at.is_none() {
-                        self.release_at = Some(now + HOLD_SHARED_BUFFER);
+                    if self.read_buf.is_empty() && self.release_at == NEVER {
+                        self.release_at = after(t, HOLD_SHARED_BUFFER);
                     }
                 }
-                None => self.release_at = None,
+                None => self.release_at = NEVER,
             }
         }
         if self.write_pos == self.write_buf.len() && self.write_buf.capacity() > 0 {
@@ -218,17 +259,18 @@ impl Shared {
     /// One round of work, under the connection's lock. `cx` carries the connection's own
     /// waker (the transport's wake-ups go to whoever drives).
     fn step(&mut self, inner: &Arc<Inner>, now: Instant, cx: &mut Context<'_>) -> Step {
+        let t = self.nanos(now);
         let io = &mut self.io;
-        if io.release_at.is_some_and(|at| at <= now) {
+        if io.release_at <= t {
             // Quiet for a while: let go of a read buffer still shared with messages.
-            io.release_at = None;
+            io.release_at = NEVER;
             if io.read_buf.is_empty() {
                 io.read_buf = BytesMut::new();
             }
         }
         if self.conn.poll_timeout().is_some_and(|at| at <= now) {
             self.conn.handle_timeout(now);
-            self.io.worked(now);
+            self.io.worked(t);
         }
         if !self.app.reader && !self.app.writer {
             // Every handle is gone: finish politely, or drop a half-open handshake.
@@ -265,11 +307,11 @@ impl Shared {
         // A slow application is not a dead peer: no keep-alive verdict while paused.
         self.conn.set_input_paused(now, self.app.read_paused);
         let io = &mut self.io;
-        if !self.app.awaiting_app || io.reply_grace.is_some_and(|at| at <= now) {
+        if !self.app.awaiting_app || io.reply_grace <= t {
             self.app.awaiting_app = false;
-            io.reply_grace = None;
-        } else if io.reply_grace.is_none() {
-            io.reply_grace = Some(now + REPLY_GRACE);
+            io.reply_grace = NEVER;
+        } else if io.reply_grace == NEVER {
+            io.reply_grace = after(t, REPLY_GRACE);
         }
         if self.app.linger().is_some_and(|at| at <= now) {
             return Step::Done;
@@ -304,7 +346,7 @@ impl Shared {
             }
         }
         if had_output {
-            io.worked(now);
+            io.worked(t);
         }
         // Tell waiting senders and flushers at once.
         let pending = io.unwritten();
@@ -341,7 +383,7 @@ impl Shared {
                     again = true;
                 }
                 Poll::Ready(Ok(_)) => {
-                    io.worked(now);
+                    io.worked(t);
                     let before = self.conn.pending_events().0;
                     self.conn.handle_input_buf(now, &mut io.read_buf);
                     let waiting = self.pump();
@@ -360,7 +402,9 @@ impl Shared {
                         && !self.conn.has_deferred_failure()
                         && !self.too_many_pending();
                     if handed_over {
-                        self.io.reply_grace.get_or_insert(now + REPLY_GRACE);
+                        if self.io.reply_grace == NEVER {
+                            self.io.reply_grace = after(t, REPLY_GRACE);
+                        }
                     } else {
                         again = true;
                     }
@@ -375,42 +419,57 @@ impl Shared {
             return Step::Again;
         }
         // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
-        self.io.park_buffers(now);
-        match self.deadline(now) {
-            Some(at) if at <= now => again = true,
-            Some(at) if self.io.arm_timer(inner, at, now) => {
-                self.io.timer_fired = true;
-                again = true;
-            }
-            _ => {}
+        self.io.park_buffers(t);
+        let at = self.deadline(t);
+        if at <= t {
+            again = true;
+        } else if at != NEVER && self.arm_timer(inner, at, t) {
+            self.io.timer_fired = true;
+            again = true;
         }
 
         if again { Step::Again } else { Step::Wait }
     }
 
-    /// When the driver next has something to do without a wake-up from the transport.
-    pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, None) => a,
-                (None, b) => b,
-            }
-        }
-        let io = &self.io;
-        let mut next = earlier(self.conn.poll_timeout(), self.app.linger());
-        next = earlier(next, io.reply_grace);
-        next = earlier(next, io.release_at);
-        // An expired one means the background task is about to end.
-        earlier(next, io.background_until.filter(|&at| at > now))
+    /// `now` in nanoseconds after the connection's start (see [`Nanos`]).
+    pub(crate) fn nanos(&self, now: Instant) -> Nanos {
+        since(self.conn.created_at(), now)
     }
 
-    /// Whether a deadline is due at `now`: the core's timers, the linger, the reply grace,
-    /// a shared read buffer to let go, or a background task that may end.
-    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+    /// When (at `t`, see [`Shared::nanos`]) the driver next has something to do without a
+    /// wake-up from the transport, or [`NEVER`].
+    pub(crate) fn deadline(&self, t: Nanos) -> Nanos {
         let io = &self.io;
-        self.deadline(now).is_some_and(|at| at <= now)
-            || io.background_until.is_some_and(|at| at <= now)
+        // An expired `background_until` means the background task is about to end.
+        let background = if io.background_until > t {
+            io.background_until
+        } else {
+            NEVER
+        };
+        let linger = match self.app.linger() {
+            Some(at) => self.nanos(at),
+            None => NEVER,
+        };
+        self.conn
+            .poll_timeout_since_start()
+            .map_or(NEVER, nanos)
+            .min(linger)
+            .min(io.reply_grace)
+            .min(io.release_at)
+            .min(background)
+    }
+
+    /// Whether a deadline is due at `t`: the core's timers, the linger, the reply grace,
+    /// a shared read buffer to let go, or a background task that may end.
+    pub(crate) fn timer_due(&self, t: Nanos) -> bool {
+        self.deadline(t) <= t || self.io.background_until <= t
+    }
+
+    /// Arms the timer for `at` (see [`Io::arm_timer`]); returns whether it has already
+    /// expired.
+    pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Nanos, t: Nanos) -> bool {
+        let base = self.conn.created_at();
+        self.io.arm_timer(inner, base, at, t)
     }
 
     /// The transport failed: report the error, end the connection, drop the transport.
@@ -429,9 +488,9 @@ impl Shared {
         self.transport = None;
         let io = &mut self.io;
         io.timer = None;
-        io.timer_waker = None;
+        io.timer_wake = None;
         io.waker = None;
-        io.background_until = None;
+        io.background_until = NEVER;
         // (A buffer messages still point into is simply let go.)
         let _ = pool::park_read(std::mem::take(&mut io.read_buf), io.read_size);
         pool::park_write(std::mem::take(&mut io.write_buf));
@@ -561,9 +620,10 @@ impl Future for Background {
         inner.wake.background_polled(cx.waker());
         let mut sh = inner.lock();
         let now = inner.runtime.now();
-        if sh.io.background_until.is_none() {
+        let t = sh.nanos(now);
+        if sh.io.background_until == NEVER {
             // Just spawned: there was work.
-            sh.io.background_until = Some(now + BACKGROUND_LINGER);
+            sh.io.background_until = after(t, BACKGROUND_LINGER);
         }
         sh.io.in_background = true;
         let drive = inner.drive_at(&mut sh, Some(now));
@@ -577,12 +637,12 @@ impl Future for Background {
                 return Poll::Pending;
             }
             Drive::Waiting => {
-                let quiet = sh.io.background_until.is_some_and(|at| at <= now);
+                let quiet = sh.io.background_until <= t;
                 let seen = sh.app.settled;
                 if !(quiet && seen != NOT_SETTLED && inner.wake.background_may_end(seen)) {
                     return Poll::Pending;
                 }
-                sh.io.background_until = None;
+                sh.io.background_until = NEVER;
             }
         }
         drop(sh);

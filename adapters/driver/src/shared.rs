@@ -49,14 +49,6 @@ impl Inner {
         config: &Config,
         handshake_taken: bool,
     ) -> Self {
-        let limits = conn.config().limits;
-        // Messages wait in the core until the application takes them. The driver stops
-        // reading while they leave less room than one more message of the largest size,
-        // so that a slow application pushes back on the peer instead of failing the
-        // connection with 1009.
-        let max_pending = limits
-            .max_buffered_input
-            .saturating_sub(limits.max_message_size.saturating_add(16));
         Self {
             shared: Mutex::new(Shared {
                 conn,
@@ -65,7 +57,6 @@ impl Inner {
                 app: App {
                     kick: false,
                     settled: NOT_SETTLED,
-                    max_pending,
                     hwm: config.write_high_water_mark,
                     cold: None,
                     write_pending: 0,
@@ -133,9 +124,6 @@ pub(crate) struct App {
     /// The count of wake-ups seen by the last drive, if it found nothing more to do, or
     /// [`NOT_SETTLED`] (see [`Inner::needs_drive`]).
     pub(crate) settled: u64,
-    /// The driver stops reading while the messages waiting for the application (payload
-    /// plus [`MESSAGE_OVERHEAD`] each) exceed this.
-    pub(crate) max_pending: usize,
     /// Sends wait while `buffered()` is at least this.
     pub(crate) hwm: usize,
     /// What only the start and the end of a connection have (see [`Cold`]).
@@ -243,7 +231,15 @@ impl Shared {
     /// (the driver then stops reading).
     pub(crate) fn too_many_pending(&self) -> bool {
         let (events, bytes) = self.conn.pending_events();
-        bytes + events * MESSAGE_OVERHEAD > self.app.max_pending
+        // Messages wait in the core until the application takes them. The driver stops
+        // reading while they leave less room than one more message of the largest size,
+        // so that a slow application pushes back on the peer instead of failing the
+        // connection with 1009.
+        let limits = &self.conn.config().limits;
+        let max_pending = limits
+            .max_buffered_input
+            .saturating_sub(limits.max_message_size.saturating_add(16));
+        bytes + events * MESSAGE_OVERHEAD > max_pending
     }
 
     /// Handles the core's events that are not for the reader, after the driver gave the
