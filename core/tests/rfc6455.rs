@@ -998,6 +998,24 @@ fn large_messages_round_trip_in_small_chunks() {
 /// Timeouts as long as `Duration::MAX` ("practically never") are accepted: no deadline
 /// overflows, and the connection works, idles and closes as with the defaults.
 #[test]
+fn the_deadline_counted_from_the_start_matches_poll_timeout() {
+    let start = std::time::Instant::now();
+    let server = Connection::server(Config::default(), start);
+    assert_eq!(server.created_at(), start);
+    // Only the handshake timeout (10 s by default) runs before the request.
+    assert_eq!(
+        server.poll_timeout_since_start(),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(server.poll_timeout(), Some(start + Duration::from_secs(10)));
+    let mut config = Config::default();
+    config.timeouts.handshake = None;
+    let server = Connection::server(config, start);
+    assert_eq!(server.poll_timeout_since_start(), None);
+    assert_eq!(server.poll_timeout(), None);
+}
+
+#[test]
 fn timeouts_of_any_length_never_overflow() {
     let mut config = Config::default();
     config.timeouts.handshake = Some(Duration::MAX);
@@ -1010,6 +1028,12 @@ fn timeouts_of_any_length_never_overflow() {
     for side in [&pair.client, &pair.server] {
         let at = side.conn.poll_timeout().expect("keep-alive armed");
         assert!(at > start + Duration::from_secs(100 * 365 * 24 * 3600));
+        // The same deadline counted from the connection's start.
+        let after = side
+            .conn
+            .poll_timeout_since_start()
+            .expect("keep-alive armed");
+        assert_eq!(side.conn.created_at() + after, at);
     }
     pair.client
         .conn
