@@ -12,8 +12,9 @@
 //!   none, and ends once it has had nothing to do for [`BACKGROUND_LINGER`], so an idle
 //!   connection has no task of its own besides the application's.
 //!
-//! The timer has a waker of its own, which always goes to the background task (spawning
-//! it if need be): keep-alive pings and timeouts never depend on the application. A
+//! A due deadline (its entry in the timer queue, see [`crate::timers`]) always goes to the
+//! background task (spawning it if need be): keep-alive pings and timeouts never depend
+//! on the application. A
 //! `recv()` future that is dropped hands the job back (and the background task is woken
 //! if an event came in meanwhile). A `recv()` future that is kept across other awaits
 //! without being polled delays the peer's frames until it is polled again, or until a
@@ -27,7 +28,7 @@
 use crate::driver::Background;
 use crate::shared::Inner;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::Duration;
 
@@ -154,6 +155,12 @@ impl WakeState {
         }
     }
 
+    /// Whether a background task is spawned or running (for tests).
+    #[cfg(test)]
+    pub(crate) fn has_background(&self) -> bool {
+        matches!(self.slots().background, Task::Spawned | Task::Running(_))
+    }
+
     /// The background task was dropped by its runtime (which shuts down) before the
     /// connection finished.
     pub(crate) fn background_dropped(&self) {
@@ -250,20 +257,40 @@ impl Inner {
             w.wake();
         }
         if route.spawn {
-            self.runtime.spawn(Box::pin(Background::new(self.clone())));
+            self.rt
+                .runtime
+                .spawn(Box::pin(Background::new(self.clone())));
         }
     }
 
-    /// What the connection's timer wakes: the background task (spawned if need be),
-    /// whoever is designated.
-    pub(crate) fn timer_wake(self: &Arc<Self>) -> Arc<TimerWake> {
-        Arc::new(TimerWake(Arc::downgrade(self)))
-    }
-
-    /// A waker for the connection's timer (see [`Inner::timer_wake`]).
-    #[cfg(test)]
-    pub(crate) fn timer_waker(self: &Arc<Self>) -> Waker {
-        Waker::from(self.timer_wake())
+    /// The connection's entry in the timer queue came due (see [`crate::timers`]).
+    ///
+    /// The entry is set for the earliest deadline and left in place when a later one
+    /// replaces it (say, once a reply has gone out), so it can come due with nothing due.
+    /// Then it is simply armed again here: no task is woken, or spawned, for it. Only a
+    /// due deadline needs the background task, whoever is designated.
+    pub(crate) fn on_timer(self: &Arc<Self>) {
+        let due = match self.shared.try_lock() {
+            Ok(sh) if sh.app.driver_done => false,
+            Ok(mut sh) => {
+                let t = sh.nanos(self.runtime().now());
+                if sh.timer_due(t) {
+                    true
+                } else {
+                    let at = sh.deadline(t);
+                    if at != crate::driver::NEVER {
+                        sh.arm_timer(self, at, t);
+                    }
+                    false
+                }
+            }
+            // Someone drives right now (perhaps this very thread): let the background
+            // task look.
+            Err(_) => true,
+        };
+        if due {
+            self.dispatch(Source::Timer);
+        }
     }
 }
 
@@ -279,41 +306,15 @@ impl Wake for Inner {
     }
 }
 
-/// The timer's waker. It holds the connection weakly: a timer never keeps a connection
-/// alive.
-pub(crate) struct TimerWake(Weak<Inner>);
-
-impl Wake for TimerWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let Some(inner) = self.0.upgrade() else {
-            return;
-        };
-        // The timer is armed for the earliest deadline and left armed when a later one
-        // replaces it (say, once a reply has gone out), so it can fire with nothing due.
-        // Then it is simply armed again here: no task is woken, or spawned, for it. Only
-        // a due deadline needs the background task.
-        let due = match inner.shared.try_lock() {
-            Ok(sh) if sh.app.driver_done => false,
-            Ok(mut sh) => {
-                let t = sh.nanos(inner.runtime.now());
-                if sh.timer_due(t) {
-                    true
-                } else {
-                    let at = sh.deadline(t);
-                    at != crate::driver::NEVER && sh.arm_timer(&inner, at, t)
-                }
-            }
-            // Someone drives right now (perhaps this very thread): let the background
-            // task look.
-            Err(_) => true,
-        };
-        if due {
-            inner.dispatch(Source::Timer);
-        }
+impl Drop for Inner {
+    /// A connection dropped before its I/O finished leaves no entry in the timer queue.
+    fn drop(&mut self) {
+        let key = crate::timers::key(self);
+        let sh = self
+            .shared
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        sh.disarm_timer(&self.rt, key);
     }
 }
 
@@ -350,11 +351,13 @@ mod tests {
         c.0.load(Ordering::SeqCst)
     }
 
-    /// A runtime that keeps what it is asked to spawn, unpolled.
+    /// A runtime that keeps what it is asked to spawn, unpolled, and whose clock can be
+    /// moved ahead.
     #[derive(Default)]
     struct Keep {
         spawned: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
         timers: Mutex<Vec<Arc<FakeTimer>>>,
+        ahead: Mutex<Duration>,
     }
 
     impl std::fmt::Debug for Keep {
@@ -374,9 +377,13 @@ mod tests {
             self.timers.lock().unwrap().push(timer.clone());
             Box::pin(timer)
         }
+
+        fn now(&self) -> Instant {
+            Instant::now() + *self.ahead.lock().unwrap()
+        }
     }
 
-    /// A timer that never fires by itself: the test fires it by waking its waker.
+    /// A timer that never fires by itself (the tests call `Inner::on_timer` instead).
     #[derive(Debug, Default)]
     struct FakeTimer {
         at: Mutex<Option<Instant>>,
@@ -428,9 +435,17 @@ mod tests {
             Self::with_handshake_timeout(Duration::from_secs(10))
         }
 
+        /// A connection on `runtime` (those made on one thread share its timer queue).
+        fn on(runtime: Arc<Keep>) -> Self {
+            Self::make(runtime, Duration::from_secs(10))
+        }
+
         /// A connection whose only deadline is its handshake timeout, `timeout` from now.
         fn with_handshake_timeout(timeout: Duration) -> Self {
-            let runtime = Arc::new(Keep::default());
+            Self::make(Arc::new(Keep::default()), timeout)
+        }
+
+        fn make(runtime: Arc<Keep>, timeout: Duration) -> Self {
             let mut config = Config::default();
             config.timeouts.handshake = Some(timeout);
             let conn = Connection::server(config.connection_config(), Instant::now());
@@ -521,11 +536,11 @@ mod tests {
     fn a_due_timer_wakes_the_background_whoever_is_designated() {
         let f = Fixture::with_handshake_timeout(Duration::ZERO);
         f.inner.wake.designate(&f.app_waker, false);
-        let timer = f.inner.timer_waker();
-        timer.wake_by_ref();
+        f.inner.on_timer();
         assert_eq!(f.woken(), (1, 0, 0));
+        assert!(f.inner.wake.has_background());
         f.background_runs();
-        timer.wake_by_ref();
+        f.inner.on_timer();
         assert_eq!(f.woken(), (1, 1, 0));
     }
 
@@ -533,14 +548,70 @@ mod tests {
     fn a_timer_that_fires_early_is_armed_again_without_waking_anyone() {
         let f = Fixture::new();
         f.inner.wake.designate(&f.app_waker, false);
-        f.inner.timer_waker().wake_by_ref();
-        assert_eq!(f.woken(), (0, 0, 0), "nothing spawned or woken");
-        // Armed for the handshake deadline, and registered with the timer's own waker.
-        let timers = f.runtime.timers.lock().unwrap();
-        assert_eq!(timers.len(), 1);
-        let deadline = f.inner.lock().conn.poll_timeout();
-        assert_eq!(*timers[0].at.lock().unwrap(), deadline);
-        assert!(timers[0].waker.lock().unwrap().is_some());
+        f.inner.on_timer();
+        // Armed for the handshake deadline in the queue, whose task is the one spawn.
+        let deadline = f.inner.lock().conn.poll_timeout().unwrap();
+        assert!(f.inner.rt.has_entry(&f.inner, deadline));
+        assert_eq!(f.woken(), (1, 0, 0), "nothing woken");
+        assert!(!f.inner.wake.has_background(), "no background task");
+        // Early again: the entry stays, nothing more is spawned.
+        f.inner.on_timer();
+        assert!(f.inner.rt.has_entry(&f.inner, deadline));
+        assert_eq!(f.woken(), (1, 0, 0));
+    }
+
+    #[test]
+    fn the_connections_of_a_thread_share_the_timer_tasks_of_one_queue() {
+        const CONNS: usize = 40;
+        let runtime = Arc::new(Keep::default());
+        let all: Vec<Fixture> = (0..CONNS).map(|_| Fixture::on(runtime.clone())).collect();
+        let rt = all[0].inner.rt.clone();
+        for f in &all {
+            assert!(Arc::ptr_eq(&f.inner.rt, &rt));
+            f.inner.on_timer();
+        }
+        // At most one task per shard for all the entries, and no runtime timer per
+        // connection.
+        let tasks = all[0].spawned();
+        assert!((1..=rt.shard_count()).contains(&tasks), "{tasks} tasks");
+        assert!(tasks < CONNS);
+        assert!(runtime.timers.lock().unwrap().is_empty());
+        for f in &all {
+            let deadline = f.inner.lock().conn.poll_timeout().unwrap();
+            assert!(rt.has_entry(&f.inner, deadline));
+        }
+    }
+
+    #[test]
+    fn the_queue_task_hands_due_entries_to_their_connections_and_ends_when_empty() {
+        let f = Fixture::new();
+        f.inner.on_timer();
+        assert_eq!(f.woken(), (1, 0, 0), "the queue's task");
+        let mut task = f.runtime.spawned.lock().unwrap().remove(0);
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        // Nothing due yet: it sets its timer and waits.
+        assert!(task.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(f.runtime.timers.lock().unwrap().len(), 1);
+        // The handshake deadline passes: the connection's background task is spawned for
+        // it, and with no entry left the queue's task ends.
+        *f.runtime.ahead.lock().unwrap() = Duration::from_secs(11);
+        assert!(task.as_mut().poll(&mut cx).is_ready());
+        assert!(f.inner.wake.has_background());
+        assert_eq!(f.spawned(), 1);
+        assert_eq!(n(&count), 0);
+        let deadline = f.inner.lock().conn.poll_timeout().unwrap();
+        assert!(!f.inner.rt.has_entry(&f.inner, deadline));
+    }
+
+    #[test]
+    fn a_finished_connection_leaves_the_timer_queue() {
+        let f = Fixture::new();
+        f.inner.on_timer();
+        let deadline = f.inner.lock().conn.poll_timeout().unwrap();
+        assert!(f.inner.rt.has_entry(&f.inner, deadline));
+        f.inner.lock().finish(&f.inner, Instant::now());
+        assert!(!f.inner.rt.has_entry(&f.inner, deadline));
     }
 
     #[test]
@@ -567,17 +638,23 @@ mod tests {
             "the waiting background task is handed back"
         );
         f.inner.dispatch(Source::Io);
-        f.inner.timer_waker().wake_by_ref();
-        assert_eq!(f.woken(), (0, 0, 0));
+        f.inner.on_timer();
+        assert_eq!((n(&f.bg), n(&f.app)), (0, 0));
+        assert!(!f.inner.wake.has_background());
     }
 
     #[test]
     fn a_timer_never_keeps_the_connection_alive() {
         let f = Fixture::new();
-        let timer = f.inner.timer_waker();
+        f.inner.on_timer();
+        let rt = f.inner.rt.clone();
+        let deadline = f.inner.lock().conn.poll_timeout().unwrap();
         let weak = Arc::downgrade(&f.inner);
+        assert!(rt.has_entry(&f.inner, deadline));
+        let key = crate::timers::key(&f.inner);
         drop(f);
         assert!(weak.upgrade().is_none());
-        timer.wake_by_ref();
+        // Its entry went with it.
+        assert!(!rt.has_key(key));
     }
 }

@@ -1,10 +1,10 @@
 //! Moving bytes between a transport and a `tether_core::Connection`, from whichever task
 //! drives the connection (see [`crate::dispatch`]), and the background task.
 
-use crate::dispatch::{BACKGROUND_LINGER, TimerWake};
+use crate::dispatch::BACKGROUND_LINGER;
 use crate::pool;
-use crate::runtime::Timer;
 use crate::shared::{Inner, NOT_SETTLED, Shared, wake};
+use crate::timers::{self, Rt};
 use bytes::BytesMut;
 use std::future::Future;
 use std::io;
@@ -57,6 +57,14 @@ pub(crate) fn since(base: Instant, at: Instant) -> Nanos {
     nanos(at.saturating_duration_since(base))
 }
 
+/// The instant `t` after `base`; `None` for [`NEVER`] (or one too far to be an `Instant`).
+fn instant(base: Instant, t: Nanos) -> Option<Instant> {
+    if t == NEVER {
+        return None;
+    }
+    base.checked_add(Duration::from_nanos(t))
+}
+
 /// `d` after `t`, saturating below [`NEVER`].
 fn after(t: Nanos, d: Duration) -> Nanos {
     t.saturating_add(nanos(d)).min(NEVER - 1)
@@ -100,19 +108,12 @@ pub(crate) enum Drive {
 /// queues (all queued frames coalesced into one buffer), fires the core's timers, and
 /// hands the handshake's events and the connection's end to the handles.
 pub(crate) struct Io {
-    timer: Option<Pin<Box<dyn Timer>>>,
-    /// What the timer's waker wakes (see [`Inner::timer_wake`]), made with the timer.
-    timer_wake: Option<Arc<TimerWake>>,
     /// The connection's own waker, which the transport is polled with (made at the first
     /// drive, dropped when the connection finishes: it holds the connection).
     waker: Option<Waker>,
-    /// The deadline the timer is set for.
-    timer_at: Nanos,
-    /// The timer was polled (and returned `Pending`) since it was last set: it will wake
-    /// the connection when it fires.
-    timer_registered: bool,
-    /// The timer fired in this step: the caller reads the clock again.
-    timer_fired: bool,
+    /// The deadline of the connection's entry in the timer queue (see [`crate::timers`]);
+    /// [`NEVER`]: none. One at or before the present may be gone already.
+    pub(crate) timer_at: Nanos,
     read_buf: BytesMut,
     read_size: usize,
     write_buf: Vec<u8>,
@@ -134,12 +135,8 @@ pub(crate) struct Io {
 impl Io {
     pub(crate) fn new(read_size: usize) -> Self {
         Self {
-            timer: None,
-            timer_wake: None,
             waker: None,
             timer_at: NEVER,
-            timer_registered: false,
-            timer_fired: false,
             read_buf: BytesMut::new(),
             read_size: read_size.max(1),
             write_buf: Vec::new(),
@@ -166,51 +163,22 @@ impl Io {
         }
     }
 
-    /// Arms the timer for `at` (a later deadline than the armed one keeps it: the
-    /// keep-alive moves with every read, and an early wake-up is cheap, see
-    /// [`crate::dispatch`]). The timer wakes the background task, whoever drives: its
-    /// deadlines (keep-alive, timeouts) must be kept even while a task that holds a
-    /// `recv()` future does not poll it. `at` and `t` (now) count from `base`, the
-    /// connection's start. Returns whether it has already expired.
-    fn arm_timer(&mut self, inner: &Arc<Inner>, base: Instant, at: Nanos, t: Nanos) -> bool {
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if at < self.timer_at || self.timer_at <= t {
-                    let Some(when) = base.checked_add(Duration::from_nanos(at)) else {
-                        // (Too far to be an `Instant`: it never comes.)
-                        return false;
-                    };
-                    timer.as_mut().reset(when);
-                    self.timer_at = at;
-                    self.timer_registered = false;
-                }
-                timer
-            }
-            None => {
-                let Some(when) = base.checked_add(Duration::from_nanos(at)) else {
-                    return false;
-                };
-                self.timer_at = at;
-                self.timer_registered = false;
-                self.timer.insert(inner.runtime.timer(when))
-            }
+    /// Arms the connection's timer for `at`: its entry in the timer queue moves there,
+    /// unless one at or before `at` is still to come (a later deadline than the armed one
+    /// keeps it: an early wake-up is cheap, see [`Inner::on_timer`]). The queue's task
+    /// wakes the background task, whoever drives: the deadlines (keep-alive, timeouts)
+    /// must be kept even while a task that holds a `recv()` future does not poll it. `at`
+    /// and `t` (now) count from `base`, the connection's start.
+    fn arm_timer(&mut self, inner: &Arc<Inner>, base: Instant, at: Nanos, t: Nanos) {
+        if at >= self.timer_at && self.timer_at > t {
+            return;
+        }
+        let Some(when) = instant(base, at) else {
+            // (Too far to be an `Instant`: it never comes.)
+            return;
         };
-        // A timer already registered for this deadline need not be polled again.
-        if self.timer_registered {
-            return false;
-        }
-        let wake = self.timer_wake.get_or_insert_with(|| inner.timer_wake());
-        let waker = Waker::from(wake.clone());
-        match timer
-            .as_mut()
-            .poll_expired(&mut Context::from_waker(&waker))
-        {
-            Poll::Ready(()) => true,
-            Poll::Pending => {
-                self.timer_registered = true;
-                false
-            }
-        }
+        inner.rt.schedule(inner, instant(base, self.timer_at), when);
+        self.timer_at = at;
     }
 
     /// Makes room to read `read_size` bytes: a buffer from the pool, or the current one's
@@ -423,9 +391,8 @@ impl Shared {
         let at = self.deadline(t);
         if at <= t {
             again = true;
-        } else if at != NEVER && self.arm_timer(inner, at, t) {
-            self.io.timer_fired = true;
-            again = true;
+        } else if at != NEVER {
+            self.arm_timer(inner, at, t);
         }
 
         if again { Step::Again } else { Step::Wait }
@@ -465,11 +432,18 @@ impl Shared {
         self.deadline(t) <= t || self.io.background_until <= t
     }
 
-    /// Arms the timer for `at` (see [`Io::arm_timer`]); returns whether it has already
-    /// expired.
-    pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Nanos, t: Nanos) -> bool {
+    /// Arms the timer for `at` (see [`Io::arm_timer`]).
+    pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Nanos, t: Nanos) {
         let base = self.conn.created_at();
-        self.io.arm_timer(inner, base, at, t)
+        self.io.arm_timer(inner, base, at, t);
+    }
+
+    /// Removes the connection's entry (`key`) from the timer queue of `rt`, if it has one.
+    pub(crate) fn disarm_timer(&mut self, rt: &Rt, key: usize) {
+        let at = std::mem::replace(&mut self.io.timer_at, NEVER);
+        if let Some(at) = instant(self.conn.created_at(), at) {
+            rt.cancel(key, at);
+        }
     }
 
     /// The transport failed: report the error, end the connection, drop the transport.
@@ -484,11 +458,10 @@ impl Shared {
 
     /// Ends the connection's I/O: its buffers go back to the pool, the transport and the
     /// timer are dropped, and the handles learn that nobody will move bytes any more.
-    fn finish(&mut self, now: Instant) {
+    pub(crate) fn finish(&mut self, inner: &Inner, now: Instant) {
         self.transport = None;
+        self.disarm_timer(&inner.rt, timers::key(inner));
         let io = &mut self.io;
-        io.timer = None;
-        io.timer_wake = None;
         io.waker = None;
         io.background_until = NEVER;
         // (A buffer messages still point into is simply let go.)
@@ -535,23 +508,18 @@ impl Inner {
             .take()
             .unwrap_or_else(|| Waker::from(self.clone()));
         let mut cx = Context::from_waker(&waker);
-        let runtime = &*self.runtime;
-        let mut now = now.unwrap_or_else(|| runtime.now());
+        let now = now.unwrap_or_else(|| self.runtime().now());
         let mut drive = Drive::Busy;
         for _ in 0..BUDGET {
             match sh.step(self, now, &mut cx) {
-                Step::Again => {
-                    if std::mem::take(&mut sh.io.timer_fired) {
-                        now = runtime.now();
-                    }
-                }
+                Step::Again => {}
                 Step::Wait => {
                     sh.app.settled = seen;
                     drive = Drive::Waiting;
                     break;
                 }
                 Step::Done => {
-                    sh.finish(now);
+                    sh.finish(self, now);
                     // A background task waiting for work ends now.
                     if let Some(w) = self.wake.finished() {
                         w.wake();
@@ -619,7 +587,7 @@ impl Future for Background {
         };
         inner.wake.background_polled(cx.waker());
         let mut sh = inner.lock();
-        let now = inner.runtime.now();
+        let now = inner.runtime().now();
         let t = sh.nanos(now);
         if sh.io.background_until == NEVER {
             // Just spawned: there was work.
@@ -665,8 +633,8 @@ impl Drop for Background {
             return;
         };
         if !sh.app.driver_done {
-            let now = inner.runtime.now();
-            sh.finish(now);
+            let now = inner.runtime().now();
+            sh.finish(&inner, now);
             drop(sh);
             let _ = inner.wake.finished();
         }

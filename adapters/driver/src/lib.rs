@@ -8,8 +8,8 @@
 //! ## How a connection runs
 //!
 //! Each connection is one allocation: the sans-IO [`tether_core::Connection`], the
-//! transport, its buffers and the timer live together behind one mutex, never held across
-//! a suspension point. Driving the connection means, under that lock:
+//! transport, its buffers and its deadlines live together behind one mutex, never held
+//! across a suspension point. Driving the connection means, under that lock:
 //!
 //! - reading into a buffer and feeding [`Connection::handle_input_buf`](tether_core::Connection::handle_input_buf);
 //!   received messages wait in the core until [`WebSocket::recv`] takes them;
@@ -33,8 +33,10 @@
 //!   going while the application is busy, or only sends. The background task is spawned
 //!   when a wake-up finds no driver, and ends after a second without work: an idle
 //!   connection has no task of its own besides the application's.
-//! - The timer always wakes (or spawns) the background task, so keep-alive and timeouts
-//!   never depend on the application.
+//! - A due deadline always wakes (or spawns) the background task, so keep-alive and
+//!   timeouts never depend on the application. The connections made on one thread share
+//!   one queue of deadlines, served by one runtime timer per shard (one shard per CPU):
+//!   a connection costs no timer of its own.
 //!
 //! A `recv()` future that is dropped (in `select!`, on a timeout) hands the job back to the
 //! background task. One that is kept across other awaits without being polled delays the
@@ -80,6 +82,7 @@ mod runtime;
 mod shared;
 mod socket;
 mod start;
+mod timers;
 
 pub use config::Config;
 pub use error::Error;

@@ -6,6 +6,7 @@ use crate::dispatch::WakeState;
 use crate::driver::Io;
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
+use crate::timers::Rt;
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -33,7 +34,8 @@ pub(crate) struct Info {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) shared: Mutex<Shared>,
-    pub(crate) runtime: Arc<dyn Runtime>,
+    /// The runtime, and the timer queue this connection's deadlines wait in.
+    pub(crate) rt: Arc<Rt>,
     /// Boxed, and only when there is something to say: most connections have no
     /// subprotocol and no compression.
     pub(crate) info: OnceLock<Option<Box<Info>>>,
@@ -75,10 +77,15 @@ impl Inner {
                     closing: false,
                 },
             }),
-            runtime,
+            rt: Rt::for_thread(runtime),
             info: OnceLock::new(),
             wake: WakeState::default(),
         }
+    }
+
+    /// The runtime the connection runs on.
+    pub(crate) fn runtime(&self) -> &dyn Runtime {
+        &*self.rt.runtime
     }
 
     /// Locks the shared state. Never held across an `.await` or a `Pending`.

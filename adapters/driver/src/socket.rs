@@ -378,7 +378,7 @@ impl WriteHalf {
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let kick = {
             let mut sh = self.inner.lock();
-            let now = self.inner.runtime.now();
+            let now = self.inner.runtime().now();
             sh.conn.close(now, code.into(), reason)?;
             sh.app_returned();
             self.inner.drive_at(&mut sh, Some(now));
@@ -423,7 +423,7 @@ impl WriteHalf {
         let Some(message) = message.take() else {
             return Poll::Ready(Ok(()));
         };
-        let now = inner.runtime.now();
+        let now = inner.runtime().now();
         let result = sh.conn.send(now, message);
         sh.app_returned();
         if result.is_ok() {
@@ -449,7 +449,7 @@ impl WriteHalf {
     fn start_send_inner(&mut self, message: Message) -> Result<(), Error> {
         let result = {
             let mut sh = self.inner.lock();
-            let now = self.inner.runtime.now();
+            let now = self.inner.runtime().now();
             let result = sh.conn.send(now, message);
             sh.app_returned();
             sh.app.kick = false;
@@ -482,7 +482,7 @@ impl WriteHalf {
             let mut sh = self.inner.lock();
             if !sh.app.closing {
                 if sh.conn.state() == State::Open {
-                    let now = self.inner.runtime.now();
+                    let now = self.inner.runtime().now();
                     let frame = CloseFrame::new(CloseCode::NORMAL, "");
                     sh.conn.send(now, Message::Close(Some(frame)))?;
                 }

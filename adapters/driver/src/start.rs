@@ -169,7 +169,7 @@ where
         let callback = this.callback.take().expect("called once");
         let answer = callback(&request);
         let mut sh = inner.lock();
-        let now = inner.runtime.now();
+        let now = inner.runtime().now();
         let result = match answer {
             Ok(accept) => sh.conn.accept(now, accept).map_err(Error::Send),
             Err(reject) => {
