@@ -2,7 +2,7 @@
 //! drives the connection (see [`crate::dispatch`]), and the background task.
 
 use crate::dispatch::BACKGROUND_LINGER;
-use crate::pool;
+use crate::pool::{self, Buffers};
 use crate::shared::{Inner, NOT_SETTLED, Shared, wake};
 use crate::timers::{self, Rt};
 use bytes::BytesMut;
@@ -114,10 +114,9 @@ pub(crate) struct Io {
     /// The deadline of the connection's entry in the timer queue (see [`crate::timers`]);
     /// [`NEVER`]: none. One at or before the present may be gone already.
     pub(crate) timer_at: Nanos,
-    read_buf: BytesMut,
+    /// The read and write buffers, while bytes move (see [`pool`]).
+    bufs: Option<Box<Buffers>>,
     read_size: usize,
-    write_buf: Vec<u8>,
-    write_pos: usize,
     needs_flush: bool,
     shutdown: Shutdown,
     eof: bool,
@@ -137,10 +136,8 @@ impl Io {
         Self {
             waker: None,
             timer_at: NEVER,
-            read_buf: BytesMut::new(),
+            bufs: None,
             read_size: read_size.max(1),
-            write_buf: Vec::new(),
-            write_pos: 0,
             needs_flush: false,
             shutdown: Shutdown::No,
             eof: false,
@@ -153,7 +150,7 @@ impl Io {
 
     /// Bytes in the write buffer not yet written.
     fn unwritten(&self) -> usize {
-        self.write_buf.len() - self.write_pos
+        self.bufs.as_ref().map_or(0, |b| b.unwritten())
     }
 
     /// Something moved (bytes, a timer): a background task driving stays a while longer.
@@ -181,44 +178,40 @@ impl Io {
         self.timer_at = at;
     }
 
-    /// Makes room to read `read_size` bytes: a buffer from the pool, or the current one's
-    /// whole capacity back once the application dropped the messages that pointed into it,
-    /// or (when neither and little room is left) a new buffer.
-    fn prepare_read_buf(&mut self) {
-        if self.read_buf.capacity() == 0 {
-            self.read_buf = pool::take_read(self.read_size);
-            self.release_at = NEVER;
-            return;
-        }
-        let spare = self.read_buf.capacity() - self.read_buf.len();
-        if spare < self.read_size
-            && !self.read_buf.try_reclaim(self.read_size)
-            && spare < MIN_READ_SPARE.min(self.read_size)
-        {
-            self.read_buf.reserve(self.read_size);
-        }
+    /// Makes room to read `read_size` bytes and returns the read buffer: one from the
+    /// pool, or the current one's whole capacity back once the application dropped the
+    /// messages that pointed into it, or (when neither and little room is left) a new one.
+    fn prepare_read_buf(&mut self) -> &mut BytesMut {
         self.release_at = NEVER;
+        let size = self.read_size;
+        let read = &mut self.bufs.get_or_insert_with(pool::take).read;
+        if read.capacity() == 0 {
+            *read = BytesMut::with_capacity(size);
+            return read;
+        }
+        let spare = read.capacity() - read.len();
+        if spare < size && !read.try_reclaim(size) && spare < MIN_READ_SPARE.min(size) {
+            read.reserve(size);
+        }
+        read
     }
 
     /// Parks the buffers in the per-thread pool when they are empty, so that a waiting
     /// connection holds none. A read buffer the application's messages still point into is
     /// kept (until [`HOLD_SHARED_BUFFER`] passes) to be reclaimed at the next read.
     fn park_buffers(&mut self, t: Nanos) {
-        if self.read_buf.capacity() > 0 {
-            let buf = std::mem::take(&mut self.read_buf);
-            match pool::park_read(buf, self.read_size) {
-                Some(kept) => {
-                    self.read_buf = kept;
-                    if self.read_buf.is_empty() && self.release_at == NEVER {
-                        self.release_at = after(t, HOLD_SHARED_BUFFER);
-                    }
+        let Some(bufs) = self.bufs.take() else {
+            return;
+        };
+        match pool::park(bufs, self.read_size) {
+            Some(kept) => {
+                let shared = kept.read.is_empty() && kept.unwritten() == 0;
+                self.bufs = Some(kept);
+                if shared && self.release_at == NEVER {
+                    self.release_at = after(t, HOLD_SHARED_BUFFER);
                 }
-                None => self.release_at = NEVER,
             }
-        }
-        if self.write_pos == self.write_buf.len() && self.write_buf.capacity() > 0 {
-            pool::park_write(std::mem::take(&mut self.write_buf));
-            self.write_pos = 0;
+            None => self.release_at = NEVER,
         }
     }
 }
@@ -232,8 +225,10 @@ impl Shared {
         if io.release_at <= t {
             // Quiet for a while: let go of a read buffer still shared with messages.
             io.release_at = NEVER;
-            if io.read_buf.is_empty() {
-                io.read_buf = BytesMut::new();
+            if let Some(bufs) = io.bufs.as_mut()
+                && bufs.read.is_empty()
+            {
+                bufs.read = BytesMut::new();
             }
         }
         if self.conn.poll_timeout().is_some_and(|at| at <= now) {
@@ -254,14 +249,22 @@ impl Shared {
         let io = &mut self.io;
         // Whether the write buffer still held bytes of an earlier round, so that what the
         // core queued since could not be taken yet.
-        let behind = io.write_pos < io.write_buf.len();
+        let behind = io.unwritten() > 0;
         if !behind && io.shutdown == Shutdown::No {
-            io.write_buf.clear();
-            io.write_pos = 0;
-            if io.write_buf.capacity() == 0 && self.conn.buffered_output() > 0 {
-                io.write_buf = pool::take_write();
+            if io.bufs.is_none() && self.conn.buffered_output() > 0 {
+                io.bufs = Some(pool::take());
             }
-            while let Some(t) = self.conn.poll_transmit(&mut io.write_buf) {
+            // (With nothing queued only a shutdown can come out: no buffer is needed.)
+            let mut none = Vec::new();
+            let out = match io.bufs.as_deref_mut() {
+                Some(bufs) => {
+                    bufs.write.clear();
+                    bufs.write_pos = 0;
+                    &mut bufs.write
+                }
+                None => &mut none,
+            };
+            while let Some(t) = self.conn.poll_transmit(out) {
                 if t == Transmit::Shutdown {
                     io.shutdown = Shutdown::Requested;
                     let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
@@ -269,6 +272,10 @@ impl Shared {
                     self.app.cold().linger = now.checked_add(linger);
                     break;
                 }
+            }
+            if !none.is_empty() {
+                // (Not expected, but not lost either.)
+                io.bufs.get_or_insert_with(pool::take).write = none;
             }
         }
         self.app.read_paused = self.app.reader && self.too_many_pending();
@@ -293,19 +300,23 @@ impl Shared {
         // Write everything the core handed out, in as few writes as the transport allows.
         // Writing needs no further round: more output can only come from the application,
         // which drives the connection or wakes its driver.
-        let had_output = io.write_pos < io.write_buf.len();
-        while io.write_pos < io.write_buf.len() {
-            match transport.poll_write(cx, &io.write_buf[io.write_pos..]) {
-                Poll::Ready(Ok(0)) => return self.fail(now, io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    io.write_pos += n;
-                    io.needs_flush = true;
+        let had_output = io.unwritten() > 0;
+        if let Some(bufs) = io.bufs.as_deref_mut() {
+            while bufs.write_pos < bufs.write.len() {
+                match transport.poll_write(cx, &bufs.write[bufs.write_pos..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return self.fail(now, io::ErrorKind::WriteZero.into());
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        bufs.write_pos += n;
+                        io.needs_flush = true;
+                    }
+                    Poll::Ready(Err(e)) => return self.fail(now, e),
+                    Poll::Pending => break,
                 }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
-                Poll::Pending => break,
             }
         }
-        let written = io.write_pos == io.write_buf.len();
+        let written = io.unwritten() == 0;
         if written && io.needs_flush {
             match transport.poll_flush(cx) {
                 Poll::Ready(Ok(())) => io.needs_flush = false,
@@ -343,17 +354,17 @@ impl Shared {
         // everything is read (and discarded) until end of stream.
         let hold = self.app.read_paused || self.app.awaiting_app;
         if !io.eof && (!hold || io.shutdown != Shutdown::No) {
-            io.prepare_read_buf();
-            match transport.poll_read(cx, &mut io.read_buf) {
+            let read = io.prepare_read_buf();
+            match transport.poll_read(cx, read) {
                 Poll::Ready(Ok(0)) => {
                     io.eof = true;
                     self.conn.handle_eof(now);
                     again = true;
                 }
                 Poll::Ready(Ok(_)) => {
-                    io.worked(t);
                     let before = self.conn.pending_events().0;
-                    self.conn.handle_input_buf(now, &mut io.read_buf);
+                    self.conn.handle_input_buf(now, read);
+                    io.worked(t);
                     let waiting = self.pump();
                     if waiting && self.conn.pending_events().0 > before {
                         // Whether or not the reader is waiting yet: its reply to these
@@ -464,10 +475,10 @@ impl Shared {
         let io = &mut self.io;
         io.waker = None;
         io.background_until = NEVER;
-        // (A buffer messages still point into is simply let go.)
-        let _ = pool::park_read(std::mem::take(&mut io.read_buf), io.read_size);
-        pool::park_write(std::mem::take(&mut io.write_buf));
-        io.write_pos = 0;
+        // (A buffer messages still point into, or bytes left unwritten, are simply let go.)
+        if let Some(bufs) = io.bufs.take() {
+            let _ = pool::park(bufs, io.read_size);
+        }
         self.app.driver_done = true;
         self.app.write_pending = 0;
         if !self.app.ended {
