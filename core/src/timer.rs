@@ -67,8 +67,9 @@ impl Timers {
         self.base
     }
 
-    /// The offset of `at` after `base`, saturating (never [`UNARMED`]).
-    fn offset(&self, at: Instant) -> u64 {
+    /// The offset of `at` after `base`, saturating (never [`UNARMED`]): 8 bytes to keep an
+    /// instant in.
+    pub(crate) fn offset(&self, at: Instant) -> u64 {
         nanos(at.saturating_duration_since(self.base))
     }
 
@@ -81,19 +82,17 @@ impl Timers {
         self.set_offset(kind, at);
     }
 
-    /// Arms `kind` for `after` past `from` if that is later than `now`, and returns
-    /// whether it did (so a caller firing timers never re-arms one that is due at once).
+    /// Arms `kind` for `after` past `from` (an [`offset`](Self::offset)) if that is later
+    /// than `now`, and returns whether it did (so a caller firing timers never re-arms one
+    /// that is due at once).
     pub(crate) fn rearm_if_later(
         &mut self,
         kind: TimerKind,
-        from: Instant,
+        from: u64,
         after: Duration,
         now: Instant,
     ) -> bool {
-        let at = self
-            .offset(from)
-            .saturating_add(nanos(after))
-            .min(UNARMED - 1);
+        let at = from.saturating_add(nanos(after)).min(UNARMED - 1);
         if at <= self.offset(now) {
             return false;
         }

@@ -23,11 +23,12 @@ pub struct Config {
     protocol: Arc<tether_core::Config>,
     /// Sends wait while at least this many bytes are queued and not yet written to the
     /// transport (see [`crate::WebSocket::buffered_amount`]). A single message larger than
-    /// this is still accepted when the queue is below the mark. Default 128 KiB.
+    /// this is still accepted when the queue is below the mark. Default 128 KiB; a mark of
+    /// 4 GiB or more counts as 4 GiB.
     pub write_high_water_mark: usize,
     /// How many bytes the driver asks the transport for in one read. The read buffer is
     /// held only while data is arriving; a waiting connection parks it in a small
-    /// per-thread pool. Default 32 KiB.
+    /// per-thread pool. Default 32 KiB; 4 GiB or more counts as 4 GiB.
     pub read_buffer_size: usize,
 }
 

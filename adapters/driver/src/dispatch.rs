@@ -41,7 +41,9 @@ pub(crate) const BACKGROUND_LINGER: Duration = Duration::from_secs(1);
 pub(crate) struct WakeState {
     slots: Mutex<Slots>,
     /// [`DESIGNATED`] and [`APP_WOKEN`]: changed without the slots' lock on the paths of
-    /// every message (designating, driving, resigning), read with it by a wake-up.
+    /// every message (designating, driving, resigning), read with it by a wake-up. And
+    /// the background task's state ([`SPAWNED`], [`FINISHED`]), changed and read only
+    /// with the slots' lock.
     flags: AtomicU8,
     /// How many wake-ups the transport and the timer have delivered: a driver that saw
     /// this count when it last found nothing to do need not look again until it moves.
@@ -52,27 +54,20 @@ pub(crate) struct WakeState {
 const DESIGNATED: u8 = 1;
 /// The designated task was woken and has not driven the connection since.
 const APP_WOKEN: u8 = 2;
+/// The background task is spawned and has not been polled yet (it will drive when it is).
+const SPAWNED: u8 = 4;
+/// The connection's I/O is finished: no background task is needed any more.
+const FINISHED: u8 = 8;
 
+/// The background task's state is one of: none (the next event that needs one spawns
+/// it), [`SPAWNED`], running (`Slots::background` holds its waker), or [`FINISHED`].
 #[derive(Debug, Default)]
 struct Slots {
     /// The waker of the task waiting in `recv()` (kept after it resigns, so that the next
     /// designation of the same task clones nothing).
     app: Option<Waker>,
-    background: Task,
-}
-
-/// The background task's state.
-#[derive(Debug, Default)]
-enum Task {
-    /// There is none: the next event that needs one spawns it.
-    #[default]
-    None,
-    /// Spawned, not polled yet (it will drive when it is).
-    Spawned,
-    /// Running; woken with this waker.
-    Running(Waker),
-    /// The connection's I/O is finished: no task is needed any more.
-    Finished,
+    /// The background task's waker, while it runs.
+    background: Option<Waker>,
 }
 
 /// Where a wake-up comes from.
@@ -121,13 +116,21 @@ impl WakeState {
         self.flags.fetch_and(!DESIGNATED, Ordering::SeqCst);
     }
 
+    /// Whether the connection's I/O is finished (call with the slots' lock).
+    fn is_finished(&self) -> bool {
+        self.flags.load(Ordering::SeqCst) & FINISHED != 0
+    }
+
     /// The background task is being polled with `waker`.
     pub(crate) fn background_polled(&self, waker: &Waker) {
         let mut s = self.slots();
+        if self.is_finished() {
+            return;
+        }
+        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
         match &s.background {
-            Task::Running(w) if w.will_wake(waker) => {}
-            Task::Finished => {}
-            _ => s.background = Task::Running(waker.clone()),
+            Some(w) if w.will_wake(waker) => {}
+            _ => s.background = Some(waker.clone()),
         }
     }
 
@@ -138,9 +141,8 @@ impl WakeState {
         if self.events.load(Ordering::SeqCst) != seen {
             return false;
         }
-        if !matches!(s.background, Task::Finished) {
-            s.background = Task::None;
-        }
+        s.background = None;
+        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
         true
     }
 
@@ -148,25 +150,40 @@ impl WakeState {
     /// waker of a background task that waits, to be woken so that it ends.
     pub(crate) fn finished(&self) -> Option<Waker> {
         let mut s = self.slots();
-        self.flags.fetch_and(!DESIGNATED, Ordering::SeqCst);
-        match std::mem::replace(&mut s.background, Task::Finished) {
-            Task::Running(w) => Some(w),
-            _ => None,
-        }
+        let flags = &self.flags;
+        flags.fetch_and(!(DESIGNATED | SPAWNED), Ordering::SeqCst);
+        flags.fetch_or(FINISHED, Ordering::SeqCst);
+        s.background.take()
     }
 
     /// Whether a background task is spawned or running (for tests).
     #[cfg(test)]
     pub(crate) fn has_background(&self) -> bool {
-        matches!(self.slots().background, Task::Spawned | Task::Running(_))
+        let s = self.slots();
+        s.background.is_some() || self.flags.load(Ordering::SeqCst) & SPAWNED != 0
     }
 
     /// The background task was dropped by its runtime (which shuts down) before the
     /// connection finished.
     pub(crate) fn background_dropped(&self) {
         let mut s = self.slots();
-        if !matches!(s.background, Task::Finished) {
-            s.background = Task::None;
+        s.background = None;
+        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+    }
+
+    /// The background task's part of a wake-up, under the slots' lock: its waker, or
+    /// whether to spawn it.
+    fn route_background(&self, s: &mut Slots, route: &mut Route) {
+        if let Some(w) = &s.background {
+            route.background = Some(w.clone());
+            return;
+        }
+        let before = self.flags.fetch_or(SPAWNED, Ordering::SeqCst);
+        if before & FINISHED != 0 {
+            // (No task once finished.)
+            self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+        } else if before & SPAWNED == 0 {
+            route.spawn = true;
         }
     }
 }
@@ -177,20 +194,6 @@ impl WakeState {
 struct Route {
     background: Option<Waker>,
     spawn: bool,
-}
-
-impl Slots {
-    /// The background task's part of a wake-up: its waker, or whether to spawn it.
-    fn background(&mut self, route: &mut Route) {
-        match &self.background {
-            Task::Running(w) => route.background = Some(w.clone()),
-            Task::Spawned | Task::Finished => {}
-            Task::None => {
-                self.background = Task::Spawned;
-                route.spawn = true;
-            }
-        }
-    }
 }
 
 impl Inner {
@@ -220,10 +223,10 @@ impl Inner {
                     // A second event before the task drove: it may hold its `recv()`
                     // future without polling it; the background task steps in.
                     if before & APP_WOKEN != 0 {
-                        s.background(&mut route);
+                        self.wake.route_background(&mut s, &mut route);
                     }
                 }
-                None => s.background(&mut route),
+                None => self.wake.route_background(&mut s, &mut route),
             }
         }
         self.follow(route);
@@ -246,7 +249,8 @@ impl Inner {
     /// connection's lock held.
     pub(crate) fn wake_background(self: &Arc<Self>) {
         let mut route = Route::default();
-        self.wake.slots().background(&mut route);
+        self.wake
+            .route_background(&mut self.wake.slots(), &mut route);
         self.follow(route);
     }
 

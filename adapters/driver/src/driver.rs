@@ -116,7 +116,8 @@ pub(crate) struct Io {
     pub(crate) timer_at: Nanos,
     /// The read and write buffers, while bytes move (see [`pool`]).
     bufs: Option<Box<Buffers>>,
-    read_size: usize,
+    /// How many bytes to read at once (4 bytes: the idle state is small).
+    read_size: u32,
     needs_flush: bool,
     shutdown: Shutdown,
     eof: bool,
@@ -137,7 +138,7 @@ impl Io {
             waker: None,
             timer_at: NEVER,
             bufs: None,
-            read_size: read_size.max(1),
+            read_size: u32::try_from(read_size.max(1)).unwrap_or(u32::MAX),
             needs_flush: false,
             shutdown: Shutdown::No,
             eof: false,
@@ -149,8 +150,13 @@ impl Io {
     }
 
     /// Bytes in the write buffer not yet written.
-    fn unwritten(&self) -> usize {
+    pub(crate) fn unwritten(&self) -> usize {
         self.bufs.as_ref().map_or(0, |b| b.unwritten())
+    }
+
+    /// Whether the transport has written bytes that are not flushed yet.
+    pub(crate) fn needs_flush(&self) -> bool {
+        self.needs_flush
     }
 
     /// Something moved (bytes, a timer): a background task driving stays a while longer.
@@ -183,7 +189,7 @@ impl Io {
     /// messages that pointed into it, or (when neither and little room is left) a new one.
     fn prepare_read_buf(&mut self) -> &mut BytesMut {
         self.release_at = NEVER;
-        let size = self.read_size;
+        let size = self.read_size as usize;
         let read = &mut self.bufs.get_or_insert_with(pool::take).read;
         if read.capacity() == 0 {
             *read = BytesMut::with_capacity(size);
@@ -203,7 +209,7 @@ impl Io {
         let Some(bufs) = self.bufs.take() else {
             return;
         };
-        match pool::park(bufs, self.read_size) {
+        match pool::park(bufs, self.read_size as usize) {
             Some(kept) => {
                 let shared = kept.read.is_empty() && kept.unwritten() == 0;
                 self.bufs = Some(kept);
@@ -301,6 +307,8 @@ impl Shared {
         // Writing needs no further round: more output can only come from the application,
         // which drives the connection or wakes its driver.
         let had_output = io.unwritten() > 0;
+        // Whether bytes were written or flushed: waiting senders and flushers are told.
+        let mut progress = false;
         if let Some(bufs) = io.bufs.as_deref_mut() {
             while bufs.write_pos < bufs.write.len() {
                 match transport.poll_write(cx, &bufs.write[bufs.write_pos..]) {
@@ -310,6 +318,7 @@ impl Shared {
                     Poll::Ready(Ok(n)) => {
                         bufs.write_pos += n;
                         io.needs_flush = true;
+                        progress = true;
                     }
                     Poll::Ready(Err(e)) => return self.fail(now, e),
                     Poll::Pending => break,
@@ -319,7 +328,10 @@ impl Shared {
         let written = io.unwritten() == 0;
         if written && io.needs_flush {
             match transport.poll_flush(cx) {
-                Poll::Ready(Ok(())) => io.needs_flush = false,
+                Poll::Ready(Ok(())) => {
+                    io.needs_flush = false;
+                    progress = true;
+                }
                 Poll::Ready(Err(e)) => return self.fail(now, e),
                 Poll::Pending => {}
             }
@@ -327,11 +339,8 @@ impl Shared {
         if had_output {
             io.worked(t);
         }
-        // Tell waiting senders and flushers at once.
-        let pending = io.unwritten();
-        if pending != self.app.write_pending || io.needs_flush != self.app.flush_pending {
-            self.app.write_pending = pending;
-            self.app.flush_pending = io.needs_flush;
+        if progress {
+            // Tell waiting senders and flushers at once.
             wake(&mut self.app.send_waker);
         }
         if behind && written && io.shutdown == Shutdown::No {
@@ -477,10 +486,9 @@ impl Shared {
         io.background_until = NEVER;
         // (A buffer messages still point into, or bytes left unwritten, are simply let go.)
         if let Some(bufs) = io.bufs.take() {
-            let _ = pool::park(bufs, io.read_size);
+            let _ = pool::park(bufs, io.read_size as usize);
         }
         self.app.driver_done = true;
-        self.app.write_pending = 0;
         if !self.app.ended {
             self.conn.handle_eof(now);
             self.pump();

@@ -254,8 +254,9 @@ fn poll_recv(
     mut designated: Option<&mut bool>,
 ) -> Poll<Option<Result<Message, Error>>> {
     let mut sh = inner.lock();
-    // Taken while this task drives: the messages its own drive brings need no wake-up.
-    let mut recv_waker = sh.app.recv_waker.take();
+    // Not waiting while this task drives: the messages its own drive brings need no
+    // wake-up.
+    sh.app.reader_waiting = false;
     let mut drove = false;
     let ready = loop {
         if let Some(message) = sh.next_message() {
@@ -268,8 +269,7 @@ fn poll_recv(
             break None;
         }
         if drove {
-            set_waker(&mut recv_waker, cx.waker());
-            sh.app.recv_waker = recv_waker;
+            sh.app.reader_waits(cx.waker());
             inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
@@ -324,7 +324,7 @@ impl Drop for ReadHalf {
         {
             let mut sh = self.inner.lock();
             sh.app.reader = false;
-            sh.app.recv_waker = None;
+            sh.app.reader_waiting = false;
             sh.app.reader_task = None;
             sh.clear_messages();
         }
@@ -528,7 +528,7 @@ impl fmt::Debug for SendFuture<'_> {
 fn room_to_send(inner: &Arc<Inner>, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
     let full = |sh: &Shared| {
         let buffered = sh.buffered();
-        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.app.hwm
+        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.app.hwm as usize
     };
     if !full(sh) {
         return true;

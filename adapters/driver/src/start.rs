@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
-use crate::shared::{Handshake, Inner, set_waker};
+use crate::shared::{Handshake, Inner};
 use crate::socket::WebSocket;
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -55,7 +55,7 @@ fn poll_handshake(
             break Err(Error::Abnormal);
         }
         if drove {
-            set_waker(&mut sh.app.recv_waker, cx.waker());
+            sh.app.reader_waits(cx.waker());
             inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
