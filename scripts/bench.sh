@@ -27,6 +27,10 @@ IDLE_CONNS=${IDLE_CONNS:-10000}
 STRACE=${STRACE:-1}          # 1: count system calls per message with strace -c (if installed)
 PERF=${PERF:-1}              # 1: count them with perf stat (raw_syscalls:sys_enter), which disturbs less
 ALLOC=${ALLOC:-1}            # 1: run the counting-allocator check
+# Idle memory is measured again with each of these mallocs preloaded, where installed
+# (Debian: libjemalloc2, libmimalloc2.0): glibc's malloc leaves free fragments around
+# 128-byte-aligned blocks, and tokio allocates two per connection.
+IDLE_MALLOCS=${IDLE_MALLOCS:-"jemalloc mimalloc"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 CASES=${CASES:-"100:20:1 10:1024:1 10:16384:1 200:16384:1 100:20:16"}
@@ -117,6 +121,15 @@ for s in $SERVERS; do
   line=$(client idle --conns "$IDLE_CONNS" --concurrency 200)
   echo "server=$s $line" | tee -a "$RESULTS" >&2
   stop_server
+  for m in $IDLE_MALLOCS; do
+    lib=$(ldconfig -p | awk -v m="lib$m.so.2" '$1 == m {print $NF; exit}')
+    [ -n "$lib" ] || continue
+    echo "=== $s idle memory at $IDLE_CONNS connections, $m" >&2
+    PRELOAD=$lib start_server "$s"
+    line=$(client idle --conns "$IDLE_CONNS" --concurrency 200)
+    echo "server=$s malloc=$m $line" | tee -a "$RESULTS" >&2
+    stop_server
+  done
 
   if [ "$STRACE" = 1 ] && command -v strace >/dev/null; then
     for c in 100:20:1 100:20:16; do count_syscalls "$s" strace "$c"; done
@@ -175,7 +188,8 @@ for r in rows:
         put("handshakes/s", "32 concurrent", r["server"], (float(r["hs_per_s"]), "{:.0f}"))
         put("server CPU µs/handshake", "32 concurrent", r["server"], (float(r["cpu_us_per_hs"]), "{:.1f}"))
     if r.get("mode") == "idle":
-        put("RSS bytes/idle conn", f"{r['conns']} conns", r["server"], (float(r["bytes_per_conn"]), "{:.0f}"))
+        fig = "RSS bytes/idle conn" + (f" ({r['malloc']})" if "malloc" in r else "")
+        put(fig, f"{r['conns']} conns", r["server"], (float(r["bytes_per_conn"]), "{:.0f}"))
 refs = [s for s in ("fastwebsockets", "tokio-tungstenite") if s in servers]
 if refs:
     print("Cells: value (ratio to " + " / ratio to ".join(refs) + "). Lower is better except messages/s and handshakes/s.")
