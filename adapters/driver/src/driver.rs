@@ -101,10 +101,10 @@ pub(crate) enum Drive {
     Finished,
 }
 
-/// The I/O side of one connection: the transport, its buffers and the timer. It lives in
-/// the connection's shared state and is driven, under its lock, by whichever task
-/// [`Inner::drive`] runs on: the task waiting in `recv()`, a sender, or the background
-/// task (see [`crate::dispatch`]). Reads a buffer and feeds the core, writes what the core
+/// The I/O side of one connection: the transport's state, its buffers and its deadlines.
+/// It lives in the connection's shared state and is driven, under its lock, by whichever
+/// task [`Inner::drive`] runs on: the task waiting in `recv()`, a sender, or the
+/// background task (see [`crate::dispatch`]). Reads a buffer and feeds the core, writes what the core
 /// queues (all queued frames coalesced into one buffer), fires the core's timers, and
 /// hands the handshake's events and the connection's end to the handles.
 pub(crate) struct Io {
@@ -403,7 +403,7 @@ impl Shared {
         }
 
         if again {
-            // The next round polls the timer, if it is still needed then.
+            // The next round arms the timer, if it is still needed then.
             return Step::Again;
         }
         // Nothing more to do for now: the buffers go back to the pool, the timer is armed.

@@ -115,7 +115,7 @@ pub(crate) struct Shared {
     pub(crate) conn: Connection,
     /// The transport; `None` once the connection's I/O is finished.
     pub(crate) transport: Option<Box<dyn Transport>>,
-    /// The transport, its buffers and the timer.
+    /// The transport's state, its buffers and its deadlines.
     pub(crate) io: Io,
     /// What the handles and the driver tell each other.
     pub(crate) app: App,
