@@ -475,9 +475,9 @@ pub struct Connection {
     timers: Timers,
     /// When input last arrived while the keep-alive ran. Input does not move the
     /// keep-alive deadline (that would cost a timer update per message): when it comes, the
-    /// keep-alive is re-armed from here if input arrived since it was armed. (An offset
-    /// of `timers`.)
-    last_input: u64,
+    /// keep-alive is re-armed from here if input arrived since it was armed. (An `Instant`,
+    /// not an offset of `timers`: storing one costs nothing on every read.)
+    last_input: Instant,
 }
 
 impl fmt::Debug for Connection {
@@ -509,7 +509,7 @@ impl Connection {
             terminated: false,
             shutdown: Shutdown::No,
             timers,
-            last_input: 0,
+            last_input: now,
         }
     }
 
@@ -1051,7 +1051,7 @@ impl Connection {
                 if let Some(interval) = t.ping_interval
                     && self.timers.rearm_if_later(
                         TimerKind::KeepAlive,
-                        self.last_input,
+                        self.timers.offset(self.last_input),
                         interval,
                         now,
                     )
@@ -1113,7 +1113,7 @@ impl Connection {
                 if self.state == State::Open {
                     if self.timers.is_armed(TimerKind::KeepAlive) {
                         // (The deadline moves when it comes, see `last_input`.)
-                        self.last_input = self.timers.offset(now);
+                        self.last_input = now;
                     } else {
                         self.timers
                             .set_in(TimerKind::KeepAlive, now, t.ping_interval);

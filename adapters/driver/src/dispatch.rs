@@ -27,7 +27,7 @@
 
 use crate::driver::Background;
 use crate::shared::Inner;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::Duration;
@@ -46,8 +46,11 @@ pub(crate) struct WakeState {
     /// with the slots' lock.
     flags: AtomicU8,
     /// How many wake-ups the transport and the timer have delivered: a driver that saw
-    /// this count when it last found nothing to do need not look again until it moves.
-    events: AtomicU64,
+    /// this count when it last found nothing to do need not look again until it moves. It
+    /// counts in steps of 2, wrapping, so it is always even and never
+    /// [`NOT_SETTLED`](crate::shared::NOT_SETTLED); coming round to a value seen would take
+    /// 2^31 wake-ups between two drives, and each wake-up schedules a drive.
+    events: AtomicU32,
 }
 
 /// The task of `Slots::app` is the designated driver.
@@ -99,13 +102,13 @@ impl WakeState {
 
     /// A task is about to drive the connection: the events so far are seen. Returns
     /// their count.
-    pub(crate) fn driving(&self) -> u64 {
+    pub(crate) fn driving(&self) -> u32 {
         self.flags.fetch_and(!APP_WOKEN, Ordering::SeqCst);
         self.events.load(Ordering::SeqCst)
     }
 
     /// The count of events delivered so far (see [`WakeState::driving`]).
-    pub(crate) fn events(&self) -> u64 {
+    pub(crate) fn events(&self) -> u32 {
         self.events.load(Ordering::SeqCst)
     }
 
@@ -136,7 +139,7 @@ impl WakeState {
 
     /// The background task found nothing to do: it may end, unless an event came in after
     /// the drive that saw `seen` events. Returns whether it ends.
-    pub(crate) fn background_may_end(&self, seen: u64) -> bool {
+    pub(crate) fn background_may_end(&self, seen: u32) -> bool {
         let mut s = self.slots();
         if self.events.load(Ordering::SeqCst) != seen {
             return false;
@@ -203,7 +206,7 @@ impl Inner {
         let mut route = Route::default();
         {
             let mut s = self.wake.slots();
-            self.wake.events.fetch_add(1, Ordering::SeqCst);
+            self.wake.events.fetch_add(2, Ordering::SeqCst);
             let to_app = match source {
                 Source::Io => self
                     .wake

@@ -16,8 +16,9 @@ use tether_core::{
     CloseReason, Connection, DeflateParams, Event, Message, Request, Response, State,
 };
 
-/// [`App::settled`] when the last drive did not settle.
-pub(crate) const NOT_SETTLED: u64 = u64::MAX;
+/// [`App::settled`] when the last drive did not settle: odd, so never a count of events
+/// (see `WakeState::events`).
+pub(crate) const NOT_SETTLED: u32 = 1;
 
 /// Bytes counted for each message waiting for the application on top of its payload, so
 /// that a flood of empty pings or pongs is bounded too.
@@ -128,7 +129,7 @@ pub(crate) struct App {
     pub(crate) kick: bool,
     /// The count of wake-ups seen by the last drive, if it found nothing more to do, or
     /// [`NOT_SETTLED`] (see [`Inner::needs_drive`]).
-    pub(crate) settled: u64,
+    pub(crate) settled: u32,
     /// Sends wait while `buffered()` is at least this (4 bytes: the idle state is small).
     pub(crate) hwm: u32,
     /// What only the start and the end of a connection have (see [`Cold`]).
