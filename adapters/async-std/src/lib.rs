@@ -68,7 +68,8 @@
 //! `recv()` and there is work (a ping to answer, a keep-alive to send, queued messages to
 //! write, a timeout to enforce), a background task on the executor (see [`set_executor`]) does
 //! it, and ends after a second without work: an idle connection costs no task besides the
-//! application's. [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and
+//! application's, and no timer of its own (the connections made on one thread share one
+//! queue of deadlines). [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe, and
 //! [`WebSocket::split`] gives halves that two tasks can use at once.
 //!
 //! Sends wait while [`Config::write_high_water_mark`] bytes are queued for the socket, and
