@@ -443,13 +443,15 @@ where
             drained: false,
         });
     }
-    AnyIo::Other(Io(slot.expect("not taken")))
+    AnyIo::Other(Box::new(Io(slot.expect("not taken"))))
 }
 
-/// See [`io`].
+/// See [`io`]. Any other stream is boxed, so that the enum, which the driver keeps for as
+/// long as the connection lives, is as small as [`Tcp`] rather than as large as the
+/// largest stream.
 enum AnyIo<S> {
     Tcp(Tcp),
-    Other(Io<S>),
+    Other(Box<Io<S>>),
 }
 
 impl<S> tether_driver::Transport for AnyIo<S>
@@ -610,5 +612,18 @@ where
 
     fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnyIo;
+
+    /// The transport of a TCP connection, which the driver boxes and keeps for the
+    /// connection's lifetime, is its own small `Tcp`, not as large as a generic stream.
+    #[test]
+    fn the_transport_of_a_tcp_connection_takes_16_bytes() {
+        assert_eq!(std::mem::size_of::<AnyIo<async_net::TcpStream>>(), 16);
+        assert!(std::mem::size_of::<super::Io<async_net::TcpStream>>() > 16);
     }
 }
