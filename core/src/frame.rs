@@ -359,9 +359,17 @@ fn mask_words(buf: &mut [u8], key: u32) {
         let v = u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ wide;
         word.copy_from_slice(&v.to_le_bytes());
     }
-    let key = key.to_le_bytes();
-    for (i, b) in words.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i % 4];
+    let rest = words.into_remainder();
+    let rest = match rest.split_first_chunk_mut::<4>() {
+        Some((word, tail)) => {
+            // Four bytes in, the key's phase is the same again.
+            *word = (u32::from_le_bytes(*word) ^ key).to_le_bytes();
+            tail
+        }
+        None => rest,
+    };
+    for (b, k) in rest.iter_mut().zip(key.to_le_bytes()) {
+        *b ^= k;
     }
 }
 
