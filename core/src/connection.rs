@@ -361,7 +361,10 @@ struct Traffic {
     /// Payload bytes of the messages in `events`.
     event_bytes: usize,
     out: VecDeque<OutItem>,
-    /// Bytes `out` encodes to.
+    /// Frames of at most [`INLINE_PAYLOAD`] bytes, encoded (and masked) as they were
+    /// queued: the output that follows everything in `out`.
+    tail: Vec<u8>,
+    /// Bytes `out` and `tail` encode to.
     out_bytes: usize,
     /// A peer violation found behind messages not yet taken: the connection fails once
     /// this many more events have been taken, so replies to them still go out first.
@@ -375,9 +378,31 @@ impl Traffic {
             && self.msg.is_none()
             && self.events.is_empty()
             && self.out.is_empty()
+            && self.tail.is_empty()
             && self.deferred_failure.is_none()
     }
+
+    /// Whether output waits to be taken by `poll_transmit`.
+    fn has_output(&self) -> bool {
+        !self.out.is_empty() || !self.tail.is_empty()
+    }
+
+    /// Moves the encoded frames of `tail` into `out`, so that an item queued next goes out
+    /// after them.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            let encoded = Bytes::from(std::mem::take(&mut self.tail));
+            self.out.push_back(OutItem::Raw(encoded));
+        }
+    }
 }
+
+/// Payloads of up to this many bytes are encoded into the output as they are sent, instead
+/// of queued as a frame to encode later: cheaper for small messages, and the payload is
+/// copied once either way (into the bytes `poll_transmit` hands out). Larger payloads stay
+/// shared with the sender (a message sent to many connections is not copied for each)
+/// until they are taken.
+const INLINE_PAYLOAD: usize = 4096;
 
 /// The per-thread pool of idle [`Traffic`] boxes.
 mod traffic_pool {
@@ -389,6 +414,8 @@ mod traffic_pool {
     const MAX: usize = 64;
     /// Queue capacity a parked box keeps at most (items); larger queues are shrunk.
     const MAX_QUEUE: usize = 16;
+    /// Capacity of encoded output a parked box keeps at most (bytes); more is freed.
+    const MAX_TAIL: usize = 64 * 1024;
 
     thread_local! {
         // The boxes themselves are what is pooled: a connection takes one as it is.
@@ -397,6 +424,7 @@ mod traffic_pool {
     }
 
     /// A parked box, or a new one.
+    #[inline(never)]
     pub(super) fn take() -> Box<Traffic> {
         POOL.try_with(|p| p.try_borrow_mut().ok()?.pop())
             .ok()
@@ -409,6 +437,10 @@ mod traffic_pool {
         t.in_buf = BytesMut::new();
         t.events.shrink_to(MAX_QUEUE);
         t.out.shrink_to(MAX_QUEUE);
+        if t.tail.capacity() > MAX_TAIL {
+            t.tail = Vec::new();
+        }
+        t.tail.clear();
         t.event_bytes = 0;
         t.out_bytes = 0;
         let _ = POOL.try_with(|p| {
@@ -632,6 +664,7 @@ impl Connection {
             t.in_buf.capacity()
                 + t.msg.as_ref().map_or(0, |m| m.data.capacity())
                 + t.out.capacity() * std::mem::size_of::<OutItem>()
+                + t.tail.capacity()
                 + t.events.capacity() * std::mem::size_of::<Event>()
         })
     }
@@ -648,7 +681,7 @@ impl Connection {
     /// Whether the connection is finished: closed, and the transport shutdown was handed
     /// out. The caller can drop it.
     pub fn is_finished(&self) -> bool {
-        self.shutdown == Shutdown::Done && self.traffic.as_ref().is_none_or(|t| t.out.is_empty())
+        self.shutdown == Shutdown::Done && self.traffic.as_ref().is_none_or(|t| !t.has_output())
     }
 
     /// Whether [`poll_event`](Self::poll_event) has an event to return now.
@@ -695,14 +728,24 @@ impl Connection {
     }
 
     /// The traffic state, taken from the pool if the connection holds none.
+    #[inline]
     fn tr(&mut self) -> &mut Traffic {
         self.traffic.get_or_insert_with(traffic_pool::take)
     }
 
     /// Gives the traffic state back to the pool once it holds nothing.
+    #[inline]
     fn settle(&mut self) {
         if self.traffic.as_ref().is_some_and(|t| t.is_idle()) {
-            traffic_pool::park(self.traffic.take().expect("checked"));
+            self.park_traffic();
+        }
+    }
+
+    /// [`settle`](Self::settle)'s work, kept out of line: the check is what runs most.
+    #[inline(never)]
+    fn park_traffic(&mut self) {
+        if let Some(t) = self.traffic.take() {
+            traffic_pool::park(t);
         }
     }
 
@@ -895,10 +938,31 @@ impl Connection {
     /// Appends the bytes to write to `buf`. Returns [`Transmit::Data`] when bytes were
     /// appended, [`Transmit::Shutdown`] once when the transport should be closed (after
     /// everything before it is written), and `None` when there is nothing to do.
+    #[inline]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
-        if let Some(t) = self.traffic.as_deref_mut()
-            && !t.out.is_empty()
+        if self.traffic.as_deref().is_some_and(Traffic::has_output)
+            || self.shutdown == Shutdown::Pending
         {
+            return self.transmit(buf);
+        }
+        // Drained: the traffic state goes back to the pool if nothing else is in it.
+        self.settle();
+        None
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) with something to hand out.
+    #[inline(never)]
+    fn transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(t) = self.traffic.as_deref_mut()
+            && t.has_output()
+        {
+            if t.out.is_empty() && buf.is_empty() {
+                // Only encoded frames: hand over their buffer, and keep the caller's
+                // (with its capacity) for the next ones.
+                std::mem::swap(buf, &mut t.tail);
+                t.out_bytes = 0;
+                return Some(Transmit::Data);
+            }
             buf.reserve(t.out_bytes);
             while let Some(item) = t.out.pop_front() {
                 match item {
@@ -913,20 +977,39 @@ impl Connection {
                     }
                 }
             }
+            buf.extend_from_slice(&t.tail);
+            t.tail.clear();
             t.out_bytes = 0;
             return Some(Transmit::Data);
         }
-        if self.shutdown == Shutdown::Pending {
-            self.shutdown = Shutdown::Done;
-            return Some(Transmit::Shutdown);
-        }
-        // Drained: the traffic state goes back to the pool if nothing else is in it.
-        self.settle();
-        None
+        self.shutdown = Shutdown::Done;
+        Some(Transmit::Shutdown)
     }
 
     /// The next event, or `None` when there is none until more input or a timeout.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
+        let t = self.traffic.as_deref_mut()?;
+        if t.deferred_failure.is_some() {
+            return self.poll_event_deferred();
+        }
+        let Some(event) = t.events.pop_front() else {
+            // Drained: the traffic state goes back to the pool if nothing else is in it.
+            self.settle();
+            return None;
+        };
+        match &event {
+            Event::Message(m) => t.event_bytes -= m.len(),
+            Event::Fragment(f) => t.event_bytes -= f.data.len(),
+            _ => {}
+        }
+        Some(event)
+    }
+
+    /// [`poll_event`](Self::poll_event) while a peer's violation waits behind events: it
+    /// counts them down, and fails the connection once they are taken.
+    #[inline(never)]
+    fn poll_event_deferred(&mut self) -> Option<Event> {
         let t = self.traffic.as_deref_mut()?;
         if let Some((0, _)) = t.deferred_failure {
             let (_, error) = t.deferred_failure.take().expect("deferred failure");
@@ -934,7 +1017,6 @@ impl Connection {
         }
         let t = self.traffic.as_deref_mut()?;
         let Some(event) = t.events.pop_front() else {
-            // Drained: the traffic state goes back to the pool if nothing else is in it.
             self.settle();
             return None;
         };
@@ -1487,6 +1569,7 @@ impl Connection {
         Ok(())
     }
 
+    #[inline]
     fn deliver(&mut self, now: Instant, event: Event) {
         if self.terminated {
             // Closed was already reported (an idle timeout closes while the closing
@@ -1577,6 +1660,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn touch_idle(&mut self, now: Instant) {
         if let Some(d) = self.config.timeouts.idle
             && self.state == State::Open
@@ -1644,6 +1728,7 @@ impl Connection {
         self.close_sent = Some(Box::new(frame));
     }
 
+    #[inline]
     fn send_data(&mut self, kind: DataKind, payload: Bytes, compress: bool) {
         let opcode = data_opcode(kind);
         let (payload, rsv1) = match self.deflate.as_deref_mut() {
@@ -1676,6 +1761,7 @@ impl Connection {
     fn push_pong(&mut self, payload: Bytes) {
         let t = self.tr();
         if t.out_bytes >= PONG_BACKLOG
+            && t.tail.is_empty()
             && let Some(OutItem::Pong {
                 header,
                 payload: queued,
@@ -1690,6 +1776,7 @@ impl Connection {
         let header = self.frame_header(true, false, OpCode::Pong, payload.len());
         let t = self.tr();
         t.out_bytes += header.encoded_len() + payload.len();
+        t.seal_tail();
         t.out.push_back(OutItem::Pong { header, payload });
     }
 
@@ -1710,16 +1797,30 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn push_frame(&mut self, fin: bool, rsv1: bool, opcode: OpCode, payload: Bytes) {
         let header = self.frame_header(fin, rsv1, opcode, payload.len());
         let t = self.tr();
-        t.out_bytes += header.encoded_len() + payload.len();
+        let len = header.encoded_len() + payload.len();
+        t.out_bytes += len;
+        if payload.len() <= INLINE_PAYLOAD {
+            t.tail.reserve(len);
+            header.write(&mut t.tail);
+            let start = t.tail.len();
+            t.tail.extend_from_slice(&payload);
+            if let Some(key) = header.mask {
+                apply_mask(&mut t.tail[start..], key, 0);
+            }
+            return;
+        }
+        t.seal_tail();
         t.out.push_back(OutItem::Frame { header, payload });
     }
 
     fn push_raw(&mut self, bytes: Bytes) {
         let t = self.tr();
         t.out_bytes += bytes.len();
+        t.seal_tail();
         t.out.push_back(OutItem::Raw(bytes));
     }
 }
