@@ -44,11 +44,13 @@ pub(crate) const NEVER: Nanos = u64::MAX;
 
 /// `d` in nanoseconds, saturating below [`NEVER`].
 const fn nanos(d: Duration) -> Nanos {
-    let n = d.as_nanos();
-    if n >= NEVER as u128 {
-        NEVER - 1
-    } else {
-        n as Nanos
+    // (In `u64` arithmetic: cheaper than `as_nanos`' `u128`.)
+    match d.as_secs().checked_mul(1_000_000_000) {
+        Some(n) => {
+            let n = n.saturating_add(d.subsec_nanos() as u64);
+            if n == NEVER { NEVER - 1 } else { n }
+        }
+        None => NEVER - 1,
     }
 }
 
@@ -172,10 +174,17 @@ impl Io {
     /// wakes the background task, whoever drives: the deadlines (keep-alive, timeouts)
     /// must be kept even while a task that holds a `recv()` future does not poll it. `at`
     /// and `t` (now) count from `base`, the connection's start.
+    #[inline]
     fn arm_timer(&mut self, inner: &Arc<Inner>, base: Instant, at: Nanos, t: Nanos) {
         if at >= self.timer_at && self.timer_at > t {
             return;
         }
+        self.move_timer(inner, base, at);
+    }
+
+    /// [`Io::arm_timer`] when the entry moves (out of line: most calls keep it).
+    #[inline(never)]
+    fn move_timer(&mut self, inner: &Arc<Inner>, base: Instant, at: Nanos) {
         let Some(when) = instant(base, at) else {
             // (Too far to be an `Instant`: it never comes.)
             return;
@@ -237,7 +246,8 @@ impl Shared {
                 bufs.read = BytesMut::new();
             }
         }
-        if self.conn.poll_timeout().is_some_and(|at| at <= now) {
+        // (Counted from the connection's start, as `t`: cheaper than `poll_timeout`.)
+        if self.conn.poll_timeout_since_start().map_or(NEVER, nanos) <= t {
             self.conn.handle_timeout(now);
             self.io.worked(t);
         }
@@ -453,6 +463,7 @@ impl Shared {
     }
 
     /// Arms the timer for `at` (see [`Io::arm_timer`]).
+    #[inline]
     pub(crate) fn arm_timer(&mut self, inner: &Arc<Inner>, at: Nanos, t: Nanos) {
         let base = self.conn.created_at();
         self.io.arm_timer(inner, base, at, t);

@@ -249,10 +249,17 @@ impl Shared {
     /// core input or time: the handshake's event, and, once the connection is over, its
     /// end (the messages before it are set aside for the reader). Without a reader every
     /// message is dropped. Returns whether messages wait for the reader.
+    #[inline]
     pub(crate) fn pump(&mut self) -> bool {
         if !self.conn.has_events() {
             return false;
         }
+        self.pump_events()
+    }
+
+    /// [`Shared::pump`] with events to handle (out of line: most calls find none).
+    #[inline(never)]
+    fn pump_events(&mut self) -> bool {
         if !self.app.handshake_taken {
             // The handshake's event comes before any message.
             while !self.app.handshake_taken {
