@@ -16,6 +16,7 @@
 //! own lock, timer and task, so that the connections of a multi-threaded server, whose
 //! accept loop usually runs on one thread, do not all contend for one lock.
 
+use crate::driver::{Nanos, since};
 use crate::runtime::{Runtime, Timer};
 use crate::shared::Inner;
 use std::cell::RefCell;
@@ -25,7 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Rounds of due entries the queue's task handles before it yields to its executor.
 const BUDGET: usize = 16;
@@ -34,6 +35,8 @@ const BUDGET: usize = 16;
 /// on the same thread with the same runtime.
 pub(crate) struct Rt {
     pub(crate) runtime: Arc<dyn Runtime>,
+    /// The queue's deadlines count from here (nanoseconds: 8 bytes instead of 16).
+    epoch: Instant,
     shards: Box<[Mutex<Queue>]>,
 }
 
@@ -42,8 +45,9 @@ const MAX_SHARDS: usize = 16;
 
 /// The entries and the task that serves them.
 struct Queue {
-    /// (deadline, the connection's address) → the connection.
-    entries: BTreeMap<(Instant, usize), Weak<Inner>>,
+    /// (deadline in nanoseconds after the epoch, the connection's address) → the
+    /// connection.
+    entries: BTreeMap<(Nanos, usize), Weak<Inner>>,
     task: Task,
     /// The task's runtime timer, and the deadline it is set for.
     sleep: Option<Pin<Box<dyn Timer>>>,
@@ -80,7 +84,7 @@ impl Rt {
         thread_local! {
             static LAST: RefCell<Option<Arc<Rt>>> = const { RefCell::new(None) };
         }
-        let fresh = |runtime| {
+        let fresh = |runtime: Arc<dyn Runtime>| {
             let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
             let queue = || {
                 Mutex::new(Queue {
@@ -91,6 +95,7 @@ impl Rt {
                 })
             };
             Arc::new(Rt {
+                epoch: runtime.now(),
                 runtime,
                 shards: (0..shards.min(MAX_SHARDS)).map(|_| queue()).collect(),
             })
@@ -108,6 +113,11 @@ impl Rt {
         })
         // (Thread exit: a queue of its own.)
         .unwrap_or_else(|_| fresh(runtime))
+    }
+
+    /// `at` as a deadline of the queue (nanoseconds after its epoch; 0 before it).
+    fn tick(&self, at: Instant) -> Nanos {
+        since(self.epoch, at)
     }
 
     /// The shard of the connection at `key`.
@@ -139,9 +149,10 @@ impl Rt {
         {
             let mut q = self.lock(shard);
             if let Some(old) = old {
-                q.entries.remove(&(old, key));
+                q.entries.remove(&(self.tick(old), key));
             }
-            q.entries.insert((at, key), Arc::downgrade(inner));
+            q.entries
+                .insert((self.tick(at), key), Arc::downgrade(inner));
             match &q.task {
                 Task::None => {
                     q.task = Task::Spawned;
@@ -178,7 +189,7 @@ impl Rt {
     /// woken if no entry is left, so that it ends now rather than at its timer.
     pub(crate) fn cancel(&self, key: usize, at: Instant) {
         let mut q = self.lock(self.shard(key));
-        if q.entries.remove(&(at, key)).is_none() || !q.entries.is_empty() {
+        if q.entries.remove(&(self.tick(at), key)).is_none() || !q.entries.is_empty() {
             return;
         }
         let waker = match &q.task {
@@ -193,7 +204,9 @@ impl Rt {
     #[cfg(test)]
     pub(crate) fn has_entry(&self, inner: &Inner, at: Instant) -> bool {
         let key = key(inner);
-        self.lock(self.shard(key)).entries.contains_key(&(at, key))
+        self.lock(self.shard(key))
+            .entries
+            .contains_key(&(self.tick(at), key))
     }
 
     /// How many shards the queue has (for tests).
@@ -252,7 +265,7 @@ impl Future for QueueTask {
                     Task::Running(w) if w.will_wake(cx.waker()) => {}
                     _ => q.task = Task::Running(cx.waker().clone()),
                 }
-                let now = this.rt.runtime.now();
+                let now = this.rt.tick(this.rt.runtime.now());
                 while let Some(entry) = q.entries.first_entry() {
                     if entry.key().0 > now {
                         break;
@@ -267,6 +280,13 @@ impl Future for QueueTask {
                         q.sleep_at = None;
                         this.done = true;
                         return Poll::Ready(());
+                    };
+                    let Some(at) = this.rt.epoch.checked_add(Duration::from_nanos(at)) else {
+                        // (Too far to be an `Instant`: it never comes. A new entry wakes
+                        // the task, which has no timer then.)
+                        q.sleep = None;
+                        q.sleep_at = None;
+                        return Poll::Pending;
                     };
                     if q.set_sleep(&this.rt.runtime, at, cx.waker()).is_pending() {
                         return Poll::Pending;
