@@ -880,6 +880,10 @@ impl Connection {
 
     /// Sends a message: text and binary (compressed when deflate was negotiated and the
     /// message reaches the threshold), ping, pong, or close (same as [`close`](Self::close)).
+    ///
+    /// A frame with up to 4 KiB of payload is encoded into the output at once, and the
+    /// message's bytes are let go; a larger payload is held (shared, not copied) until
+    /// [`poll_transmit`](Self::poll_transmit) takes it.
     pub fn send(&mut self, now: Instant, message: Message) -> Result<(), SendError> {
         self.send_inner(now, message, true)
     }
