@@ -360,6 +360,15 @@ fn mask_words(buf: &mut [u8], key: u32) {
         word.copy_from_slice(&v.to_le_bytes());
     }
     let rest = words.into_remainder();
+    if !rest.is_empty() {
+        mask_tail(rest, key);
+    }
+}
+
+/// [`mask_words`] for the last 7 bytes or fewer: four at once if there are, then one at a
+/// time.
+#[inline(always)]
+fn mask_tail(rest: &mut [u8], key: u32) {
     let rest = match rest.split_first_chunk_mut::<4>() {
         Some((word, tail)) => {
             // Four bytes in, the key's phase is the same again.
