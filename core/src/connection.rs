@@ -781,13 +781,29 @@ impl Connection {
             return;
         }
         let t = self.tr();
-        if t.in_buf.is_empty() {
-            t.in_buf = data.split();
-        } else {
+        if !t.in_buf.is_empty() {
             t.in_buf.extend_from_slice(data);
             data.clear();
+            self.process(now);
+            self.settle();
+            return;
         }
-        self.process(now);
+        // Nothing held: the frames are read from the caller's buffer itself, which goes
+        // back with its spare capacity once they are taken (a reference to the allocation
+        // is neither added nor dropped: the messages' payloads are its only new ones).
+        std::mem::swap(&mut t.in_buf, data);
+        self.process_input(now);
+        if let Some(t) = self.traffic.as_deref_mut() {
+            if t.in_buf.is_empty() {
+                std::mem::swap(&mut t.in_buf, data);
+                if t.in_buf.capacity() != 0 {
+                    t.in_buf = BytesMut::new();
+                }
+            } else {
+                // A partial frame stays here; the caller keeps the room after it.
+                *data = t.in_buf.split_off(t.in_buf.len());
+            }
+        }
         self.settle();
     }
 
@@ -1189,6 +1205,18 @@ impl Connection {
     // ---- internals: receiving ----
 
     fn process(&mut self, now: Instant) {
+        self.process_input(now);
+        if let Some(t) = self.traffic.as_deref_mut()
+            && t.in_buf.is_empty()
+        {
+            // Even with no spare capacity, an empty view keeps the last read's allocation
+            // alive.
+            t.in_buf = BytesMut::new();
+        }
+    }
+
+    /// [`Connection::process`], leaving an empty input buffer as it is.
+    fn process_input(&mut self, now: Instant) {
         if matches!(self.state, State::Handshake) {
             self.process_handshake(now);
         }
@@ -1213,13 +1241,6 @@ impl Connection {
             {
                 self.fail(ProtocolError::InputBufferFull);
             }
-        }
-        if let Some(t) = self.traffic.as_deref_mut()
-            && t.in_buf.is_empty()
-        {
-            // Even with no spare capacity, an empty view keeps the last read's allocation
-            // alive.
-            t.in_buf = BytesMut::new();
         }
     }
 

@@ -89,8 +89,49 @@ fn run_server(wire: &[u8], cuts: &[usize]) -> (Vec<String>, Vec<u8>) {
     (pair.server.events.iter().map(summarize).collect(), out)
 }
 
+/// [`run_server`] through `handle_input_buf`, the way an adapter reads: one buffer of
+/// `capacity` bytes, reused for every chunk (room is made as the driver makes it: reclaimed
+/// once the messages pointing into it are gone, else grown). The events are only looked
+/// at after the last chunk, so a payload overwritten by a later read would show.
+fn run_server_buf(wire: &[u8], cuts: &[usize], capacity: usize) -> (Vec<String>, Vec<u8>) {
+    let mut pair = Pair::open();
+    let mut read = BytesMut::with_capacity(capacity);
+    let mut last = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&wire.len())) {
+        let cut = cut.min(wire.len()).max(last);
+        let chunk = &wire[last..cut];
+        last = cut;
+        if read.capacity() - read.len() < chunk.len() && !read.try_reclaim(capacity) {
+            read.reserve(chunk.len().max(capacity));
+        }
+        read.extend_from_slice(chunk);
+        pair.server.conn.handle_input_buf(pair.now, &mut read);
+        assert!(
+            read.is_empty(),
+            "handle_input_buf left bytes in the caller's buffer"
+        );
+    }
+    pair.server.drain_events();
+    let out = pair.server.take_output();
+    (pair.server.events.iter().map(summarize).collect(), out)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Handing over a reused read buffer yields what copying the same bytes in yields.
+    #[test]
+    fn handed_over_buffers_match_copied_input(
+        items in proptest::collection::vec(wire_item(), 1..12),
+        mut cuts in proptest::collection::vec(0usize..4000, 0..40),
+        capacity in prop_oneof![1usize..16, 16usize..600],
+    ) {
+        let wire = encode(&items);
+        cuts.sort_unstable();
+        let copied = run_server(&wire, &cuts);
+        prop_assert_eq!(&copied, &run_server_buf(&wire, &cuts, capacity));
+        prop_assert_eq!(&copied, &run_server_buf(&wire, &[], capacity));
+    }
 
     /// Any chunking of the input bytes yields the same events and the same output.
     #[test]
