@@ -27,7 +27,7 @@
 
 use crate::driver::Background;
 use crate::shared::Inner;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Wake, Waker};
 use std::time::Duration;
@@ -40,27 +40,35 @@ pub(crate) const BACKGROUND_LINGER: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct WakeState {
     slots: Mutex<Slots>,
-    /// [`DESIGNATED`] and [`APP_WOKEN`]: changed without the slots' lock on the paths of
-    /// every message (designating, driving, resigning), read with it by a wake-up. And
-    /// the background task's state ([`SPAWNED`], [`FINISHED`]), changed and read only
-    /// with the slots' lock.
-    flags: AtomicU8,
-    /// How many wake-ups the transport and the timer have delivered: a driver that saw
-    /// this count when it last found nothing to do need not look again until it moves. It
-    /// counts in steps of 2, wrapping, so it is always even and never
-    /// [`NOT_SETTLED`](crate::shared::NOT_SETTLED); coming round to a value seen would take
-    /// 2^31 wake-ups between two drives, and each wake-up schedules a drive.
-    events: AtomicU32,
+    /// The flags in the low bits ([`FLAGS`]), and the count of events above them, in one
+    /// word, so that a wake-up counts itself and marks the designated task woken with one
+    /// atomic operation.
+    ///
+    /// - [`DESIGNATED`] and [`APP_WOKEN`]: changed without the slots' lock on the paths
+    ///   of every message (designating, driving, resigning), read with it by a wake-up;
+    /// - the background task's state ([`SPAWNED`], [`FINISHED`]), changed and read only
+    ///   with the slots' lock;
+    /// - the count: how many wake-ups the transport and the timer have delivered, in
+    ///   steps of [`EVENT`], wrapping. A driver that saw it when it last found nothing to
+    ///   do need not look again until it moves. Seen without the flags it is a multiple
+    ///   of [`EVENT`], so never [`NOT_SETTLED`](crate::shared::NOT_SETTLED); coming round
+    ///   to a value seen would take 2^28 wake-ups between two drives, and each wake-up
+    ///   schedules a drive.
+    state: AtomicU32,
 }
 
 /// The task of `Slots::app` is the designated driver.
-const DESIGNATED: u8 = 1;
+const DESIGNATED: u32 = 1;
 /// The designated task was woken and has not driven the connection since.
-const APP_WOKEN: u8 = 2;
+const APP_WOKEN: u32 = 2;
 /// The background task is spawned and has not been polled yet (it will drive when it is).
-const SPAWNED: u8 = 4;
+const SPAWNED: u32 = 4;
 /// The connection's I/O is finished: no background task is needed any more.
-const FINISHED: u8 = 8;
+const FINISHED: u32 = 8;
+/// The bits of [`WakeState::state`] that are flags.
+const FLAGS: u32 = 15;
+/// One event in [`WakeState::state`]'s count.
+const EVENT: u32 = 16;
 
 /// The background task's state is one of: none (the next event that needs one spawns
 /// it), [`SPAWNED`], running (`Slots::background` holds its waker), or [`FINISHED`].
@@ -97,31 +105,36 @@ impl WakeState {
                 _ => s.app = Some(waker.clone()),
             }
         }
-        self.flags.fetch_or(DESIGNATED, Ordering::SeqCst);
+        self.state.fetch_or(DESIGNATED, Ordering::SeqCst);
     }
 
     /// A task is about to drive the connection: the events so far are seen. Returns
     /// their count.
     pub(crate) fn driving(&self) -> u32 {
-        self.flags.fetch_and(!APP_WOKEN, Ordering::SeqCst);
-        self.events.load(Ordering::SeqCst)
+        let mut state = self.state.load(Ordering::SeqCst);
+        // (Usually not woken: a load then does. A wake-up after it is counted, so the
+        // drive's count is behind and the next look drives again.)
+        if state & APP_WOKEN != 0 {
+            state = self.state.fetch_and(!APP_WOKEN, Ordering::SeqCst);
+        }
+        state & !FLAGS
     }
 
     /// The count of events delivered so far (see [`WakeState::driving`]).
     pub(crate) fn events(&self) -> u32 {
-        self.events.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) & !FLAGS
     }
 
     /// The reader is gone: no task can be designated any more.
     pub(crate) fn forget_app(&self) {
         let mut s = self.slots();
         s.app = None;
-        self.flags.fetch_and(!DESIGNATED, Ordering::SeqCst);
+        self.state.fetch_and(!DESIGNATED, Ordering::SeqCst);
     }
 
     /// Whether the connection's I/O is finished (call with the slots' lock).
     fn is_finished(&self) -> bool {
-        self.flags.load(Ordering::SeqCst) & FINISHED != 0
+        self.state.load(Ordering::SeqCst) & FINISHED != 0
     }
 
     /// The background task is being polled with `waker`.
@@ -130,7 +143,7 @@ impl WakeState {
         if self.is_finished() {
             return;
         }
-        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+        self.state.fetch_and(!SPAWNED, Ordering::SeqCst);
         match &s.background {
             Some(w) if w.will_wake(waker) => {}
             _ => s.background = Some(waker.clone()),
@@ -141,11 +154,11 @@ impl WakeState {
     /// the drive that saw `seen` events. Returns whether it ends.
     pub(crate) fn background_may_end(&self, seen: u32) -> bool {
         let mut s = self.slots();
-        if self.events.load(Ordering::SeqCst) != seen {
+        if self.events() != seen {
             return false;
         }
         s.background = None;
-        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+        self.state.fetch_and(!SPAWNED, Ordering::SeqCst);
         true
     }
 
@@ -153,9 +166,9 @@ impl WakeState {
     /// waker of a background task that waits, to be woken so that it ends.
     pub(crate) fn finished(&self) -> Option<Waker> {
         let mut s = self.slots();
-        let flags = &self.flags;
-        flags.fetch_and(!(DESIGNATED | SPAWNED), Ordering::SeqCst);
-        flags.fetch_or(FINISHED, Ordering::SeqCst);
+        let state = &self.state;
+        state.fetch_and(!(DESIGNATED | SPAWNED), Ordering::SeqCst);
+        state.fetch_or(FINISHED, Ordering::SeqCst);
         s.background.take()
     }
 
@@ -163,7 +176,7 @@ impl WakeState {
     #[cfg(test)]
     pub(crate) fn has_background(&self) -> bool {
         let s = self.slots();
-        s.background.is_some() || self.flags.load(Ordering::SeqCst) & SPAWNED != 0
+        s.background.is_some() || self.state.load(Ordering::SeqCst) & SPAWNED != 0
     }
 
     /// The background task was dropped by its runtime (which shuts down) before the
@@ -171,7 +184,7 @@ impl WakeState {
     pub(crate) fn background_dropped(&self) {
         let mut s = self.slots();
         s.background = None;
-        self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+        self.state.fetch_and(!SPAWNED, Ordering::SeqCst);
     }
 
     /// The background task's part of a wake-up, under the slots' lock: its waker, or
@@ -181,10 +194,10 @@ impl WakeState {
             route.background = Some(w.clone());
             return;
         }
-        let before = self.flags.fetch_or(SPAWNED, Ordering::SeqCst);
+        let before = self.state.fetch_or(SPAWNED, Ordering::SeqCst);
         if before & FINISHED != 0 {
             // (No task once finished.)
-            self.flags.fetch_and(!SPAWNED, Ordering::SeqCst);
+            self.state.fetch_and(!SPAWNED, Ordering::SeqCst);
         } else if before & SPAWNED == 0 {
             route.spawn = true;
         }
@@ -206,16 +219,25 @@ impl Inner {
         let mut route = Route::default();
         {
             let mut s = self.wake.slots();
-            self.wake.events.fetch_add(2, Ordering::SeqCst);
+            let state = &self.wake.state;
             let to_app = match source {
-                Source::Io => self
-                    .wake
-                    .flags
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
-                        (f & DESIGNATED != 0).then_some(f | APP_WOKEN)
-                    })
-                    .ok(),
-                Source::Timer => None,
+                Source::Io => {
+                    // Counted, and the designated task marked woken, at once.
+                    let before = state.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                        let f = f.wrapping_add(EVENT);
+                        Some(if f & DESIGNATED != 0 {
+                            f | APP_WOKEN
+                        } else {
+                            f
+                        })
+                    });
+                    let before = before.unwrap_or_else(|f| f);
+                    (before & DESIGNATED != 0).then_some(before)
+                }
+                Source::Timer => {
+                    state.fetch_add(EVENT, Ordering::SeqCst);
+                    None
+                }
             };
             match to_app {
                 Some(before) => {
@@ -241,7 +263,7 @@ impl Inner {
     pub(crate) fn resign(self: &Arc<Self>) {
         let before = self
             .wake
-            .flags
+            .state
             .fetch_and(!(DESIGNATED | APP_WOKEN), Ordering::SeqCst);
         if before & APP_WOKEN != 0 {
             self.wake_background();
