@@ -408,10 +408,15 @@ impl tether_driver::Runtime for AsyncIo {
     }
 
     fn timer(&self, deadline: Instant) -> Pin<Box<dyn tether_driver::Timer>> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Ok(timer) = timerfd::TimerFd::new(deadline) {
+            return Box::pin(timer);
+        }
         Box::pin(Timer(async_io::Timer::at(deadline)))
     }
 }
 
+/// An async-io timer (where there is no timerfd, or creating one failed).
 #[derive(Debug)]
 struct Timer(async_io::Timer);
 
@@ -422,6 +427,144 @@ impl tether_driver::Timer for Timer {
 
     fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.get_mut().0).poll(cx).map(|_| ())
+    }
+}
+
+/// The timer of a thread's deadline queue as a Linux timerfd, which async-io watches like a
+/// socket. async-io's own timers cost an allocation per reactor turn while any is
+/// registered (its reactor splits its map of timers at every turn, `BTreeMap::split_off`),
+/// and the queue keeps one registered as long as any connection has a deadline: with
+/// one connection that was an allocation per message.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod timerfd {
+    use async_io::Async;
+    use rustix::time::{
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+        timerfd_settime,
+    };
+    use std::io;
+    use std::os::fd::OwnedFd;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant};
+
+    #[derive(Debug)]
+    pub(super) struct TimerFd {
+        fd: Async<OwnedFd>,
+        deadline: Instant,
+    }
+
+    impl TimerFd {
+        pub(super) fn new(deadline: Instant) -> io::Result<Self> {
+            let fd = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+            )?;
+            let timer = Self {
+                fd: Async::new(fd)?,
+                deadline,
+            };
+            timer.arm()?;
+            Ok(timer)
+        }
+
+        /// Sets the timerfd to expire at the deadline (`Instant` is `CLOCK_MONOTONIC` here),
+        /// counted from now: an `Instant` cannot be turned into the clock's absolute time.
+        fn arm(&self) -> io::Result<()> {
+            // (A zero time would disarm it: a deadline already passed expires at once.)
+            let left = self
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_nanos(1));
+            let it_value = Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let spec = Itimerspec {
+                it_interval: zero,
+                it_value,
+            };
+            timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &spec)?;
+            Ok(())
+        }
+
+        /// Reads the expiry count, if any, so that the timerfd is no longer readable.
+        fn drain(&self) {
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(self.fd.get_ref(), &mut count);
+        }
+    }
+
+    impl tether_driver::Timer for TimerFd {
+        fn reset(self: Pin<&mut Self>, deadline: Instant) {
+            let this = self.get_mut();
+            this.deadline = deadline;
+            this.drain();
+            if this.arm().is_err() {
+                // (Not expected for a valid timerfd.) The queue is polled again at once and
+                // finds what is due; the next reset tries again.
+                this.deadline = Instant::now();
+            }
+        }
+
+        fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let this = self.get_mut();
+            loop {
+                if Instant::now() >= this.deadline {
+                    this.drain();
+                    return Poll::Ready(());
+                }
+                match this.fd.poll_readable(cx) {
+                    // Readable: expired (checked against the clock above), or spurious.
+                    Poll::Ready(Ok(())) => this.drain(),
+                    // (The reactor failed: report the deadline as come rather than never.)
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::TimerFd;
+        use std::pin::Pin;
+        use std::time::{Duration, Instant};
+        use tether_driver::Timer as _;
+
+        fn wait(timer: &mut Pin<Box<TimerFd>>) -> Instant {
+            async_io::block_on(std::future::poll_fn(|cx| timer.as_mut().poll_expired(cx)));
+            Instant::now()
+        }
+
+        /// It expires at its deadline, not before; reset moves it either way, also after it
+        /// expired; a deadline already passed expires at once.
+        #[test]
+        fn expires_at_its_deadline_and_resets() {
+            let start = Instant::now();
+            let mut timer = Box::pin(TimerFd::new(start + Duration::from_millis(60)).unwrap());
+            let at = wait(&mut timer);
+            assert!(at >= start + Duration::from_millis(60), "{:?}", at - start);
+            assert!(at < start + Duration::from_secs(2), "{:?}", at - start);
+
+            // Later, then earlier again before it comes.
+            let start = Instant::now();
+            timer.as_mut().reset(start + Duration::from_secs(30));
+            timer.as_mut().reset(start + Duration::from_millis(40));
+            let at = wait(&mut timer);
+            assert!(at >= start + Duration::from_millis(40), "{:?}", at - start);
+            assert!(at < start + Duration::from_secs(2), "{:?}", at - start);
+
+            let start = Instant::now();
+            timer
+                .as_mut()
+                .reset(start.checked_sub(Duration::from_millis(5)).unwrap_or(start));
+            assert!(wait(&mut timer) < start + Duration::from_secs(1));
+        }
     }
 }
 
