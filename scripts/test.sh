@@ -16,18 +16,21 @@ cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|
 cargo test --workspace --quiet >/dev/null 2>&1 || { echo "cargo test failed"; cargo test --workspace 2>&1 | tail -60; exit 1; }
 
 step "benchmarks build (cargo bench --no-run; run them with scripts/bench.sh)"
-cargo bench --no-run --quiet -p tether-bench >/dev/null 2>&1 || { echo "FAILED: cargo bench --no-run"; cargo bench --no-run -p tether-bench 2>&1 | tail -30; exit 1; }
+# With the dev profile the benchmarks reuse what `cargo test` just compiled; scripts/bench.sh
+# builds and runs them in release.
+cargo bench --no-run --profile dev --quiet -p tether-bench >/dev/null 2>&1 || { echo "FAILED: cargo bench --no-run"; cargo bench --no-run --profile dev -p tether-bench 2>&1 | tail -30; exit 1; }
 echo "benchmarks build"
 
-
-step "build release examples"
+step "build the endpoints (profile test-release)"
 # The README's run command: it must keep building.
-cargo build --release --quiet -p tether-core --example blocking_echo
-# Both adapters have examples of the same names: build one crate at a time, keep copies.
+cargo build --profile test-release --quiet -p tether-core --example blocking_echo
+# Both adapters have examples of the same names: build one crate at a time, keep copies
+# (under target/test-bin, apart from the release builds of scripts/bench.sh in target/bin).
+BIN=target/test-bin
 for crate in tokio async-std; do
-  cargo build --release --quiet -p "tether-$crate" --examples
-  mkdir -p "target/bin/$crate"
-  for ex in echo_server autobahn_client client; do cp "target/release/examples/$ex" "target/bin/$crate/"; done
+  cargo build --profile test-release --quiet -p "tether-$crate" --examples
+  mkdir -p "$BIN/$crate"
+  for ex in echo_server autobahn_client client; do cp "target/test-release/examples/$ex" "$BIN/$crate/"; done
 done
 
 PY=.venv/bin/python
@@ -35,16 +38,16 @@ fail=0
 run() { "$@" || fail=1; }
 
 step "Autobahn TestSuite: servers (kosoku fuzzingclient)"
-run $PY scripts/autobahn.py server --name tether-tokio --cmd "target/bin/tokio/echo_server 127.0.0.1:{port}"
-run $PY scripts/autobahn.py server --name tether-async-std --cmd "target/bin/async-std/echo_server 127.0.0.1:{port}"
+run $PY scripts/autobahn.py server --name tether-tokio --cmd "$BIN/tokio/echo_server 127.0.0.1:{port}"
+run $PY scripts/autobahn.py server --name tether-async-std --cmd "$BIN/async-std/echo_server 127.0.0.1:{port}"
 
 step "Autobahn TestSuite: clients (kosoku fuzzingserver), both at once"
 # Each fuzzing server is one Python process that leaves most of the second core idle, so
 # the two client runs go side by side (separate ports and report directories).
 logs=$(mktemp -d)
-$PY scripts/autobahn.py client --name tether-tokio --cmd "target/bin/tokio/autobahn_client {url} {agent}" >"$logs/tokio" 2>&1 &
+$PY scripts/autobahn.py client --name tether-tokio --cmd "$BIN/tokio/autobahn_client {url} {agent}" >"$logs/tokio" 2>&1 &
 tokio_run=$!
-$PY scripts/autobahn.py client --name tether-async-std --cmd "target/bin/async-std/autobahn_client {url} {agent}" >"$logs/async-std" 2>&1 &
+$PY scripts/autobahn.py client --name tether-async-std --cmd "$BIN/async-std/autobahn_client {url} {agent}" >"$logs/async-std" 2>&1 &
 async_std_run=$!
 wait "$tokio_run" || fail=1
 wait "$async_std_run" || fail=1
@@ -52,10 +55,10 @@ cat "$logs/tokio" "$logs/async-std"
 rm -rf "$logs"
 
 step "Interop: Python websockets and Node ws clients, headless Chromium"
-run bash scripts/interop/run.sh target/bin/tokio/echo_server
-run bash scripts/interop/run.sh target/bin/async-std/echo_server
-run bash scripts/interop/browser.sh target/bin/tokio/echo_server
-run bash scripts/interop/browser.sh target/bin/async-std/echo_server
+run bash scripts/interop/run.sh $BIN/tokio/echo_server
+run bash scripts/interop/run.sh $BIN/async-std/echo_server
+run bash scripts/interop/browser.sh $BIN/tokio/echo_server
+run bash scripts/interop/browser.sh $BIN/async-std/echo_server
 
 step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s"
 run bash scripts/fuzz.sh "$FUZZ_SECONDS"
