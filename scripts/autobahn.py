@@ -27,10 +27,14 @@ GOOD = {"OK", "INFORMATIONAL"}
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def reserve_port() -> socket.socket:
+    """A bound, not listening, socket on a free port. While it is held, no other bind to
+    port 0 (a run side by side) is given that port, and the process under test can still
+    listen on it (both use SO_REUSEADDR); close it once the process listens."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -44,6 +48,20 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"port {port} did not open within {timeout}s")
+
+
+def start_listening(make):
+    """Starts a process that listens on a free port: `make(port)` starts it. Returns
+    (port, process) once it listens."""
+    with reserve_port() as reserved:
+        port = reserved.getsockname()[1]
+        proc = make(port)
+        try:
+            wait_port(port, proc)
+        except BaseException:
+            stop(proc)
+            raise
+    return port, proc
 
 
 def start(cmd: str, **kw) -> subprocess.Popen:
@@ -103,11 +121,10 @@ def summarize(role: str, name: str, out: Path, minimum: int, started: float) -> 
 
 def run_server(args) -> int:
     started = time.monotonic()
-    port = free_port()
     out = ROOT / "reports" / f"server-{args.name}"
-    server = start(args.cmd.format(port=port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, server = start_listening(
+        lambda port: start(args.cmd.format(port=port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        wait_port(port, server)
         cmd = [kosoku(), "-m", "fuzzingclient", "-p", str(args.parallelism), "-o", str(out)]
         cmd += case_args(args.cases, args.exclude) + [f"127.0.0.1:{port}"]
         try:
@@ -124,13 +141,12 @@ def run_server(args) -> int:
 
 def run_client(args) -> int:
     started = time.monotonic()
-    port = free_port()
     out = ROOT / "reports" / f"client-{args.name}"
     cmd = [kosoku(), "-m", "fuzzingserver", "-o", str(out)] + case_args(args.cases, args.exclude)
-    cmd += [f"127.0.0.1:{port}"]
-    fuzzer = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, fuzzer = start_listening(
+        lambda port: subprocess.Popen(cmd + [f"127.0.0.1:{port}"], start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
-        wait_port(port, fuzzer)
         client = start(args.cmd.format(url=f"ws://127.0.0.1:{port}", agent=args.name),
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
