@@ -122,7 +122,9 @@ for s in $SERVERS; do
   echo "server=$s $line" | tee -a "$RESULTS" >&2
   stop_server
   for m in $IDLE_MALLOCS; do
-    lib=$(ldconfig -p | awk -v m="lib$m.so.2" '$1 == m {print $NF; exit}')
+    # (awk reads to the end: exiting early would kill ldconfig with SIGPIPE, failing the
+    # pipeline under pipefail once its output outgrows the pipe's buffer.)
+    lib=$(ldconfig -p | awk -v m="lib$m.so.2" '$1 == m && lib == "" {lib = $NF} END {print lib}')
     [ -n "$lib" ] || continue
     echo "=== $s idle memory at $IDLE_CONNS connections, $m" >&2
     PRELOAD=$lib start_server "$s"
