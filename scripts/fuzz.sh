@@ -5,7 +5,8 @@
 #
 # SECONDS defaults to 30 (the smoke run of the test command: 20); the targets default to
 # all of them, run as many at a time as there are cores (or FUZZ_JOBS). New inputs the
-# fuzzer finds go to a scratch directory, not to the committed corpus; a crash leaves its input under fuzz/artifacts/<target>/ and fails the run.
+# fuzzer finds go to a scratch directory, not to the committed corpus; a crash leaves its
+# input under fuzz/artifacts/<target>/ and fails the run.
 # Prints one line per target: executions, seconds, corpus size. Needs cargo-fuzz
 # (`bash scripts/setup.sh`); runs on the stable toolchain through RUSTC_BOOTSTRAP=1.
 set -euo pipefail
