@@ -86,3 +86,4 @@ mod rt {
 
 include!("../../tests/suite.rs");
 include!("../../tests/reconnect.rs");
+include!("../../tests/handle.rs");

@@ -3,7 +3,7 @@
 
 use crate::dispatch::BACKGROUND_LINGER;
 use crate::pool::{self, Buffers};
-use crate::shared::{Inner, NOT_SETTLED, Shared, wake};
+use crate::shared::{Inner, NOT_SETTLED, Shared};
 use crate::timers::{self, Rt};
 use bytes::BytesMut;
 use std::future::Future;
@@ -351,7 +351,7 @@ impl Shared {
         }
         if progress {
             // Tell waiting senders and flushers at once.
-            wake(&mut self.app.send_waker);
+            self.app.wake_senders();
         }
         if behind && written && io.shutdown == Shutdown::No {
             // The earlier bytes are out: go round to take what the core queued meanwhile
@@ -369,9 +369,24 @@ impl Shared {
             return Step::Done;
         }
 
-        // Input waits while messages are held for the application. Once shutting down,
-        // everything is read (and discarded) until end of stream.
-        let hold = self.app.read_paused || self.app.awaiting_app;
+        // Input waits while messages are held for the application, and while the output
+        // is at its high-water mark with messages still waiting for the application: an
+        // application whose sends wait for room (an echo to a peer that sends but does not
+        // read) then costs the mark plus what one read brings, not whatever the peer
+        // sends. (A reader that waits in `recv()` keeps reading at the mark: two peers that
+        // both stopped reading while their output is full would wait for each other.)
+        // Once shutting down, everything is read (and discarded) until end of stream.
+        let backlog = self.conn.buffered_output() + io.unwritten();
+        let output_full = backlog > 0 && backlog >= self.app.hwm as usize;
+        let hold = self.app.read_paused
+            || self.app.awaiting_app
+            || (output_full
+                && (self.conn.pending_events().0 > 0
+                    || self
+                        .app
+                        .cold
+                        .as_ref()
+                        .is_some_and(|c| !c.leftover.is_empty())));
         if !io.eof && (!hold || io.shutdown != Shutdown::No) {
             let read = io.prepare_read_buf();
             match transport.poll_read(cx, read) {

@@ -79,6 +79,7 @@ mod error;
 mod pool;
 mod reconnect;
 mod runtime;
+mod sender;
 mod shared;
 mod socket;
 mod start;
@@ -91,6 +92,7 @@ pub use reconnect::{
     OutboxLimits, ReconnectBuilder, ReconnectingClient,
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
+pub use sender::{Closed, ConnectionId, Sender, TrySendError};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
 pub use start::{Accepting, accept, client, open};
 
@@ -101,18 +103,18 @@ pub use start::{Accepting, accept, client, open};
 pub mod api {
     pub use crate::{
         Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
-        CloseReason, Config, DeflateConfig, DeflateParams, Disconnect, DisconnectReason, Error,
-        GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message, OutboxError,
-        OutboxLimits, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,
-        ReconnectConfigError, ReconnectingClient, RecvFuture, Reject, Request, Response,
-        ReuniteError, Role, SendError, SendFuture, Timeout, Timeouts, Utf8Bytes, WebSocket,
-        WriteHalf,
+        CloseReason, Closed, Config, ConnectionId, DeflateConfig, DeflateParams, Disconnect,
+        DisconnectReason, Error, GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message,
+        OutboxError, OutboxLimits, PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder,
+        ReconnectConfig, ReconnectConfigError, ReconnectingClient, RecvFuture, Reject, Request,
+        Response, ReuniteError, Role, SendError, SendFuture, Sender, Timeout, Timeouts,
+        TrySendError, Utf8Bytes, WebSocket, WriteHalf,
     };
 }
 
 pub use tether_core::{
     Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,
-    Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message, ProtocolError,
-    ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Reject, Request, Response, Role,
-    SendError, Timeout, Timeouts, Utf8Bytes,
+    Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message, PreparedFrame,
+    ProtocolError, ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Reject, Request,
+    Response, Role, SendError, Timeout, Timeouts, Utf8Bytes,
 };

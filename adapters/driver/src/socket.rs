@@ -3,6 +3,7 @@
 
 use crate::driver::Drive;
 use crate::error::Error;
+use crate::sender::{ConnectionId, Sender};
 use crate::shared::{Inner, Shared, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
@@ -34,12 +35,18 @@ pub struct WebSocket {
 
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
 ///
-/// Dropping it discards further incoming messages; the connection stays open for sending.
+/// Dropping it discards further incoming messages; the connection stays open for sending
+/// through the [`WriteHalf`] (and closes normally, 1000, once that is dropped too).
 pub struct ReadHalf {
     inner: Arc<Inner>,
 }
 
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+///
+/// Dropping it while the [`ReadHalf`] lives leaves the connection working through the
+/// reading half: messages are still received, pings answered, keep-alive and timeouts
+/// kept, and [`Sender`]s still send. The connection closes normally (1000) once the
+/// reading half is dropped too, or when the peer closes it.
 pub struct WriteHalf {
     inner: Arc<Inner>,
 }
@@ -154,6 +161,17 @@ impl WebSocket {
         self.inner().info().and_then(|i| i.deflate)
     }
 
+    /// The connection's number, unique in the process.
+    pub fn id(&self) -> ConnectionId {
+        self.inner().id
+    }
+
+    /// A cloneable handle that sends on this connection from any task (see [`Sender`]).
+    /// It does not keep the connection open.
+    pub fn sender(&self) -> Sender {
+        Sender::new(self.inner().clone())
+    }
+
     /// Splits the connection into a receiving and a sending half, usable from different
     /// tasks at once: a reader waiting in `recv()` never blocks a writer.
     pub fn split(self) -> (ReadHalf, WriteHalf) {
@@ -198,6 +216,16 @@ impl ReadHalf {
     /// The subprotocol agreed in the opening handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         subprotocol(&self.inner)
+    }
+
+    /// The connection's number, unique in the process.
+    pub fn id(&self) -> ConnectionId {
+        self.inner.id
+    }
+
+    /// A cloneable handle that sends on this connection from any task (see [`Sender`]).
+    pub fn sender(&self) -> Sender {
+        Sender::new(self.inner.clone())
     }
 
     /// Puts the halves of one connection back together.
@@ -408,6 +436,16 @@ impl WriteHalf {
         subprotocol(&self.inner)
     }
 
+    /// The connection's number, unique in the process.
+    pub fn id(&self) -> ConnectionId {
+        self.inner.id
+    }
+
+    /// A cloneable handle that sends on this connection from any task (see [`Sender`]).
+    pub fn sender(&self) -> Sender {
+        Sender::new(self.inner.clone())
+    }
+
     /// Queues `message` (taking it) once the write buffer is below the high-water mark.
     fn poll_send(
         &mut self,
@@ -526,10 +564,7 @@ impl fmt::Debug for SendFuture<'_> {
 /// high-water mark. Otherwise the caller's waker is registered, after driving the
 /// connection once so that the queued bytes are on their way.
 fn room_to_send(inner: &Arc<Inner>, sh: &mut Shared, cx: &mut Context<'_>) -> bool {
-    let full = |sh: &Shared| {
-        let buffered = sh.buffered();
-        sh.conn.state() == State::Open && buffered > 0 && buffered >= sh.app.hwm as usize
-    };
+    let full = |sh: &Shared| sh.conn.state() == State::Open && sh.output_full();
     if !full(sh) {
         return true;
     }

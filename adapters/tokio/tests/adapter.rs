@@ -60,6 +60,7 @@ mod rt {
 
 include!("../../tests/suite.rs");
 include!("../../tests/reconnect.rs");
+include!("../../tests/handle.rs");
 
 /// Cancel safety under `tokio::select!` against a timer, in a loop (RFC-independent).
 #[test]

@@ -1,0 +1,294 @@
+//! What a connection manager holds of a connection: its number ([`ConnectionId`]) and a
+//! cloneable [`Sender`] that any task can send through, without waiting or with.
+
+use crate::error::Error;
+use crate::shared::{Inner, Shared, add_waiter};
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use tether_core::{CloseCode, CloseReason, Message, PreparedFrame, SendError, State};
+
+/// A connection's number: unique among the connections of the process (never reused),
+/// cheap to copy, hash and compare. [`Display`](fmt::Display) shows the number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(u64);
+
+impl ConnectionId {
+    /// The next number (the first is 1).
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<ConnectionId> for u64 {
+    fn from(id: ConnectionId) -> u64 {
+        id.0
+    }
+}
+
+/// Why [`Sender::try_send`] (or [`Sender::try_send_prepared`]) did not queue a message.
+/// `Full` and `Closed` hand the message back.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TrySendError<T = Message> {
+    /// The bytes queued for the connection are at its high-water mark
+    /// ([`Config::write_high_water_mark`](crate::Config::write_high_water_mark)): the peer
+    /// reads more slowly than messages come. Nothing was queued.
+    Full(T),
+    /// The connection is closing or closed: nothing can be sent on it any more.
+    Closed(T),
+    /// The message itself cannot be sent (a control payload over 125 bytes, a close code
+    /// that may not be sent).
+    Invalid(SendError),
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not queued, if it is handed back.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            Self::Full(m) | Self::Closed(m) => Some(m),
+            Self::Invalid(_) => None,
+        }
+    }
+
+    /// Whether the connection was at its high-water mark.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
+
+    /// Whether the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::Closed(_))
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Full(_) => f.write_str("the connection's send buffer is full"),
+            Self::Closed(_) => f.write_str("the connection is closing or closed"),
+            Self::Invalid(e) => write!(f, "cannot send: {e}"),
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for TrySendError<T> {}
+
+/// A handle that sends on a connection, cloneable and usable from any task or thread at
+/// once: what a connection manager keeps for each connection. Made by
+/// [`WebSocket::sender`](crate::WebSocket::sender) (or either half's `sender`).
+///
+/// Sending only queues: the connection's driver writes what is queued, coalescing the
+/// messages queued meanwhile into one write. [`try_send`](Self::try_send) never waits
+/// (it answers [`TrySendError::Full`] at the high-water mark); [`send`](Self::send)
+/// waits for room. [`try_send_prepared`](Self::try_send_prepared) queues a
+/// [`PreparedFrame`], encoded (and compressed) once for every recipient of a broadcast,
+/// without copying its bytes.
+///
+/// A `Sender` does not keep the connection open: the connection lives while its
+/// [`WebSocket`](crate::WebSocket), or one of its halves, does. Once they are all
+/// dropped it closes normally (1000), and sends fail with `Closed`.
+///
+/// ```no_run
+/// # async fn run(ws: tether_driver::WebSocket) {
+/// use tether_driver::{Message, TrySendError};
+/// let sender = ws.sender();
+/// println!("connection {}", sender.id());
+/// match sender.try_send(Message::text("tick")) {
+///     Ok(()) => {}
+///     Err(TrySendError::Full(_)) => { /* a slow consumer: drop, or disconnect it */ }
+///     Err(e) => println!("not sent: {e}"),
+/// }
+/// let reason = sender.closed().await;
+/// println!("closed with {}", reason.code());
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Sender {
+    inner: Arc<Inner>,
+}
+
+impl Sender {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner }
+    }
+
+    /// The connection's number.
+    pub fn id(&self) -> ConnectionId {
+        self.inner.id
+    }
+
+    /// Queues `message` unless the connection is at its high-water mark or closing;
+    /// never waits. Sending [`Message::Close`] starts the closing handshake.
+    pub fn try_send(&self, message: Message) -> Result<(), TrySendError> {
+        self.try_queue(message, |sh, now, m| sh.conn.send(now, m))
+    }
+
+    /// Queues a message encoded once for many connections (see [`PreparedFrame`]): its
+    /// bytes are shared with every other connection it is queued on, not copied. Never
+    /// waits.
+    pub fn try_send_prepared(&self, frame: &PreparedFrame) -> Result<(), TrySendError<()>> {
+        self.try_queue((), |sh, now, ()| sh.conn.send_prepared(now, frame))
+    }
+
+    /// Queues `message`, waiting first while the connection is at its high-water mark.
+    /// Resolves once the message is queued (not written). Fails with [`Error::Send`] once
+    /// the connection is closing or closed.
+    ///
+    /// Cancel-safe: the message is queued only by the poll that returns `Ready(Ok(()))`.
+    pub async fn send(&self, message: Message) -> Result<(), Error> {
+        let mut message = Some(message);
+        poll_fn(|cx| {
+            self.poll_queue(cx, |sh, now| {
+                let m = message.take().expect("queued once");
+                sh.conn.send(now, m)
+            })
+        })
+        .await
+    }
+
+    /// [`try_send_prepared`](Self::try_send_prepared), waiting for room like
+    /// [`send`](Self::send). Cancel-safe in the same way.
+    pub async fn send_prepared(&self, frame: &PreparedFrame) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_queue(cx, |sh, now| sh.conn.send_prepared(now, frame))).await
+    }
+
+    /// Starts the closing handshake with `code` and a reason of at most 123 bytes, if the
+    /// connection is open; does nothing if it is already closing or closed (idempotent).
+    /// Never waits: the close frame goes out after what is already queued, and
+    /// [`closed`](Self::closed) resolves once the connection has ended.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        let inner = &self.inner;
+        let mut sh = inner.lock();
+        if sh.conn.state() == State::Open && !sh.app.driver_done {
+            let now = inner.runtime().now();
+            sh.conn.close(now, code.into(), reason)?;
+            sh.app.kick = true;
+        }
+        inner.unlock_and_kick(sh);
+        Ok(())
+    }
+
+    /// Bytes queued for sending and not yet written to the transport (the browser API's
+    /// `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.inner.lock().buffered()
+    }
+
+    /// Whether nothing can be sent any more: the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        closed(&self.inner.lock())
+    }
+
+    /// Resolves once the connection has ended, for whatever reason, with how it ended
+    /// ([`CloseReason::Abnormal`] if the transport was lost without one). Resolves at
+    /// once if it has already ended; any number of tasks can wait.
+    pub fn closed(&self) -> Closed {
+        Closed {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Queues with `queue` after the checks of `try_send`.
+    fn try_queue<T>(
+        &self,
+        item: T,
+        queue: impl FnOnce(&mut Shared, std::time::Instant, T) -> Result<(), SendError>,
+    ) -> Result<(), TrySendError<T>> {
+        let inner = &self.inner;
+        let mut sh = inner.lock();
+        if closed(&sh) {
+            return Err(TrySendError::Closed(item));
+        }
+        if sh.output_full() {
+            return Err(TrySendError::Full(item));
+        }
+        let now = inner.runtime().now();
+        let result = queue(&mut sh, now, item);
+        if result.is_ok() {
+            sh.app.kick = true;
+        }
+        inner.unlock_and_kick(sh);
+        result.map_err(TrySendError::Invalid)
+    }
+
+    /// Queues with `queue` once there is room; the waker is registered otherwise.
+    fn poll_queue(
+        &self,
+        cx: &mut Context<'_>,
+        queue: impl FnOnce(&mut Shared, std::time::Instant) -> Result<(), SendError>,
+    ) -> Poll<Result<(), Error>> {
+        let inner = &self.inner;
+        let mut sh = inner.lock();
+        if closed(&sh) {
+            return Poll::Ready(Err(Error::Send(SendError::Closed)));
+        }
+        if sh.output_full() {
+            add_waiter(&mut sh.app.cold().send_waiters, cx.waker());
+            return Poll::Pending;
+        }
+        let now = inner.runtime().now();
+        let result = queue(&mut sh, now);
+        if result.is_ok() {
+            sh.app.kick = true;
+        }
+        inner.unlock_and_kick(sh);
+        Poll::Ready(result.map_err(Error::Send))
+    }
+}
+
+/// Whether the connection can no longer send.
+fn closed(sh: &Shared) -> bool {
+    sh.app.driver_done || sh.conn.state() != State::Open
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`Sender::closed`]: how the connection ended, once it has.
+#[must_use = "futures do nothing unless polled"]
+pub struct Closed {
+    inner: Arc<Inner>,
+}
+
+impl Future for Closed {
+    type Output = Arc<CloseReason>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<CloseReason>> {
+        let mut sh = self.inner.lock();
+        if sh.app.ended || sh.app.driver_done {
+            let reason = sh.app.close_reason();
+            return Poll::Ready(reason.unwrap_or_else(|| Arc::new(CloseReason::Abnormal)));
+        }
+        add_waiter(&mut sh.app.cold().closed_waiters, cx.waker());
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closed")
+            .field("id", &self.inner.id)
+            .finish_non_exhaustive()
+    }
+}
