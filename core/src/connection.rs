@@ -970,9 +970,42 @@ impl Connection {
         None
     }
 
+    /// [`poll_transmit`](Self::poll_transmit) for a caller that writes with vectored I/O
+    /// (`writev`): bytes shared with other connections or with the sender are not copied
+    /// into `buf` but handed over as chunks. Each `(offset, bytes)` pushed to `chunks` is
+    /// to be written after `buf[..offset]` and before `buf[offset..]`; offsets do not
+    /// decrease. What goes out as chunks: messages queued with
+    /// [`send_prepared`](Self::send_prepared) (and other pre-encoded output), and the
+    /// payloads of unmasked frames over 4 KiB. Everything else is encoded into `buf`, as
+    /// by `poll_transmit`.
+    #[inline]
+    pub fn poll_transmit_vectored(
+        &mut self,
+        buf: &mut Vec<u8>,
+        chunks: &mut Vec<(usize, Bytes)>,
+    ) -> Option<Transmit> {
+        if self.traffic.as_deref().is_some_and(Traffic::has_output)
+            || self.shutdown == Shutdown::Pending
+        {
+            return self.transmit_into(buf, Some(chunks));
+        }
+        self.settle();
+        None
+    }
+
     /// [`poll_transmit`](Self::poll_transmit) with something to hand out.
     #[inline(never)]
     fn transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.transmit_into(buf, None)
+    }
+
+    /// Hands out the output: shared bytes as `chunks` when given, copied into `buf`
+    /// otherwise (see [`poll_transmit_vectored`](Self::poll_transmit_vectored)).
+    fn transmit_into(
+        &mut self,
+        buf: &mut Vec<u8>,
+        mut chunks: Option<&mut Vec<(usize, Bytes)>>,
+    ) -> Option<Transmit> {
         if let Some(t) = self.traffic.as_deref_mut()
             && t.has_output()
         {
@@ -983,11 +1016,18 @@ impl Connection {
                 t.out_bytes = 0;
                 return Some(Transmit::Data);
             }
-            buf.reserve(t.out_bytes);
+            if chunks.is_none() {
+                buf.reserve(t.out_bytes);
+            }
             while let Some(item) = t.out.pop_front() {
-                match item {
-                    OutItem::Raw(bytes) => buf.extend_from_slice(&bytes),
-                    OutItem::Frame { header, payload } | OutItem::Pong { header, payload } => {
+                match (item, chunks.as_deref_mut()) {
+                    (OutItem::Raw(bytes), Some(chunks)) => chunks.push((buf.len(), bytes)),
+                    (OutItem::Raw(bytes), None) => buf.extend_from_slice(&bytes),
+                    (OutItem::Frame { header, payload }, Some(chunks)) if header.mask.is_none() => {
+                        header.write(buf);
+                        chunks.push((buf.len(), payload));
+                    }
+                    (OutItem::Frame { header, payload } | OutItem::Pong { header, payload }, _) => {
                         header.write(buf);
                         let start = buf.len();
                         buf.extend_from_slice(&payload);

@@ -3,7 +3,9 @@
 //! automatic pongs a side queues, and whenever `poll_transmit` is called (into an empty
 //! buffer or after bytes already in it), the peer receives the messages in the order they
 //! were sent, each ping's answer comes after what was queued before it, and
-//! `buffered_output` is exactly what `poll_transmit` hands out.
+//! `buffered_output` is exactly what `poll_transmit` hands out. The same holds when the
+//! output is taken with `poll_transmit_vectored` (shared bytes as chunks), or a mix of
+//! both.
 
 mod util;
 
@@ -22,8 +24,8 @@ enum Op {
     /// side takes it in (and queues the pong).
     PeerPing(usize),
     /// This side's output goes to the peer, taken into a buffer that already holds this
-    /// many unrelated bytes.
-    Transmit(usize),
+    /// many unrelated bytes; with `poll_transmit_vectored` when the flag is set.
+    Transmit(usize, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,7 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (size.clone(), any::<bool>()).prop_map(|(n, t)| Op::Send(n, t)),
         1 => size.prop_map(Op::SendPrepared),
         2 => (4usize..=125).prop_map(Op::PeerPing),
-        2 => (0usize..=64).prop_map(Op::Transmit),
+        2 => (0usize..=64, any::<bool>()).prop_map(|(j, v)| Op::Transmit(j, v)),
     ]
 }
 
@@ -50,14 +52,37 @@ fn message(i: usize, len: usize, text: bool) -> Message {
 
 /// Takes the output of `from` into a buffer holding `junk` bytes first, checks it against
 /// `buffered_output`, and feeds it to `to`.
-fn transmit(from: &mut Side, to: &mut Side, junk: usize, now: std::time::Instant) {
+fn transmit(from: &mut Side, to: &mut Side, junk: usize, vectored: bool, now: std::time::Instant) {
     let expected = from.conn.buffered_output();
     let mut buf = vec![0xEE; junk];
     let mut rounds = 0;
-    while let Some(t) = from.conn.poll_transmit(&mut buf) {
-        assert_eq!(t, Transmit::Data, "no shutdown while open");
-        rounds += 1;
-        assert!(rounds < 3, "poll_transmit keeps handing out data");
+    if vectored {
+        let mut chunks = Vec::new();
+        while let Some(t) = from.conn.poll_transmit_vectored(&mut buf, &mut chunks) {
+            assert_eq!(t, Transmit::Data, "no shutdown while open");
+            rounds += 1;
+            assert!(rounds < 3, "poll_transmit_vectored keeps handing out data");
+        }
+        // Splice the chunks in where they belong.
+        let mut spliced = buf[..junk].to_vec();
+        let mut at = junk;
+        for (offset, bytes) in &chunks {
+            assert!(
+                *offset >= at && *offset <= buf.len(),
+                "chunk offsets out of order"
+            );
+            spliced.extend_from_slice(&buf[at..*offset]);
+            spliced.extend_from_slice(bytes);
+            at = *offset;
+        }
+        spliced.extend_from_slice(&buf[at..]);
+        buf = spliced;
+    } else {
+        while let Some(t) = from.conn.poll_transmit(&mut buf) {
+            assert_eq!(t, Transmit::Data, "no shutdown while open");
+            rounds += 1;
+            assert!(rounds < 3, "poll_transmit keeps handing out data");
+        }
     }
     assert!(
         buf[..junk].iter().all(|&b| b == 0xEE),
@@ -109,10 +134,10 @@ fn run(ops: &[Op], server_sends: bool) {
                 pings.push(payload);
                 sent_before.push(sent.len());
             }
-            Op::Transmit(junk) => transmit(me, peer, junk, now),
+            Op::Transmit(junk, vectored) => transmit(me, peer, junk, vectored, now),
         }
     }
-    transmit(me, peer, 0, now);
+    transmit(me, peer, 0, false, now);
     assert_eq!(
         peer.messages(),
         sent,
@@ -165,5 +190,50 @@ proptest! {
     #[test]
     fn the_output_keeps_its_order_from_a_client(ops in prop::collection::vec(op(), 1..40)) {
         run(&ops, false);
+    }
+}
+
+/// A frame prepared once goes out of every server connection as the prepared bytes
+/// themselves (no copy), and a large unmasked payload as the sender's bytes; a client
+/// masks, so it copies.
+#[test]
+fn vectored_output_shares_prepared_frames_and_large_payloads_without_copying() {
+    let mut pairs: Vec<util::Pair> = (0..3).map(|_| util::Pair::open()).collect();
+    let frame = PreparedFrame::new(&Message::text("tick")).expect("a data message");
+    let large = Bytes::from(vec![7u8; 10_000]);
+    for pair in &mut pairs {
+        let now = pair.now;
+        pair.server.conn.send(now, Message::text("small")).unwrap();
+        pair.server.conn.send_prepared(now, &frame).unwrap();
+        pair.server
+            .conn
+            .send(now, Message::Binary(large.clone()))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunks = Vec::new();
+        assert_eq!(
+            pair.server
+                .conn
+                .poll_transmit_vectored(&mut buf, &mut chunks),
+            Some(Transmit::Data)
+        );
+        // The small frame, encoded when it was sent, then the prepared frame, then the
+        // large payload behind its header (the only bytes encoded into the buffer).
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(&chunks[0].1[..], b"\x81\x05small");
+        assert_eq!(chunks[1].1.as_ptr(), frame.as_bytes().as_ptr(), "copied");
+        assert_eq!(chunks[2].1.as_ptr(), large.as_ptr(), "copied");
+        assert_eq!(buf.len(), 4);
+        assert_eq!(chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 0, 4]);
+        pair.client
+            .conn
+            .send(now, Message::Binary(large.clone()))
+            .unwrap();
+        let (mut buf, mut chunks) = (Vec::new(), Vec::new());
+        pair.client
+            .conn
+            .poll_transmit_vectored(&mut buf, &mut chunks);
+        assert!(chunks.is_empty(), "a client's frames are masked: encoded");
+        assert_eq!(buf.len(), 8 + large.len());
     }
 }

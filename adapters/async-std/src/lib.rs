@@ -615,6 +615,17 @@ where
         }
     }
 
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Self::Tcp(t) => Pin::new(&mut &*t.inner).poll_write_vectored(cx, bufs),
+            Self::Other(o) => Pin::new(&mut o.0).poll_write_vectored(cx, bufs),
+        }
+    }
+
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Self::Tcp(t) => t.poll_flush(cx),

@@ -272,15 +272,15 @@ impl Shared {
             }
             // (With nothing queued only a shutdown can come out: no buffer is needed.)
             let mut none = Vec::new();
-            let out = match io.bufs.as_deref_mut() {
+            let mut no_chunks = Vec::new();
+            let (out, chunks) = match io.bufs.as_deref_mut() {
                 Some(bufs) => {
-                    bufs.write.clear();
-                    bufs.write_pos = 0;
-                    &mut bufs.write
+                    bufs.clear_output();
+                    (&mut bufs.write, &mut bufs.chunks)
                 }
-                None => &mut none,
+                None => (&mut none, &mut no_chunks),
             };
-            while let Some(t) = self.conn.poll_transmit(out) {
+            while let Some(t) = self.conn.poll_transmit_vectored(out, chunks) {
                 if t == Transmit::Shutdown {
                     io.shutdown = Shutdown::Requested;
                     let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
@@ -289,9 +289,16 @@ impl Shared {
                     break;
                 }
             }
-            if !none.is_empty() {
+            if !none.is_empty() || !no_chunks.is_empty() {
                 // (Not expected, but not lost either.)
-                io.bufs.get_or_insert_with(pool::take).write = none;
+                let bufs = io.bufs.get_or_insert_with(pool::take);
+                bufs.write = none;
+                bufs.chunks = no_chunks;
+            }
+            if let Some(bufs) = io.bufs.as_deref_mut()
+                && !bufs.chunks.is_empty()
+            {
+                bufs.count_chunks();
             }
         }
         self.app.read_paused = self.app.reader && self.too_many_pending();
@@ -320,13 +327,13 @@ impl Shared {
         // Whether bytes were written or flushed: waiting senders and flushers are told.
         let mut progress = false;
         if let Some(bufs) = io.bufs.as_deref_mut() {
-            while bufs.write_pos < bufs.write.len() {
-                match transport.poll_write(cx, &bufs.write[bufs.write_pos..]) {
+            while bufs.unwritten() > 0 {
+                match bufs.poll_write(transport, cx) {
                     Poll::Ready(Ok(0)) => {
                         return self.fail(now, io::ErrorKind::WriteZero.into());
                     }
                     Poll::Ready(Ok(n)) => {
-                        bufs.write_pos += n;
+                        bufs.advance(n);
                         io.needs_flush = true;
                         progress = true;
                     }

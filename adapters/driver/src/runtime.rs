@@ -3,7 +3,7 @@
 use bytes::BytesMut;
 use std::fmt;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -46,6 +46,22 @@ pub trait Transport: Send + Unpin + 'static {
 
     /// Writes some of `buf` and returns how many bytes were written.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes some of `bufs`, in order, and returns how many bytes were written: one
+    /// vectored write (`writev`) where the transport has them, so that bytes shared by
+    /// many connections (a broadcast's prepared frame) go out without being copied. The
+    /// default writes the first non-empty slice with [`poll_write`](Self::poll_write).
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let buf = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        self.poll_write(cx, buf)
+    }
 
     /// Flushes bytes buffered inside the transport (TLS records, for example).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
