@@ -517,6 +517,9 @@ pub struct Connection {
     close_sent: Option<Box<Option<CloseFrame>>>,
     /// The caller stopped reading for its application's sake: keep-alive is suspended.
     input_paused: bool,
+    /// This side started the closing handshake because the idle timer ran out: its end is
+    /// reported as [`Timeout::Idle`].
+    idle_close: bool,
     terminated: bool,
     shutdown: Shutdown,
     timers: Timers,
@@ -553,6 +556,7 @@ impl Connection {
             traffic: None,
             close_sent: None,
             input_paused: false,
+            idle_close: false,
             terminated: false,
             shutdown: Shutdown::No,
             timers,
@@ -1102,11 +1106,21 @@ impl Connection {
         self.timers.set_in(TimerKind::Idle, now, t.idle);
     }
 
-    /// Emits the terminal event once, and moves to `Closed`.
+    /// Emits the terminal event once, and moves to `Closed`. A closing handshake started by
+    /// the idle timer ends as [`Timeout::Idle`] whether the peer answered or the close timer
+    /// ran out.
     fn report_closed(&mut self, reason: CloseReason) {
         self.state = State::Closed;
         if !self.terminated {
             self.terminated = true;
+            let reason = match reason {
+                CloseReason::Clean { .. } | CloseReason::TimedOut(Timeout::Close)
+                    if self.idle_close =>
+                {
+                    CloseReason::TimedOut(Timeout::Idle)
+                }
+                other => other,
+            };
             self.tr().events.push_back(Event::Closed(reason));
         }
     }
@@ -1254,8 +1268,8 @@ impl Connection {
             }
             TimerKind::Idle => {
                 if self.state == State::Open {
-                    self.report_closed(CloseReason::TimedOut(Timeout::Idle));
-                    self.state = State::Open;
+                    // Closed(TimedOut(Idle)) is reported when the closing handshake ends.
+                    self.idle_close = true;
                     self.start_close(now, Some(CloseFrame::new(CloseCode::GOING_AWAY, "idle")));
                 }
             }
@@ -1661,8 +1675,7 @@ impl Connection {
     #[inline]
     fn deliver(&mut self, now: Instant, event: Event) {
         if self.terminated {
-            // Closed was already reported (an idle timeout closes while the closing
-            // handshake still reads frames): nothing may follow it.
+            // Nothing may follow the terminal event.
             return;
         }
         self.touch_idle(now);

@@ -857,6 +857,59 @@ fn timer_idle_timeout_of_five_minutes_runs_instantly() {
 }
 
 #[test]
+fn rfc6455_7_1_2_idle_timeout_reports_closed_only_once_the_handshake_ends() {
+    let mut cfg = Config::default();
+    cfg.timeouts.idle = Some(Duration::from_secs(60));
+    cfg.timeouts.ping_interval = None;
+    let mut pair = Pair::open_with(Config::default(), cfg);
+    let deadline = pair.server.conn.poll_timeout().unwrap();
+    pair.now = deadline;
+    pair.server.conn.handle_timeout(deadline);
+    pair.server.drain_events();
+    // The close frame is queued; the WebSocket is not closed yet, so no terminal event.
+    assert_eq!(pair.server.conn.state(), State::Closing);
+    assert!(pair.server.closed().is_none());
+    assert!(
+        pair.server
+            .conn
+            .send(pair.now, Message::text("late"))
+            .is_err()
+    );
+    // The client answers: now it is closed, for being idle.
+    pair.drive();
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    assert!(matches!(
+        pair.server.closed(),
+        Some(CloseReason::TimedOut(Timeout::Idle))
+    ));
+    assert_eq!(pair.server.events.len(), 1);
+    assert_eq!(pair.client.closed().unwrap().code(), CloseCode::GOING_AWAY);
+}
+
+#[test]
+fn rfc6455_7_1_2_idle_timeout_with_a_silent_peer_ends_at_the_close_timeout() {
+    let mut cfg = Config::default();
+    cfg.timeouts.idle = Some(Duration::from_secs(60));
+    cfg.timeouts.ping_interval = None;
+    cfg.timeouts.close = Some(Duration::from_secs(5));
+    let mut pair = Pair::open_with(Config::default(), cfg);
+    let idle = pair.server.conn.poll_timeout().unwrap();
+    pair.server.conn.handle_timeout(idle);
+    pair.server.take_output(); // lost: the client never sees the close frame
+    assert_eq!(pair.server.conn.state(), State::Closing);
+    assert!(pair.server.conn.poll_event().is_none());
+    let close = pair.server.conn.poll_timeout().unwrap();
+    assert_eq!(close, idle + Duration::from_secs(5));
+    pair.server.conn.handle_timeout(close);
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    assert!(matches!(
+        pair.server.conn.poll_event(),
+        Some(Event::Closed(CloseReason::TimedOut(Timeout::Idle)))
+    ));
+    assert!(pair.server.conn.poll_event().is_none());
+}
+
+#[test]
 fn timer_close_timeout_when_peer_never_answers() {
     let mut pair = Pair::open();
     pair.client
