@@ -11,6 +11,7 @@ use std::time::Duration;
 /// Raise them for bulk transfers, or stream large messages with
 /// [`Config::stream_fragments`] so that only one frame is held at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest frame payload accepted; larger frames close the connection with 1009.
     pub max_frame_size: usize,
@@ -43,6 +44,7 @@ impl Default for Limits {
 /// connection after 30 seconds without traffic: after 20 seconds without receiving anything
 /// the connection pings, and a peer that has not answered 20 seconds later is declared dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Deadline for the opening handshake, from the connection's creation until it is open
     /// (for a server this includes the time the application takes to accept). Default 10 s.
@@ -74,6 +76,7 @@ impl Default for Timeouts {
 
 /// Everything configurable about a connection. One value can be shared by many connections.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Config {
     /// Size limits.
     pub limits: Limits,

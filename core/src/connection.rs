@@ -86,7 +86,7 @@ pub enum ProtocolError {
     /// A close frame had a 1-byte body (§5.5.1).
     InvalidClosePayload,
     /// A close frame carried a code not allowed on the wire (§7.4).
-    InvalidCloseCode(u16),
+    InvalidCloseCode(CloseCode),
     /// Compressed data could not be inflated (RFC 7692 §7.2.2).
     InvalidCompressedData,
 }
@@ -95,7 +95,7 @@ impl ProtocolError {
     /// The close code to send for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::Frame(e) => CloseCode(e.close_code()),
+            Self::Frame(e) => e.close_code(),
             Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             Self::MessageTooLarge | Self::InputBufferFull => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
@@ -215,7 +215,7 @@ pub enum SendError {
     /// A ping, pong or close payload was longer than 125 bytes (§5.5).
     ControlPayloadTooLong,
     /// The close code may not be sent on the wire (§7.4).
-    InvalidCloseCode(u16),
+    InvalidCloseCode(CloseCode),
     /// `accept` or `reject` was called when no request is waiting for an answer.
     NotAccepting,
     /// The answer to the handshake was invalid (for example a subprotocol the client did
@@ -1711,17 +1711,14 @@ impl Connection {
             0 => None,
             1 => return self.fail(now, ProtocolError::InvalidClosePayload),
             _ => {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                if !is_valid_received_code(code) {
+                let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+                if !code.is_sendable() {
                     return self.fail(now, ProtocolError::InvalidCloseCode(code));
                 }
                 let Ok(reason) = Utf8Bytes::try_from_bytes(payload.slice(2..)) else {
                     return self.fail(now, ProtocolError::InvalidUtf8);
                 };
-                Some(CloseFrame {
-                    code: CloseCode(code),
-                    reason,
-                })
+                Some(CloseFrame { code, reason })
             }
         };
         if self.state == State::Open && self.messages_waiting() {
@@ -1815,7 +1812,7 @@ impl Connection {
             Message::Close(frame) => {
                 if let Some(f) = &frame {
                     if !f.code.is_sendable() {
-                        return Err(SendError::InvalidCloseCode(f.code.0));
+                        return Err(SendError::InvalidCloseCode(f.code));
                     }
                     if f.reason.len() > 123 {
                         return Err(SendError::ControlPayloadTooLong);
@@ -1950,12 +1947,6 @@ impl Connection {
 /// Output waiting in the connection beyond which the answer to a ping replaces the last
 /// answer still waiting, instead of queueing another (see `Connection::push_pong`).
 const PONG_BACKLOG: usize = 16 * 1024;
-
-/// Close codes a peer may send (§7.4.1, §7.4.2, IANA registry): 1000-1003, 1007-1014
-/// and 3000-4999. 1004-1006 and 1015 are reserved and never sent.
-fn is_valid_received_code(code: u16) -> bool {
-    CloseCode(code).is_sendable()
-}
 
 fn map_deflate(e: DeflateError) -> ProtocolError {
     match e {

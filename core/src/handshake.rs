@@ -25,6 +25,7 @@ pub(crate) fn generate_key(random16: [u8; 16]) -> String {
 
 /// Limits on the opening handshake. Checked before buffering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HandshakeLimits {
     /// Largest request or response head, in bytes (431 for a request beyond it). Default 16 KiB.
     pub max_size: usize,
@@ -46,12 +47,23 @@ impl Default for HandshakeLimits {
 }
 
 /// A header field. Names compare case-insensitively; values are bytes, as HTTP allows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output shows the value as text (invalid UTF-8 replaced by U+FFFD).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     /// The field name as received or given.
     pub name: String,
     /// The field value.
     pub value: Vec<u8>,
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", &String::from_utf8_lossy(&self.value))
+            .finish()
+    }
 }
 
 /// Why the opening handshake failed.

@@ -480,7 +480,7 @@ fn rfc6455_7_4_invalid_close_codes_fail_with_1002() {
                 Some(CloseReason::ProtocolError {
                     error: ProtocolError::InvalidCloseCode(c),
                     ..
-                }) if *c == code
+                }) if *c == CloseCode(code)
             ),
             "{code}"
         );
@@ -568,7 +568,7 @@ fn sending_before_open_is_local_misuse() {
     let mut pair = Pair::open();
     assert!(matches!(
         pair.client.conn.close(pair.now, CloseCode(1005), ""),
-        Err(SendError::InvalidCloseCode(1005))
+        Err(SendError::InvalidCloseCode(CloseCode(1005)))
     ));
     assert!(matches!(
         pair.client.conn.ping(pair.now, Bytes::from(vec![0; 126])),
@@ -980,10 +980,8 @@ fn prepared_frame_is_encoded_once_and_shared() {
 
 #[test]
 fn streaming_fragments_without_reassembly() {
-    let mut cfg = Config {
-        stream_fragments: true,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.stream_fragments = true;
     cfg.limits.max_message_size = usize::MAX;
     cfg.limits.max_frame_size = 1 << 16;
     cfg.limits.max_buffered_input = 1 << 17;
@@ -1013,10 +1011,8 @@ fn streaming_fragments_without_reassembly() {
 
 #[test]
 fn outgoing_messages_can_be_fragmented() {
-    let cfg = Config {
-        max_outgoing_frame_size: Some(10),
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.max_outgoing_frame_size = Some(10);
     let mut pair = Pair::open_with(cfg, Config::default());
     pair.client
         .conn
