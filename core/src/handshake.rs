@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
+use std::borrow::Cow;
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -696,9 +697,26 @@ impl Request {
         self.uri.split('?').next().unwrap_or("")
     }
 
-    /// The query string, without `?`.
+    /// The raw query string, without `?` (`None` when the target has no `?`).
     pub fn query(&self) -> Option<&str> {
         self.uri.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The query's `key=value` pairs, in order, decoded as
+    /// `application/x-www-form-urlencoded` (WHATWG URL §5.1): `+` is a space, `%XX` escapes
+    /// are decoded (an invalid escape is kept as it is, bytes that are not UTF-8 become
+    /// U+FFFD), a pair without `=` has an empty value, and empty pairs are skipped. Empty
+    /// when there is no query.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+        form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
+    }
+
+    /// The decoded value of the first query parameter named `name` (decoded too), as in
+    /// [`query_pairs`](Self::query_pairs).
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
     }
 
     /// Every header, in order.
