@@ -90,4 +90,13 @@ pub struct Config {
     /// Deliver data messages as [`crate::Fragment`] events, one per frame, instead of
     /// reassembling them. Memory then stays bounded by one frame per connection.
     pub stream_fragments: bool,
+    /// Server: report a well-formed HTTP request that is not a WebSocket upgrade (no
+    /// `Upgrade: websocket`) as [`crate::Event::Request`] too, with
+    /// [`Request::is_upgrade`](crate::Request::is_upgrade) false, instead of failing the
+    /// handshake with 400. The application answers it with
+    /// [`Connection::reject`](crate::Connection::reject) (any status, headers and body, for
+    /// example `200` for a `/health` check on the WebSocket port), which closes the
+    /// connection; [`Connection::accept`](crate::Connection::accept) refuses it. A request
+    /// with `Upgrade: websocket` is checked as an upgrade whatever this says. Default: off.
+    pub plain_http: bool,
 }

@@ -179,7 +179,8 @@ impl CloseReason {
 #[non_exhaustive]
 pub enum Event {
     /// Server: a valid upgrade request arrived. Call [`Connection::accept`] or
-    /// [`Connection::reject`].
+    /// [`Connection::reject`]. With [`Config::plain_http`], also a plain HTTP request
+    /// ([`Request::is_upgrade`] false), to answer with [`Connection::reject`].
     Request(Box<Request>),
     /// Client: the server accepted; the connection is open.
     Connected(Box<Response>),
@@ -596,7 +597,8 @@ impl Connection {
     pub fn server(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let mut conn = Self::new(Role::Server, config.into(), now);
         conn.handshake = Some(Box::new(Handshake::Server {
-            parser: RequestParser::new(conn.config.limits.handshake),
+            parser: RequestParser::new(conn.config.limits.handshake)
+                .plain_http(conn.config.plain_http),
         }));
         conn
     }
@@ -868,12 +870,18 @@ impl Connection {
     // ---- commands ----
 
     /// Server: accepts the request reported by [`Event::Request`] and opens the connection,
-    /// negotiating permessage-deflate when the configuration allows it.
+    /// negotiating permessage-deflate when the configuration allows it. A plain HTTP request
+    /// ([`Request::is_upgrade`] false) cannot be accepted: this returns
+    /// [`SendError::Handshake`]`(`[`HandshakeError::NotAnUpgrade`]`)` and the request still
+    /// waits for [`reject`](Self::reject).
     pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), SendError> {
         let request = match self.handshake.as_deref() {
             Some(Handshake::Accepting { request }) if self.state == State::Accepting => request,
             _ => return Err(SendError::NotAccepting),
         };
+        if !request.is_upgrade() {
+            return Err(SendError::Handshake(HandshakeError::NotAnUpgrade));
+        }
         let negotiated = if self.config.deflate.enabled {
             let offers = request.extensions();
             let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
@@ -898,7 +906,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Server: rejects the request with an HTTP response and closes.
+    /// Server: answers the request with an HTTP response (see [`Reject`]) and closes: a
+    /// refused upgrade, or the answer to a plain HTTP request.
     pub fn reject(&mut self, _now: Instant, reject: Reject) -> Result<(), SendError> {
         if self.state != State::Accepting {
             return Err(SendError::NotAccepting);
