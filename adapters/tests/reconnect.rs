@@ -664,7 +664,7 @@ mod reconnect {
                 .unwrap();
             let (event, before) = until(&mut client, |e| matches!(e, ClientEvent::GaveUp(_))).await;
             let why = Disconnect::Closed {
-                code: Some(1008),
+                code: Some(CloseCode::POLICY_VIOLATION),
                 initiated_locally: false,
             };
             assert!(

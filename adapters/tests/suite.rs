@@ -749,6 +749,36 @@ fn rfc6455_7_1_7_replies_to_messages_before_a_violation_go_out_first() {
 }
 
 #[test]
+fn rfc6455_5_5_1_replies_to_messages_before_a_close_go_out_first() {
+    rt::block_on(async {
+        let addr = echo_server(Config::default()).await;
+        // The server runs in its own tasks, so blocking this one is fine.
+        let (mut raw, mut conn) = raw_client(addr);
+        let now = Instant::now();
+        for i in 0..100 {
+            conn.send(now, Message::text(format!("m{i}"))).unwrap();
+        }
+        conn.close(now, CloseCode::NORMAL, "").unwrap();
+        // The messages and the close frame, in one write.
+        raw.write_all(&raw_output(&mut conn)).unwrap();
+        let events = raw_read_all(&mut raw, &mut conn);
+        let texts: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                tether_core::Event::Message(Message::Text(t)) => Some(t.to_string()),
+                _ => None,
+            })
+            .collect();
+        let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, sent, "{events:?}");
+        match events.last() {
+            Some(tether_core::Event::Closed(reason)) => assert!(reason.is_clean(), "{reason:?}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
 fn rfc6455_7_1_7_reply_goes_out_before_a_violation_in_a_later_read() {
     rt::block_on(async {
         // Reads of 7 bytes: exactly the masked frame of "a", so that the bad frame comes in

@@ -289,13 +289,12 @@ fn deflate(c: &mut Criterion) {
         server_max_window_bits: 15,
         client_max_window_bits: 15,
     };
-    let config = || Config {
-        deflate: DeflateConfig {
-            server_no_context_takeover: true,
-            client_no_context_takeover: true,
-            ..DeflateConfig::enabled()
-        },
-        ..Config::default()
+    let config = || {
+        let mut config = Config::default();
+        config.deflate = DeflateConfig::enabled();
+        config.deflate.server_no_context_takeover = true;
+        config.deflate.client_no_context_takeover = true;
+        config
     };
     // A 16 KiB JSON-like text: compressible as real messages are.
     let mut text = String::new();

@@ -19,15 +19,12 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9001".to_string());
     let listener = TcpListener::bind(&addr)?;
     eprintln!("blocking_echo listening on {}", listener.local_addr()?);
-    let config = std::sync::Arc::new(Config {
-        // Accept permessage-deflate whenever offered, and compress every message (the
-        // Autobahn runner expects even 16-byte echoes compressed).
-        deflate: DeflateConfig {
-            threshold: 0,
-            ..DeflateConfig::enabled()
-        },
-        ..Config::default()
-    });
+    let mut config = Config::default();
+    // Accept permessage-deflate whenever offered, and compress every message (the
+    // Autobahn runner expects even 16-byte echoes compressed).
+    config.deflate = DeflateConfig::enabled();
+    config.deflate.threshold = 0;
+    let config = std::sync::Arc::new(config);
     for stream in listener.incoming() {
         let stream = stream?;
         let config = config.clone();

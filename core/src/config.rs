@@ -11,6 +11,7 @@ use std::time::Duration;
 /// Raise them for bulk transfers, or stream large messages with
 /// [`Config::stream_fragments`] so that only one frame is held at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest frame payload accepted; larger frames close the connection with 1009.
     pub max_frame_size: usize,
@@ -43,6 +44,7 @@ impl Default for Limits {
 /// connection after 30 seconds without traffic: after 20 seconds without receiving anything
 /// the connection pings, and a peer that has not answered 20 seconds later is declared dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Deadline for the opening handshake, from the connection's creation until it is open
     /// (for a server this includes the time the application takes to accept). Default 10 s.
@@ -74,6 +76,7 @@ impl Default for Timeouts {
 
 /// Everything configurable about a connection. One value can be shared by many connections.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct Config {
     /// Size limits.
     pub limits: Limits,
@@ -87,4 +90,13 @@ pub struct Config {
     /// Deliver data messages as [`crate::Fragment`] events, one per frame, instead of
     /// reassembling them. Memory then stays bounded by one frame per connection.
     pub stream_fragments: bool,
+    /// Server: report a well-formed HTTP request that is not a WebSocket upgrade (no
+    /// `Upgrade: websocket`) as [`crate::Event::Request`] too, with
+    /// [`Request::is_upgrade`](crate::Request::is_upgrade) false, instead of failing the
+    /// handshake with 400. The application answers it with
+    /// [`Connection::reject`](crate::Connection::reject) (any status, headers and body, for
+    /// example `200` for a `/health` check on the WebSocket port), which closes the
+    /// connection; [`Connection::accept`](crate::Connection::accept) refuses it. A request
+    /// with `Upgrade: websocket` is checked as an upgrade whatever this says. Default: off.
+    pub plain_http: bool,
 }

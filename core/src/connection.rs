@@ -29,6 +29,11 @@ use std::time::{Duration, Instant};
 ///  any ──protocol violation / EOF / timeout──▶ Closed
 /// ```
 ///
+/// A peer's close frame (or protocol violation) that arrives behind data messages not yet
+/// taken with [`Connection::poll_event`] waits for them ([`Connection::has_deferred_end`]),
+/// for at most the close timeout: the state stays `Open`, so replies to them are still
+/// sent, before the echo (§5.5.1).
+///
 /// `Closed` means the WebSocket is closed; the transport is torn down once
 /// [`Connection::poll_transmit`] yields [`Transmit::Shutdown`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +86,7 @@ pub enum ProtocolError {
     /// A close frame had a 1-byte body (§5.5.1).
     InvalidClosePayload,
     /// A close frame carried a code not allowed on the wire (§7.4).
-    InvalidCloseCode(u16),
+    InvalidCloseCode(CloseCode),
     /// Compressed data could not be inflated (RFC 7692 §7.2.2).
     InvalidCompressedData,
 }
@@ -90,7 +95,7 @@ impl ProtocolError {
     /// The close code to send for this error.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::Frame(e) => CloseCode(e.close_code()),
+            Self::Frame(e) => e.close_code(),
             Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             Self::MessageTooLarge | Self::InputBufferFull => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
@@ -174,7 +179,8 @@ impl CloseReason {
 #[non_exhaustive]
 pub enum Event {
     /// Server: a valid upgrade request arrived. Call [`Connection::accept`] or
-    /// [`Connection::reject`].
+    /// [`Connection::reject`]. With [`Config::plain_http`], also a plain HTTP request
+    /// ([`Request::is_upgrade`] false), to answer with [`Connection::reject`].
     Request(Box<Request>),
     /// Client: the server accepted; the connection is open.
     Connected(Box<Response>),
@@ -210,7 +216,7 @@ pub enum SendError {
     /// A ping, pong or close payload was longer than 125 bytes (§5.5).
     ControlPayloadTooLong,
     /// The close code may not be sent on the wire (§7.4).
-    InvalidCloseCode(u16),
+    InvalidCloseCode(CloseCode),
     /// `accept` or `reject` was called when no request is waiting for an answer.
     NotAccepting,
     /// The answer to the handshake was invalid (for example a subprotocol the client did
@@ -347,9 +353,18 @@ struct Deflate {
     decompressor: Decompressor,
 }
 
+/// How a connection ends once the events in front of it are taken (see
+/// [`Traffic::deferred`]).
+enum DeferredEnd {
+    /// A peer's violation: the connection fails (§7.1.7).
+    Failure(ProtocolError),
+    /// The peer's close frame (§5.5.1): it is echoed and the clean close reported.
+    Close(Option<CloseFrame>),
+}
+
 /// What a connection holds only while data moves: partial input, the frame and message
-/// being received, events not yet taken, frames not yet written, and a peer's violation
-/// deferred behind events. An idle connection holds none: the box goes back to a small
+/// being received, events not yet taken, frames not yet written, and a peer's violation or
+/// close frame deferred behind events. An idle connection holds none: the box goes back to a small
 /// per-thread pool once it is empty, and comes back with its queues' capacity, so a busy
 /// connection allocates nothing per message.
 #[derive(Default)]
@@ -366,9 +381,10 @@ struct Traffic {
     tail: Vec<u8>,
     /// Bytes `out` and `tail` encode to.
     out_bytes: usize,
-    /// A peer violation found behind messages not yet taken: the connection fails once
-    /// this many more events have been taken, so replies to them still go out first.
-    deferred_failure: Option<(usize, ProtocolError)>,
+    /// A peer's violation or close frame found behind messages not yet taken: the
+    /// connection ends once this many more events have been taken, so that replies to them
+    /// still go out first. Input is discarded meanwhile.
+    deferred: Option<(usize, DeferredEnd)>,
 }
 
 impl Traffic {
@@ -379,7 +395,7 @@ impl Traffic {
             && self.events.is_empty()
             && self.out.is_empty()
             && self.tail.is_empty()
-            && self.deferred_failure.is_none()
+            && self.deferred.is_none()
     }
 
     /// Whether output waits to be taken by `poll_transmit`.
@@ -502,6 +518,9 @@ pub struct Connection {
     close_sent: Option<Box<Option<CloseFrame>>>,
     /// The caller stopped reading for its application's sake: keep-alive is suspended.
     input_paused: bool,
+    /// This side started the closing handshake because the idle timer ran out: its end is
+    /// reported as [`Timeout::Idle`].
+    idle_close: bool,
     terminated: bool,
     shutdown: Shutdown,
     timers: Timers,
@@ -538,6 +557,7 @@ impl Connection {
             traffic: None,
             close_sent: None,
             input_paused: false,
+            idle_close: false,
             terminated: false,
             shutdown: Shutdown::No,
             timers,
@@ -577,7 +597,8 @@ impl Connection {
     pub fn server(config: impl Into<Arc<Config>>, now: Instant) -> Self {
         let mut conn = Self::new(Role::Server, config.into(), now);
         conn.handshake = Some(Box::new(Handshake::Server {
-            parser: RequestParser::new(conn.config.limits.handshake),
+            parser: RequestParser::new(conn.config.limits.handshake)
+                .plain_http(conn.config.plain_http),
         }));
         conn
     }
@@ -688,18 +709,18 @@ impl Connection {
     pub fn has_events(&self) -> bool {
         self.traffic
             .as_ref()
-            .is_some_and(|t| !t.events.is_empty() || matches!(t.deferred_failure, Some((0, _))))
+            .is_some_and(|t| !t.events.is_empty() || matches!(t.deferred, Some((0, _))))
     }
 
-    /// Whether a peer's protocol violation was found behind events not yet taken with
-    /// [`poll_event`](Self::poll_event): the connection fails once they are taken
-    /// (RFC 6455 §7.1.7). An adapter that moves events to a queue of its own stops moving
-    /// them while this is true and lets the application take the rest, so that its replies
-    /// to them are sent before the close frame.
-    pub fn has_deferred_failure(&self) -> bool {
-        self.traffic
-            .as_ref()
-            .is_some_and(|t| t.deferred_failure.is_some())
+    /// Whether the end of the connection waits behind events not yet taken with
+    /// [`poll_event`](Self::poll_event): a peer's protocol violation (the connection fails
+    /// once they are taken, RFC 6455 §7.1.7) or the peer's close frame (echoed once they are
+    /// taken, §5.5.1; until then the state stays [`State::Open`] and messages can still be
+    /// sent). Input is discarded meanwhile. An adapter that moves events to a queue of its
+    /// own stops moving them while this is true and lets the application take the rest, so
+    /// that its replies to them are sent before the close frame.
+    pub fn has_deferred_end(&self) -> bool {
+        self.traffic.as_ref().is_some_and(|t| t.deferred.is_some())
     }
 
     /// Tells the connection that the caller stopped (`true`) or resumed (`false`) reading
@@ -721,7 +742,7 @@ impl Connection {
         if paused {
             self.timers.stop(TimerKind::Pong);
             self.timers.stop(TimerKind::KeepAlive);
-        } else if self.state == State::Open {
+        } else if self.state == State::Open && !self.has_deferred_end() {
             let interval = self.config.timeouts.ping_interval;
             self.timers.set_in(TimerKind::KeepAlive, now, interval);
         }
@@ -763,7 +784,7 @@ impl Connection {
     /// Feeds bytes read from the transport. Copies them; see
     /// [`handle_input_buf`](Self::handle_input_buf) to hand over a buffer without copying.
     pub fn handle_input(&mut self, now: Instant, data: &[u8]) {
-        if data.is_empty() || self.state == State::Closed || self.has_deferred_failure() {
+        if data.is_empty() || self.state == State::Closed || self.has_deferred_end() {
             return;
         }
         self.tr().in_buf.extend_from_slice(data);
@@ -776,7 +797,7 @@ impl Connection {
     /// a reader that reuses its buffer (`BytesMut::reserve` reclaims it once the messages
     /// are dropped) receives without allocating.
     pub fn handle_input_buf(&mut self, now: Instant, data: &mut BytesMut) {
-        if data.is_empty() || self.state == State::Closed || self.has_deferred_failure() {
+        if data.is_empty() || self.state == State::Closed || self.has_deferred_end() {
             data.clear();
             return;
         }
@@ -810,7 +831,7 @@ impl Connection {
     /// The transport reached end of stream (§7.1.5): without a closing handshake this is an
     /// abnormal closure (1006); after one, the expected end.
     pub fn handle_eof(&mut self, _now: Instant) {
-        if self.has_deferred_failure() {
+        if self.has_deferred_end() {
             // The pending failure closes the transport once the events before it are taken.
             return;
         }
@@ -849,12 +870,18 @@ impl Connection {
     // ---- commands ----
 
     /// Server: accepts the request reported by [`Event::Request`] and opens the connection,
-    /// negotiating permessage-deflate when the configuration allows it.
+    /// negotiating permessage-deflate when the configuration allows it. A plain HTTP request
+    /// ([`Request::is_upgrade`] false) cannot be accepted: this returns
+    /// [`SendError::Handshake`]`(`[`HandshakeError::NotAnUpgrade`]`)` and the request still
+    /// waits for [`reject`](Self::reject).
     pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), SendError> {
         let request = match self.handshake.as_deref() {
             Some(Handshake::Accepting { request }) if self.state == State::Accepting => request,
             _ => return Err(SendError::NotAccepting),
         };
+        if !request.is_upgrade() {
+            return Err(SendError::Handshake(HandshakeError::NotAnUpgrade));
+        }
         let negotiated = if self.config.deflate.enabled {
             let offers = request.extensions();
             let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
@@ -879,7 +906,8 @@ impl Connection {
         Ok(())
     }
 
-    /// Server: rejects the request with an HTTP response and closes.
+    /// Server: answers the request with an HTTP response (see [`Reject`]) and closes: a
+    /// refused upgrade, or the answer to a plain HTTP request.
     pub fn reject(&mut self, _now: Instant, reject: Reject) -> Result<(), SendError> {
         if self.state != State::Accepting {
             return Err(SendError::NotAccepting);
@@ -1050,7 +1078,7 @@ impl Connection {
     #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         let t = self.traffic.as_deref_mut()?;
-        if t.deferred_failure.is_some() {
+        if t.deferred.is_some() {
             return self.poll_event_deferred();
         }
         let Some(event) = t.events.pop_front() else {
@@ -1066,21 +1094,20 @@ impl Connection {
         Some(event)
     }
 
-    /// [`poll_event`](Self::poll_event) while a peer's violation waits behind events: it
-    /// counts them down, and fails the connection once they are taken.
+    /// [`poll_event`](Self::poll_event) while the end waits behind events: it counts them
+    /// down, and ends the connection once they are taken.
     #[inline(never)]
     fn poll_event_deferred(&mut self) -> Option<Event> {
         let t = self.traffic.as_deref_mut()?;
-        if let Some((0, _)) = t.deferred_failure {
-            let (_, error) = t.deferred_failure.take().expect("deferred failure");
-            self.fail_now(error);
+        if let Some((0, _)) = t.deferred {
+            self.end_deferred(None);
         }
         let t = self.traffic.as_deref_mut()?;
         let Some(event) = t.events.pop_front() else {
             self.settle();
             return None;
         };
-        if let Some((n, _)) = &mut t.deferred_failure {
+        if let Some((n, _)) = &mut t.deferred {
             *n -= 1;
         }
         match &event {
@@ -1128,11 +1155,21 @@ impl Connection {
         self.timers.set_in(TimerKind::Idle, now, t.idle);
     }
 
-    /// Emits the terminal event once, and moves to `Closed`.
+    /// Emits the terminal event once, and moves to `Closed`. A closing handshake started by
+    /// the idle timer ends as [`Timeout::Idle`] whether the peer answered or the close timer
+    /// ran out.
     fn report_closed(&mut self, reason: CloseReason) {
         self.state = State::Closed;
         if !self.terminated {
             self.terminated = true;
+            let reason = match reason {
+                CloseReason::Clean { .. } | CloseReason::TimedOut(Timeout::Close)
+                    if self.idle_close =>
+                {
+                    CloseReason::TimedOut(Timeout::Idle)
+                }
+                other => other,
+            };
             self.tr().events.push_back(Event::Closed(reason));
         }
     }
@@ -1154,19 +1191,62 @@ impl Connection {
     }
 
     /// Fails the connection (§7.1.7) for a peer's violation. When messages decoded before
-    /// the violation are still waiting to be taken, the failure waits for them, so that the
-    /// application's replies to them are sent before the close frame.
-    fn fail(&mut self, error: ProtocolError) {
-        let t = self.tr();
-        let waiting = t
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::Message(_) | Event::Fragment(_)));
-        if waiting {
-            t.deferred_failure = Some((t.events.len(), error));
-            self.drop_input();
+    /// the violation are still waiting to be taken, the failure waits for them (see
+    /// [`defer_end`](Self::defer_end)), so that the application's replies to them are sent
+    /// before the close frame.
+    fn fail(&mut self, now: Instant, error: ProtocolError) {
+        if self.messages_waiting() {
+            self.defer_end(now, DeferredEnd::Failure(error));
         } else {
             self.fail_now(error);
+        }
+    }
+
+    /// Whether data messages (or fragments) wait to be taken with `poll_event`.
+    fn messages_waiting(&self) -> bool {
+        self.traffic.as_ref().is_some_and(|t| {
+            t.events
+                .iter()
+                .any(|e| matches!(e, Event::Message(_) | Event::Fragment(_)))
+        })
+    }
+
+    /// Puts the end of the connection behind the events waiting now: input is discarded
+    /// from here on, the keep-alive, pong and idle timers stop mattering, and the close
+    /// timer (if not already running) bounds how long the application may take. The end
+    /// comes with the next `poll_event` after those events, or when the close timer fires.
+    fn defer_end(&mut self, now: Instant, end: DeferredEnd) {
+        let t = self.tr();
+        t.deferred = Some((t.events.len(), end));
+        self.drop_input();
+        self.timers.stop(TimerKind::KeepAlive);
+        self.timers.stop(TimerKind::Pong);
+        self.timers.stop(TimerKind::Idle);
+        if !self.timers.is_armed(TimerKind::Close) {
+            self.timers
+                .set_in(TimerKind::Close, now, self.config.timeouts.close);
+        }
+    }
+
+    /// Ends the connection as deferred: `timed_out` is the time the close timer fired, or
+    /// `None` when the events in front of the end were taken. Events still waiting stay in
+    /// front of the terminal one.
+    fn end_deferred(&mut self, timed_out: Option<Instant>) {
+        let Some((_, end)) = self.traffic.as_deref_mut().and_then(|t| t.deferred.take()) else {
+            return;
+        };
+        match end {
+            DeferredEnd::Failure(error) => self.fail_now(error),
+            DeferredEnd::Close(remote) => {
+                self.finish_peer_close(remote);
+                if self.role == Role::Client {
+                    // The client waits for the server to close TCP, for what is left of the
+                    // close timeout armed when the close was deferred.
+                    if timed_out.is_some() || !self.timers.is_armed(TimerKind::Close) {
+                        self.begin_shutdown();
+                    }
+                }
+            }
         }
     }
 
@@ -1183,6 +1263,13 @@ impl Connection {
 
     fn on_timer(&mut self, now: Instant, kind: TimerKind) {
         let t = self.config.timeouts;
+        if self.has_deferred_end() {
+            // Only the close timer bounds a deferred end (see `defer_end`).
+            if kind == TimerKind::Close {
+                self.end_deferred(Some(now));
+            }
+            return;
+        }
         match kind {
             TimerKind::Handshake => {
                 if matches!(self.state, State::Handshake | State::Accepting) {
@@ -1230,8 +1317,8 @@ impl Connection {
             }
             TimerKind::Idle => {
                 if self.state == State::Open {
-                    self.report_closed(CloseReason::TimedOut(Timeout::Idle));
-                    self.state = State::Open;
+                    // Closed(TimedOut(Idle)) is reported when the closing handshake ends.
+                    self.idle_close = true;
                     self.start_close(now, Some(CloseFrame::new(CloseCode::GOING_AWAY, "idle")));
                 }
             }
@@ -1276,10 +1363,10 @@ impl Connection {
             }
             self.process_frames(now);
             if matches!(self.state, State::Open | State::Closing)
-                && !self.has_deferred_failure()
+                && !self.has_deferred_end()
                 && self.buffered_input() > self.config.limits.max_buffered_input
             {
-                self.fail(ProtocolError::InputBufferFull);
+                self.fail(now, ProtocolError::InputBufferFull);
             }
         }
     }
@@ -1363,7 +1450,7 @@ impl Connection {
     fn process_frames(&mut self, now: Instant) {
         self.small_frames(now);
         loop {
-            if !matches!(self.state, State::Open | State::Closing) || self.has_deferred_failure() {
+            if !matches!(self.state, State::Open | State::Closing) || self.has_deferred_end() {
                 return;
             }
             let max_input = self.config.limits.max_buffered_input;
@@ -1372,7 +1459,7 @@ impl Connection {
             // it is produced, not only once the whole read is processed.
             let decoded = t.event_bytes + t.msg.as_ref().map_or(0, |m| m.data.len());
             if decoded > max_input {
-                return self.fail(ProtocolError::InputBufferFull);
+                return self.fail(now, ProtocolError::InputBufferFull);
             }
             // The frame being received, as a copy: written back (or cleared) below.
             let mut frame = match t.frame {
@@ -1381,11 +1468,11 @@ impl Connection {
                     let (header, len) = match FrameHeader::decode(&t.in_buf) {
                         Ok(Some(h)) => h,
                         Ok(None) => return,
-                        Err(e) => return self.fail(ProtocolError::Frame(e)),
+                        Err(e) => return self.fail(now, ProtocolError::Frame(e)),
                     };
                     t.in_buf.advance(len);
                     if let Err(e) = self.begin_frame(&header) {
-                        return self.fail(e);
+                        return self.fail(now, e);
                     }
                     InFrame {
                         header,
@@ -1441,7 +1528,7 @@ impl Connection {
             let frame_done = frame.remaining == 0;
             t.frame = (!frame_done).then_some(frame);
             if let Err(e) = self.on_data(now, &chunk, frame_done, header.fin) {
-                return self.fail(e);
+                return self.fail(now, e);
             }
         }
     }
@@ -1463,7 +1550,7 @@ impl Connection {
             let Some(t) = self.traffic.as_deref_mut() else {
                 return;
             };
-            if t.frame.is_some() || t.msg.is_some() || t.deferred_failure.is_some() {
+            if t.frame.is_some() || t.msg.is_some() || t.deferred.is_some() {
                 return;
             }
             let [b0, b1, ..] = t.in_buf[..] else {
@@ -1501,7 +1588,7 @@ impl Connection {
     fn deliver_whole(&mut self, now: Instant, text: bool, payload: Bytes) -> bool {
         let message = if text {
             if simdutf8::basic::from_utf8(&payload).is_err() {
-                self.fail(ProtocolError::InvalidUtf8);
+                self.fail(now, ProtocolError::InvalidUtf8);
                 return false;
             }
             Message::Text(Utf8Bytes::from_validated(payload))
@@ -1637,8 +1724,7 @@ impl Connection {
     #[inline]
     fn deliver(&mut self, now: Instant, event: Event) {
         if self.terminated {
-            // Closed was already reported (an idle timeout closes while the closing
-            // handshake still reads frames): nothing may follow it.
+            // Nothing may follow the terminal event.
             return;
         }
         self.touch_idle(now);
@@ -1672,21 +1758,37 @@ impl Connection {
     fn on_close(&mut self, now: Instant, payload: Bytes) {
         let remote = match payload.len() {
             0 => None,
-            1 => return self.fail(ProtocolError::InvalidClosePayload),
+            1 => return self.fail(now, ProtocolError::InvalidClosePayload),
             _ => {
-                let code = u16::from_be_bytes([payload[0], payload[1]]);
-                if !is_valid_received_code(code) {
-                    return self.fail(ProtocolError::InvalidCloseCode(code));
+                let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+                if !code.is_sendable() {
+                    return self.fail(now, ProtocolError::InvalidCloseCode(code));
                 }
                 let Ok(reason) = Utf8Bytes::try_from_bytes(payload.slice(2..)) else {
-                    return self.fail(ProtocolError::InvalidUtf8);
+                    return self.fail(now, ProtocolError::InvalidUtf8);
                 };
-                Some(CloseFrame {
-                    code: CloseCode(code),
-                    reason,
-                })
+                Some(CloseFrame { code, reason })
             }
         };
+        if self.state == State::Open && self.messages_waiting() {
+            // The application has not taken the messages in front of the close: its
+            // replies to them go out before the echo.
+            return self.defer_end(now, DeferredEnd::Close(remote));
+        }
+        self.finish_peer_close(remote);
+        if self.role == Role::Client {
+            // The client waits for the server to close TCP, for at most the close timeout.
+            match self.config.timeouts.close {
+                Some(d) => self.timers.set_in(TimerKind::Close, now, Some(d)),
+                None => self.begin_shutdown(),
+            }
+        }
+    }
+
+    /// Completes the closing handshake with the peer's close frame: echoes it unless this
+    /// side sent one, reports the clean close, and (server, §7.1.1) closes the transport. A
+    /// client keeps only its close timer, if armed, to wait for the server to close TCP.
+    fn finish_peer_close(&mut self, remote: Option<CloseFrame>) {
         let initiated_locally = self.close_sent.is_some();
         let local = match self.close_sent.take() {
             Some(sent) => *sent,
@@ -1703,15 +1805,16 @@ impl Connection {
             remote,
         });
         self.drop_input();
-        self.timers.stop_all();
         match self.role {
             // §7.1.1: the server closes the TCP connection first.
             Role::Server => self.begin_shutdown(),
-            // The client waits for the server to close, for at most the close timeout.
-            Role::Client => match self.config.timeouts.close {
-                Some(d) => self.timers.set_in(TimerKind::Close, now, Some(d)),
-                None => self.begin_shutdown(),
-            },
+            Role::Client => {
+                for kind in TimerKind::ALL {
+                    if kind != TimerKind::Close {
+                        self.timers.stop(kind);
+                    }
+                }
+            }
         }
     }
 
@@ -1758,7 +1861,7 @@ impl Connection {
             Message::Close(frame) => {
                 if let Some(f) = &frame {
                     if !f.code.is_sendable() {
-                        return Err(SendError::InvalidCloseCode(f.code.0));
+                        return Err(SendError::InvalidCloseCode(f.code));
                     }
                     if f.reason.len() > 123 {
                         return Err(SendError::ControlPayloadTooLong);
@@ -1893,12 +1996,6 @@ impl Connection {
 /// Output waiting in the connection beyond which the answer to a ping replaces the last
 /// answer still waiting, instead of queueing another (see `Connection::push_pong`).
 const PONG_BACKLOG: usize = 16 * 1024;
-
-/// Close codes a peer may send (§7.4.1, §7.4.2, IANA registry): 1000-1003, 1007-1014
-/// and 3000-4999. 1004-1006 and 1015 are reserved and never sent.
-fn is_valid_received_code(code: u16) -> bool {
-    CloseCode(code).is_sendable()
-}
 
 fn map_deflate(e: DeflateError) -> ProtocolError {
     match e {

@@ -72,6 +72,7 @@ const SCRATCH_LEN: usize = 8192;
 /// recommended settings. Window bits outside 8..=15 are clamped into that range, and a level
 /// above 9 is read as 9.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Client: offer the extension. Server: accept offers of it.
     pub enabled: bool,

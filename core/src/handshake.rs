@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
+use std::borrow::Cow;
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -25,6 +26,7 @@ pub(crate) fn generate_key(random16: [u8; 16]) -> String {
 
 /// Limits on the opening handshake. Checked before buffering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HandshakeLimits {
     /// Largest request or response head, in bytes (431 for a request beyond it). Default 16 KiB.
     pub max_size: usize,
@@ -46,12 +48,23 @@ impl Default for HandshakeLimits {
 }
 
 /// A header field. Names compare case-insensitively; values are bytes, as HTTP allows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Its `Debug` output shows the value as text (invalid UTF-8 replaced by U+FFFD).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     /// The field name as received or given.
     pub name: String,
     /// The field value.
     pub value: Vec<u8>,
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", &String::from_utf8_lossy(&self.value))
+            .finish()
+    }
 }
 
 /// Why the opening handshake failed.
@@ -89,6 +102,9 @@ pub enum HandshakeError {
     },
     /// The connection ended during the handshake.
     Eof,
+    /// Server: `accept` was called on a plain HTTP request ([`Request::is_upgrade`] is
+    /// false, see `Config::plain_http`); answer it with `reject` instead.
+    NotAnUpgrade,
 }
 
 impl HandshakeError {
@@ -120,6 +136,9 @@ impl fmt::Display for HandshakeError {
             Self::InvalidHeader => f.write_str("invalid header name or value"),
             Self::Rejected { status, .. } => write!(f, "server rejected the upgrade: {status}"),
             Self::Eof => f.write_str("connection closed during the handshake"),
+            Self::NotAnUpgrade => {
+                f.write_str("the request is not a WebSocket upgrade: answer it with reject")
+            }
         }
     }
 }
@@ -659,19 +678,32 @@ pub(crate) fn validate_response(
 
 // ---------------------------------------------------------------- server
 
-/// A client's upgrade request, as the server application sees it (§4.2.1).
+/// A client's upgrade request, as the server application sees it (§4.2.1); or, when the
+/// server's `Config::plain_http` is set, a plain HTTP request ([`is_upgrade`](Self::is_upgrade)
+/// false).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     method: String,
     uri: String,
     headers: Vec<Header>,
     key: String,
+    upgrade: bool,
 }
 
 impl Request {
-    /// The method (always `GET` for a request handed out).
+    /// The method (always `GET` for an upgrade request).
     pub fn method(&self) -> &str {
         &self.method
+    }
+
+    /// Whether this is a WebSocket upgrade request (§4.2.1), to [`accept`] or [`reject`].
+    /// `false` for a plain HTTP request, reported only with `Config::plain_http`, which can
+    /// only be answered with [`reject`] (any status, headers and body).
+    ///
+    /// [`accept`]: crate::Connection::accept
+    /// [`reject`]: crate::Connection::reject
+    pub fn is_upgrade(&self) -> bool {
+        self.upgrade
     }
 
     /// The raw request target.
@@ -684,9 +716,26 @@ impl Request {
         self.uri.split('?').next().unwrap_or("")
     }
 
-    /// The query string, without `?`.
+    /// The raw query string, without `?` (`None` when the target has no `?`).
     pub fn query(&self) -> Option<&str> {
         self.uri.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The query's `key=value` pairs, in order, decoded as
+    /// `application/x-www-form-urlencoded` (WHATWG URL §5.1): `+` is a space, `%XX` escapes
+    /// are decoded (an invalid escape is kept as it is, bytes that are not UTF-8 become
+    /// U+FFFD), a pair without `=` has an empty value, and empty pairs are skipped. Empty
+    /// when there is no query.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+        form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
+    }
+
+    /// The decoded value of the first query parameter named `name` (decoded too), as in
+    /// [`query_pairs`](Self::query_pairs).
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
     }
 
     /// Every header, in order.
@@ -728,7 +777,7 @@ impl Request {
             .collect()
     }
 
-    /// The `Sec-WebSocket-Key`.
+    /// The `Sec-WebSocket-Key` (empty for a plain HTTP request).
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -749,6 +798,7 @@ impl Request {
                 .cloned()
                 .collect(),
             key: self.key.clone(),
+            upgrade: self.upgrade,
         }
     }
 }
@@ -757,13 +807,22 @@ impl Request {
 #[derive(Debug)]
 pub(crate) struct RequestParser {
     head: HeadBuffer,
+    plain_http: bool,
 }
 
 impl RequestParser {
     pub(crate) fn new(limits: HandshakeLimits) -> Self {
         Self {
             head: HeadBuffer::new(limits),
+            plain_http: false,
         }
+    }
+
+    /// Also hands out well-formed requests that are not WebSocket upgrades (see
+    /// `Config::plain_http`).
+    pub(crate) fn plain_http(mut self, on: bool) -> Self {
+        self.plain_http = on;
+        self
     }
 
     /// Feeds bytes. Total work over any feeding pattern is linear in the head's size, and
@@ -771,6 +830,7 @@ impl RequestParser {
     /// `data` it used; the rest are frames.
     pub(crate) fn push(&mut self, data: &[u8]) -> Result<Option<(Request, usize)>, HandshakeError> {
         let max_headers = self.head.limits.max_headers;
+        let plain_http = self.plain_http;
         let Some((head, used)) = self.head.push(data)? else {
             return Ok(None);
         };
@@ -782,6 +842,9 @@ impl RequestParser {
             {
                 httparse::Status::Complete(_) => {}
                 httparse::Status::Partial => return Err(HandshakeError::Malformed("head")),
+            }
+            if plain_http && !has_token_raw(req.headers, "upgrade", "websocket") {
+                return validate_plain_request(&req);
             }
             validate_request(&req)
         })?;
@@ -856,6 +919,46 @@ fn validate_request(req: &httparse::Request<'_, '_>) -> Result<Request, Handshak
         uri: uri.to_string(),
         key: String::from_utf8_lossy(key).into_owned(),
         headers,
+        upgrade: true,
+    })
+}
+
+/// Whether a raw header `name` lists `token` (comma-separated, case-insensitive).
+fn has_token_raw(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .filter_map(|h| std::str::from_utf8(h.value).ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The checks of a plain HTTP request (RFC 9112 §3, RFC 9110 §7.2), for `Config::plain_http`:
+/// HTTP/1.0 or 1.1, a request target in origin or absolute form (or `*` for `OPTIONS`),
+/// and one `Host` header (HTTP/1.1 requires it; HTTP/1.0 may omit it). A body is not read:
+/// the answer closes the connection.
+fn validate_plain_request(req: &httparse::Request<'_, '_>) -> Result<Request, HandshakeError> {
+    let method = req.method.unwrap_or("");
+    let uri = req.path.unwrap_or("");
+    let target_ok = uri.starts_with('/')
+        || uri.starts_with("http://")
+        || uri.starts_with("https://")
+        || (uri == "*" && method == "OPTIONS");
+    if !target_ok {
+        return Err(HandshakeError::BadRequest("request target"));
+    }
+    let headers = collect_headers(req.headers);
+    match (count_headers(&headers, "host"), req.version) {
+        (0, Some(0)) | (1, _) => {}
+        (0, _) => return Err(HandshakeError::BadRequest("missing Host")),
+        _ => return Err(HandshakeError::BadRequest("more than one Host")),
+    }
+    Ok(Request {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        key: String::new(),
+        headers,
+        upgrade: false,
     })
 }
 
@@ -899,7 +1002,10 @@ pub struct Reject {
 }
 
 impl Reject {
-    /// A rejection with this status (a 4xx or 5xx code; others become 500 when sent).
+    /// A response with this status: a final status (200 to 599) is sent as it is, anything
+    /// else becomes 500. For an upgrade request this is usually a 4xx or 5xx code (or a 3xx
+    /// redirect, §4.1); for a plain HTTP request (see [`Request::is_upgrade`]) any answer,
+    /// such as `200` for a health check.
     pub fn new(status: u16) -> Self {
         Self {
             status,
@@ -922,7 +1028,7 @@ impl Reject {
 
     /// The status that will be sent.
     pub fn status(&self) -> u16 {
-        if (400..=599).contains(&self.status) {
+        if (200..=599).contains(&self.status) {
             self.status
         } else {
             500
@@ -974,6 +1080,14 @@ pub(crate) fn encode_accept(
 
 fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -985,16 +1099,24 @@ fn reason_phrase(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
-        _ => "Error",
+        _ if status >= 400 => "Error",
+        // (The reason phrase may be empty, RFC 9112 §4.)
+        _ => "",
     }
 }
 
 fn encode_status(status: u16, headers: &[(String, String)], body: &[u8], out: &mut Vec<u8>) {
     let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        reason_phrase(status),
-        body.len()
+        "HTTP/1.1 {status} {}\r\nConnection: close\r\n",
+        reason_phrase(status)
     );
+    // RFC 9110 §6.4.1, §8.6: a 204 or 304 response has no content, nor a Content-Length.
+    let body = if matches!(status, 204 | 304) {
+        &[][..]
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        body
+    };
     for (name, value) in headers {
         if is_token(name) && valid_value(value.as_bytes()) {
             head.push_str(&format!("{name}: {value}\r\n"));

@@ -1,5 +1,6 @@
 //! Messages as the application sees them (RFC 6455 §5.6, §5.5, §7.4).
 
+pub use crate::frame::CloseCode;
 use bytes::Bytes;
 use std::fmt;
 
@@ -103,67 +104,6 @@ impl PartialEq<&str> for Utf8Bytes {
     }
 }
 
-/// A close status code (RFC 6455 §7.4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CloseCode(pub u16);
-
-impl CloseCode {
-    /// 1000: normal closure.
-    pub const NORMAL: Self = Self(1000);
-    /// 1001: the endpoint is going away (server shutdown, page navigation).
-    pub const GOING_AWAY: Self = Self(1001);
-    /// 1002: protocol error.
-    pub const PROTOCOL_ERROR: Self = Self(1002);
-    /// 1003: a data type the endpoint cannot accept.
-    pub const UNSUPPORTED_DATA: Self = Self(1003);
-    /// 1005: no status code was present (never sent on the wire).
-    pub const NO_STATUS: Self = Self(1005);
-    /// 1006: closed without a close frame (never sent on the wire).
-    pub const ABNORMAL: Self = Self(1006);
-    /// 1007: message data inconsistent with its type, such as invalid UTF-8 in text.
-    pub const INVALID_PAYLOAD: Self = Self(1007);
-    /// 1008: policy violation.
-    pub const POLICY_VIOLATION: Self = Self(1008);
-    /// 1009: a message too big to process.
-    pub const MESSAGE_TOO_BIG: Self = Self(1009);
-    /// 1010: the client expected an extension the server did not negotiate.
-    pub const MANDATORY_EXTENSION: Self = Self(1010);
-    /// 1011: the server hit an unexpected condition.
-    pub const INTERNAL_ERROR: Self = Self(1011);
-    /// 1012: the service is restarting.
-    pub const SERVICE_RESTART: Self = Self(1012);
-    /// 1013: try again later.
-    pub const TRY_AGAIN_LATER: Self = Self(1013);
-    /// 1014: a gateway received an invalid response.
-    pub const BAD_GATEWAY: Self = Self(1014);
-    /// 1015: TLS handshake failure (never sent on the wire).
-    pub const TLS_HANDSHAKE: Self = Self(1015);
-
-    /// Whether this code may appear in a close frame on the wire (§7.4.1, §7.4.2 and the IANA
-    /// registry): 1000-1003, 1007-1014, and 3000-4999 for libraries and applications.
-    pub fn is_sendable(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
-    }
-}
-
-impl From<u16> for CloseCode {
-    fn from(code: u16) -> Self {
-        Self(code)
-    }
-}
-
-impl From<CloseCode> for u16 {
-    fn from(code: CloseCode) -> Self {
-        code.0
-    }
-}
-
-impl fmt::Display for CloseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
 /// The body of a close frame: a code and a UTF-8 reason of at most 123 bytes (§5.5.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseFrame {
@@ -223,6 +163,24 @@ impl Message {
     /// Whether the payload is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The text of a text message; `None` for any other message.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Self::Text(t) => Some(t.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
     }
 }
 

@@ -63,11 +63,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::message::CloseCode;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
-
-/// Close code 1008 "Policy Violation" (RFC 6455 §7.4.1), terminal by default.
-const CLOSE_POLICY_VIOLATION: u16 = 1008;
 
 /// Settings of a [`ReconnectPolicy`].
 ///
@@ -94,7 +92,7 @@ pub struct ReconnectConfig {
     /// The default is `[1008]` (Policy Violation), the code servers use to refuse a client
     /// after the upgrade. 1001 (Going Away), 1011-1014 (server error, restart, try again later,
     /// bad gateway) and application codes 4000-4999 are retried unless listed here.
-    pub terminal_close_codes: Vec<u16>,
+    pub terminal_close_codes: Vec<CloseCode>,
 }
 
 impl Default for ReconnectConfig {
@@ -106,7 +104,7 @@ impl Default for ReconnectConfig {
             max_attempts: 0,
             stable_after: Duration::from_secs(10),
             terminal_statuses: vec![401, 403],
-            terminal_close_codes: vec![CLOSE_POLICY_VIOLATION],
+            terminal_close_codes: vec![CloseCode::POLICY_VIOLATION],
         }
     }
 }
@@ -197,7 +195,7 @@ pub enum Disconnect {
     /// [`ReconnectConfig::terminal_close_codes`], else retried.
     Closed {
         /// The close code, `None` if the Close frame had no status (1005, RFC 6455 §7.1.5).
-        code: Option<u16>,
+        code: Option<CloseCode>,
         /// Whether this side sent the first Close frame (for example the core failing the
         /// connection on a protocol error, or a keep-alive timeout). A close the application
         /// asked for is [`Disconnect::ClosedByApplication`] instead.
@@ -515,7 +513,7 @@ mod tests {
         assert_eq!(c.max_attempts, 0);
         assert_eq!(c.stable_after, Duration::from_secs(10));
         assert_eq!(c.terminal_statuses, vec![401, 403]);
-        assert_eq!(c.terminal_close_codes, vec![1008]);
+        assert_eq!(c.terminal_close_codes, vec![CloseCode::POLICY_VIOLATION]);
         assert!(c.validate().is_ok());
     }
 
@@ -790,7 +788,7 @@ mod tests {
         let now = Instant::now();
         p.handle_connected(now);
         let why = Disconnect::Closed {
-            code: Some(1008),
+            code: Some(CloseCode(1008)),
             initiated_locally: false,
         };
         assert_eq!(
@@ -817,7 +815,7 @@ mod tests {
             let now = Instant::now();
             p.handle_connected(now);
             let why = Disconnect::Closed {
-                code,
+                code: code.map(CloseCode),
                 initiated_locally,
             };
             let (_, attempt, _) = expect_dial(p.handle_disconnect(now + MS, why));
@@ -828,14 +826,14 @@ mod tests {
     #[test]
     fn rfc6455_7_4_2_application_close_codes_are_configurable() {
         let config = ReconnectConfig {
-            terminal_close_codes: vec![1008, 4001, 4003],
+            terminal_close_codes: vec![CloseCode(1008), CloseCode(4001), CloseCode(4003)],
             ..ReconnectConfig::default()
         };
         let mut p = policy(config, 0);
         let now = Instant::now();
         p.handle_connected(now);
         let why = Disconnect::Closed {
-            code: Some(4003),
+            code: Some(CloseCode(4003)),
             initiated_locally: false,
         };
         assert_eq!(
@@ -1136,7 +1134,7 @@ mod tests {
                 any::<bool>()
             )
                 .prop_map(|(code, initiated_locally)| Disconnect::Closed {
-                    code,
+                    code: code.map(CloseCode),
                     initiated_locally
                 }),
         ]

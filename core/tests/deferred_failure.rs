@@ -1,4 +1,4 @@
-//! `Connection::has_deferred_failure`: what an adapter with its own event queue checks so
+//! `Connection::has_deferred_end`: what an adapter with its own event queue checks so
 //! that replies to messages decoded before a peer's violation go out before the close.
 
 use std::time::Instant;
@@ -21,7 +21,7 @@ fn rfc6455_7_1_7_failure_behind_messages_is_reported_as_deferred() {
     server.accept(now, Accept::new()).unwrap();
     client.handle_input(now, &output(&mut server));
     assert!(matches!(client.poll_event(), Some(Event::Connected(_))));
-    assert!(!server.has_deferred_failure());
+    assert!(!server.has_deferred_end());
 
     // Two messages and a frame with a reserved opcode (§5.2), in one read.
     client.send(now, Message::text("a")).unwrap();
@@ -29,11 +29,11 @@ fn rfc6455_7_1_7_failure_behind_messages_is_reported_as_deferred() {
     let mut input = output(&mut client);
     input.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0]);
     server.handle_input(now, &input);
-    assert!(server.has_deferred_failure());
+    assert!(server.has_deferred_end());
     assert!(server.has_events());
 
     assert!(matches!(server.poll_event(), Some(Event::Message(Message::Text(t))) if t == "a"));
-    assert!(server.has_deferred_failure());
+    assert!(server.has_deferred_end());
     assert!(matches!(server.poll_event(), Some(Event::Message(Message::Text(t))) if t == "b"));
     // The failure itself is the next event.
     assert!(server.has_events());
@@ -43,7 +43,7 @@ fn rfc6455_7_1_7_failure_behind_messages_is_reported_as_deferred() {
         Some(Event::Closed(reason)) => assert_eq!(reason.code(), CloseCode::PROTOCOL_ERROR),
         other => panic!("{other:?}"),
     }
-    assert!(!server.has_deferred_failure());
+    assert!(!server.has_deferred_end());
     assert!(!server.has_events());
     client.handle_input(now, &output(&mut server));
     assert!(matches!(client.poll_event(), Some(Event::Message(Message::Text(t))) if t == "reply"));

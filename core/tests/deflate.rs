@@ -12,10 +12,9 @@ use util::*;
 fn deflate_config(f: impl FnOnce(&mut DeflateConfig)) -> Config {
     let mut d = DeflateConfig::enabled();
     f(&mut d);
-    Config {
-        deflate: d,
-        ..Config::default()
-    }
+    let mut cfg = Config::default();
+    cfg.deflate = d;
+    cfg
 }
 
 fn text(n: usize) -> String {

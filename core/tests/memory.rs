@@ -72,28 +72,21 @@ fn idle_server_bytes(config: Config, quiet: Option<Duration>) -> isize {
 #[test]
 fn memory_per_idle_server_connection() {
     let plain = idle_server_bytes(Config::default(), None);
-    let deflate = |no_takeover: bool| Config {
-        deflate: DeflateConfig {
-            server_no_context_takeover: no_takeover,
-            client_no_context_takeover: no_takeover,
-            ..DeflateConfig::enabled()
-        },
-        ..Config::default()
+    let deflate = |no_takeover: bool| {
+        let mut cfg = Config::default();
+        cfg.deflate = DeflateConfig::enabled();
+        cfg.deflate.server_no_context_takeover = no_takeover;
+        cfg.deflate.client_no_context_takeover = no_takeover;
+        cfg
     };
     let takeover = idle_server_bytes(deflate(false), None);
     // Context takeover with the smallest windows RFC 7692 allows zlib to honour (9 bits;
     // an 8-bit request is negotiated and run as 9).
-    let small_windows = idle_server_bytes(
-        Config {
-            deflate: DeflateConfig {
-                server_max_window_bits: 9,
-                client_max_window_bits: 9,
-                ..DeflateConfig::enabled()
-            },
-            ..Config::default()
-        },
-        None,
-    );
+    let mut small = Config::default();
+    small.deflate = DeflateConfig::enabled();
+    small.deflate.server_max_window_bits = 9;
+    small.deflate.client_max_window_bits = 9;
+    let small_windows = idle_server_bytes(small, None);
     let no_takeover_busy = idle_server_bytes(deflate(true), None);
     let no_takeover_quiet = idle_server_bytes(deflate(true), Some(Duration::from_secs(21)));
     println!(

@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use std::time::Duration;
 use tether_core::{
-    CloseCode, CloseReason, Event, Frame, FrameDecoder, FrameHeader, Message, OpCode, Role,
-    SendError, State,
+    Accept, CloseCode, CloseReason, Config, Event, Frame, FrameDecoder, FrameHeader, Message,
+    OpCode, Role, SendError, State,
 };
 use util::*;
 
@@ -197,7 +197,11 @@ enum Op {
     ServerClose(u16),
     Deliver,
     DeliverClientOnly,
+    /// Advance both clocks, delivering everything on the way.
     Advance(u64),
+    /// Fire the client's (`true`) or server's next timer, delivering nothing: every timer
+    /// (keep-alive, pong, idle, close) can run out while the peer's answer is in flight.
+    FireTimer(bool),
     ClientEof,
 }
 
@@ -211,13 +215,36 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Deliver),
         1 => Just(Op::DeliverClientOnly),
         1 => (1u64..30).prop_map(Op::Advance),
+        2 => any::<bool>().prop_map(Op::FireTimer),
         1 => Just(Op::ClientEof),
     ]
+}
+
+/// A configuration with random timers, each possibly off (the close timer mostly on).
+fn timed_config() -> impl Strategy<Value = Config> {
+    let secs = |max: u64| proptest::option::of((1..max).prop_map(Duration::from_secs));
+    (
+        secs(20),
+        secs(30),
+        secs(30),
+        secs(60),
+        proptest::option::weighted(0.9, (1u64..10).prop_map(Duration::from_secs)),
+    )
+        .prop_map(|(handshake, ping_interval, pong_timeout, idle, close)| {
+            let mut cfg = Config::default();
+            cfg.timeouts.handshake = handshake;
+            cfg.timeouts.ping_interval = ping_interval;
+            cfg.timeouts.pong_timeout = pong_timeout;
+            cfg.timeouts.idle = idle;
+            cfg.timeouts.close = close;
+            cfg
+        })
 }
 
 /// What the model expects of one side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ModelState {
+    Handshake,
     Open,
     Closing,
     Closed,
@@ -225,33 +252,82 @@ enum ModelState {
 
 fn model_state(s: State) -> ModelState {
     match s {
+        State::Handshake | State::Accepting => ModelState::Handshake,
         State::Open => ModelState::Open,
         State::Closing => ModelState::Closing,
         State::Closed => ModelState::Closed,
-        other => panic!("unexpected state {other:?}"),
     }
+}
+
+/// The terminal-event invariant, for one side: [`Event::Closed`] was emitted iff `state()`
+/// is `Closed`, at most once, and no event followed it.
+fn check_terminal(side: &Side) -> Result<(), TestCaseError> {
+    let terminal: Vec<usize> = side
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::Closed(_)))
+        .map(|(i, _)| i)
+        .collect();
+    prop_assert!(terminal.len() <= 1, "{:?}", side.events);
+    if let Some(&i) = terminal.first() {
+        prop_assert_eq!(i, side.events.len() - 1, "event after the terminal one");
+    }
+    prop_assert_eq!(
+        terminal.len() == 1,
+        side.conn.state() == State::Closed,
+        "state {:?}, events {:?}",
+        side.conn.state(),
+        side.events
+    );
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
-    /// A model of the closing handshake from both sides: states only move forward, sends
-    /// succeed exactly while open, every message sent before a close arrives in order,
-    /// exactly one terminal event per side, and no event after it.
+    /// A model of the connection's life from both sides, every timer included: states only
+    /// move forward, sends succeed exactly while open, every message sent before a close
+    /// arrives in order, and after every step, on each side, [`Event::Closed`] has been
+    /// emitted iff the state is `Closed`, exactly once, with no event after it.
     #[test]
-    fn model_close_handshake(ops in proptest::collection::vec(op(), 1..40)) {
-        let mut pair = Pair::open();
+    fn model_close_handshake(
+        client_cfg in timed_config(),
+        server_cfg in timed_config(),
+        accept_after in proptest::option::of(1u64..25),
+        ops in proptest::collection::vec(op(), 1..40),
+    ) {
+        // The opening handshake, the server taking its time to accept (the handshake
+        // timer may run out meanwhile).
+        let mut pair = Pair::new(client_cfg, server_cfg);
+        pair.drive();
+        if let Some(s) = accept_after {
+            pair.advance(Duration::from_secs(s));
+        }
+        if pair.server.conn.state() == State::Accepting {
+            pair.server.conn.accept(pair.now, Accept::new()).unwrap();
+        }
+        pair.drive();
+        check_terminal(&pair.client)?;
+        check_terminal(&pair.server)?;
         let mut sent_by_client: Vec<String> = Vec::new();
         let mut sent_by_server: Vec<String> = Vec::new();
-        let mut prev = (ModelState::Open, ModelState::Open);
+        let mut prev = (model_state(pair.client.conn.state()), model_state(pair.server.conn.state()));
         for op in ops {
             let c_open = pair.client.conn.state() == State::Open;
             let s_open = pair.server.conn.state() == State::Open;
+            let c_handshake = pair.client.conn.state() == State::Handshake;
             match op {
                 Op::ClientSend(s) => {
                     let r = pair.client.conn.send(pair.now, Message::text(s.as_str()));
                     prop_assert_eq!(r.is_ok(), c_open);
-                    if c_open { sent_by_client.push(s) } else { prop_assert!(matches!(r, Err(SendError::Closed))) }
+                    if c_open {
+                        sent_by_client.push(s)
+                    } else if c_handshake {
+                        prop_assert!(matches!(r, Err(SendError::NotOpen)))
+                    } else {
+                        prop_assert!(matches!(r, Err(SendError::Closed)))
+                    }
                 }
                 Op::ServerSend(s) => {
                     let r = pair.server.conn.send(pair.now, Message::text(s.as_str()));
@@ -272,6 +348,14 @@ proptest! {
                     pair.server.drain_events();
                 }
                 Op::Advance(s) => pair.advance(Duration::from_secs(s)),
+                Op::FireTimer(client) => {
+                    let side = if client { &mut pair.client } else { &mut pair.server };
+                    if let Some(at) = side.conn.poll_timeout() {
+                        pair.now = pair.now.max(at);
+                        side.conn.handle_timeout(pair.now);
+                        prop_assert!(side.conn.poll_timeout().is_none_or(|t| t > pair.now));
+                    }
+                }
                 Op::ClientEof => {
                     pair.server.conn.handle_eof(pair.now);
                     pair.server.drain_events();
@@ -280,18 +364,11 @@ proptest! {
             pair.client.drain_events();
             pair.server.drain_events();
             let now = (model_state(pair.client.conn.state()), model_state(pair.server.conn.state()));
-            // Monotonic: Open -> Closing -> Closed.
+            // Monotonic: Handshake -> Open -> Closing -> Closed.
             prop_assert!(now.0 as u8 >= prev.0 as u8 && now.1 as u8 >= prev.1 as u8, "{prev:?} -> {now:?}");
             prev = now;
-            for side in [&pair.client, &pair.server] {
-                let terminal: Vec<usize> = side.events.iter().enumerate()
-                    .filter(|(_, e)| matches!(e, Event::Closed(_))).map(|(i, _)| i).collect();
-                prop_assert!(terminal.len() <= 1);
-                if let Some(&i) = terminal.first() {
-                    prop_assert_eq!(i, side.events.len() - 1, "event after the terminal one");
-                }
-                prop_assert_eq!(terminal.len() == 1, side.conn.state() == State::Closed);
-            }
+            check_terminal(&pair.client)?;
+            check_terminal(&pair.server)?;
         }
         // Finish: deliver everything and let timers run out.
         pair.drive();
@@ -307,6 +384,8 @@ proptest! {
         // Both sides end closed, and a clean close on one side means a clean close on the other.
         prop_assert_eq!(pair.client.conn.state(), State::Closed);
         prop_assert_eq!(pair.server.conn.state(), State::Closed);
+        check_terminal(&pair.client)?;
+        check_terminal(&pair.server)?;
         let c = pair.client.closed().unwrap();
         let s = pair.server.closed().unwrap();
         if let (CloseReason::Clean { .. }, CloseReason::Clean { .. }) = (c, s) {

@@ -58,14 +58,12 @@ fn deflate() -> impl Strategy<Value = Option<Deflate>> {
 fn config(d: &Option<Deflate>) -> Config {
     let mut cfg = Config::default();
     if let Some(d) = d {
-        cfg.deflate = DeflateConfig {
-            server_no_context_takeover: d.server_no_context_takeover,
-            client_no_context_takeover: d.client_no_context_takeover,
-            server_max_window_bits: d.server_max_window_bits,
-            client_max_window_bits: d.client_max_window_bits,
-            threshold: d.threshold,
-            ..DeflateConfig::enabled()
-        };
+        cfg.deflate = DeflateConfig::enabled();
+        cfg.deflate.server_no_context_takeover = d.server_no_context_takeover;
+        cfg.deflate.client_no_context_takeover = d.client_no_context_takeover;
+        cfg.deflate.server_max_window_bits = d.server_max_window_bits;
+        cfg.deflate.client_max_window_bits = d.client_max_window_bits;
+        cfg.deflate.threshold = d.threshold;
     }
     cfg
 }

@@ -480,7 +480,7 @@ fn rfc6455_7_4_invalid_close_codes_fail_with_1002() {
                 Some(CloseReason::ProtocolError {
                     error: ProtocolError::InvalidCloseCode(c),
                     ..
-                }) if *c == code
+                }) if *c == CloseCode(code)
             ),
             "{code}"
         );
@@ -568,7 +568,7 @@ fn sending_before_open_is_local_misuse() {
     let mut pair = Pair::open();
     assert!(matches!(
         pair.client.conn.close(pair.now, CloseCode(1005), ""),
-        Err(SendError::InvalidCloseCode(1005))
+        Err(SendError::InvalidCloseCode(CloseCode(1005)))
     ));
     assert!(matches!(
         pair.client.conn.ping(pair.now, Bytes::from(vec![0; 126])),
@@ -857,6 +857,59 @@ fn timer_idle_timeout_of_five_minutes_runs_instantly() {
 }
 
 #[test]
+fn rfc6455_7_1_2_idle_timeout_reports_closed_only_once_the_handshake_ends() {
+    let mut cfg = Config::default();
+    cfg.timeouts.idle = Some(Duration::from_secs(60));
+    cfg.timeouts.ping_interval = None;
+    let mut pair = Pair::open_with(Config::default(), cfg);
+    let deadline = pair.server.conn.poll_timeout().unwrap();
+    pair.now = deadline;
+    pair.server.conn.handle_timeout(deadline);
+    pair.server.drain_events();
+    // The close frame is queued; the WebSocket is not closed yet, so no terminal event.
+    assert_eq!(pair.server.conn.state(), State::Closing);
+    assert!(pair.server.closed().is_none());
+    assert!(
+        pair.server
+            .conn
+            .send(pair.now, Message::text("late"))
+            .is_err()
+    );
+    // The client answers: now it is closed, for being idle.
+    pair.drive();
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    assert!(matches!(
+        pair.server.closed(),
+        Some(CloseReason::TimedOut(Timeout::Idle))
+    ));
+    assert_eq!(pair.server.events.len(), 1);
+    assert_eq!(pair.client.closed().unwrap().code(), CloseCode::GOING_AWAY);
+}
+
+#[test]
+fn rfc6455_7_1_2_idle_timeout_with_a_silent_peer_ends_at_the_close_timeout() {
+    let mut cfg = Config::default();
+    cfg.timeouts.idle = Some(Duration::from_secs(60));
+    cfg.timeouts.ping_interval = None;
+    cfg.timeouts.close = Some(Duration::from_secs(5));
+    let mut pair = Pair::open_with(Config::default(), cfg);
+    let idle = pair.server.conn.poll_timeout().unwrap();
+    pair.server.conn.handle_timeout(idle);
+    pair.server.take_output(); // lost: the client never sees the close frame
+    assert_eq!(pair.server.conn.state(), State::Closing);
+    assert!(pair.server.conn.poll_event().is_none());
+    let close = pair.server.conn.poll_timeout().unwrap();
+    assert_eq!(close, idle + Duration::from_secs(5));
+    pair.server.conn.handle_timeout(close);
+    assert_eq!(pair.server.conn.state(), State::Closed);
+    assert!(matches!(
+        pair.server.conn.poll_event(),
+        Some(Event::Closed(CloseReason::TimedOut(Timeout::Idle)))
+    ));
+    assert!(pair.server.conn.poll_event().is_none());
+}
+
+#[test]
 fn timer_close_timeout_when_peer_never_answers() {
     let mut pair = Pair::open();
     pair.client
@@ -927,10 +980,8 @@ fn prepared_frame_is_encoded_once_and_shared() {
 
 #[test]
 fn streaming_fragments_without_reassembly() {
-    let mut cfg = Config {
-        stream_fragments: true,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.stream_fragments = true;
     cfg.limits.max_message_size = usize::MAX;
     cfg.limits.max_frame_size = 1 << 16;
     cfg.limits.max_buffered_input = 1 << 17;
@@ -960,10 +1011,8 @@ fn streaming_fragments_without_reassembly() {
 
 #[test]
 fn outgoing_messages_can_be_fragmented() {
-    let cfg = Config {
-        max_outgoing_frame_size: Some(10),
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.max_outgoing_frame_size = Some(10);
     let mut pair = Pair::open_with(cfg, Config::default());
     pair.client
         .conn

@@ -419,7 +419,7 @@ impl Shared {
                     let handed_over = waiting
                         && self.conn.state() == State::Open
                         && self.conn.buffered_output() == 0
-                        && !self.conn.has_deferred_failure()
+                        && !self.conn.has_deferred_end()
                         && !self.too_many_pending();
                     if handed_over {
                         if self.io.reply_grace == NEVER {

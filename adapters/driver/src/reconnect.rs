@@ -196,12 +196,12 @@ impl DisconnectReason {
                 } => {
                     let frame = if *initiated_locally { local } else { remote };
                     Disconnect::Closed {
-                        code: frame.as_ref().map(|f| f.code.into()),
+                        code: frame.as_ref().map(|f| f.code),
                         initiated_locally: *initiated_locally,
                     }
                 }
                 CloseReason::ProtocolError { code, .. } => Disconnect::Closed {
-                    code: Some((*code).into()),
+                    code: Some(*code),
                     initiated_locally: true,
                 },
                 CloseReason::HandshakeFailed(_) => Disconnect::HandshakeFailed,
@@ -1198,7 +1198,7 @@ mod tests {
         assert_eq!(
             closed(remote),
             Disconnect::Closed {
-                code: Some(1008),
+                code: Some(CloseCode::POLICY_VIOLATION),
                 initiated_locally: false
             }
         );
@@ -1210,7 +1210,7 @@ mod tests {
         assert_eq!(
             closed(local),
             Disconnect::Closed {
-                code: Some(1001),
+                code: Some(CloseCode::GOING_AWAY),
                 initiated_locally: true
             }
         );

@@ -293,7 +293,7 @@ impl Shared {
             }
             return false;
         }
-        if self.conn.state() != State::Open && !self.conn.has_deferred_failure() {
+        if self.conn.state() != State::Open && !self.conn.has_deferred_end() {
             // Closing or over: the end is reported as soon as it comes, the messages before
             // it stay for the reader.
             while let Some(event) = self.conn.poll_event() {
@@ -317,7 +317,7 @@ impl Shared {
             return Some(message);
         }
         loop {
-            let deferred = self.conn.has_deferred_failure();
+            let deferred = self.conn.has_deferred_end();
             let event = self.conn.poll_event();
             if deferred {
                 self.app.kick = true;

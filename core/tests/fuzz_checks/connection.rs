@@ -253,24 +253,20 @@ pub fn check_bytes(data: &[u8]) -> ConnOutcome {
 
 /// The configuration for `input`.
 pub fn config(input: &ConnInput) -> Config {
-    let mut cfg = Config {
-        limits: input.limits.limits(),
-        stream_fragments: input.stream_fragments,
-        max_outgoing_frame_size: (input.max_outgoing_frame > 0)
-            .then_some(usize::from(input.max_outgoing_frame)),
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.limits = input.limits.limits();
+    cfg.stream_fragments = input.stream_fragments;
+    cfg.max_outgoing_frame_size =
+        (input.max_outgoing_frame > 0).then_some(usize::from(input.max_outgoing_frame));
     if input.idle {
         cfg.timeouts.idle = Some(Duration::from_secs(30));
     }
     if let Some(d) = input.deflate {
-        cfg.deflate = DeflateConfig {
-            server_no_context_takeover: d.server_no_context_takeover,
-            client_no_context_takeover: d.client_no_context_takeover,
-            server_max_window_bits: 8 + d.server_max_window_bits % 8,
-            client_max_window_bits: 8 + d.client_max_window_bits % 8,
-            ..DeflateConfig::enabled()
-        };
+        cfg.deflate = DeflateConfig::enabled();
+        cfg.deflate.server_no_context_takeover = d.server_no_context_takeover;
+        cfg.deflate.client_no_context_takeover = d.client_no_context_takeover;
+        cfg.deflate.server_max_window_bits = 8 + d.server_max_window_bits % 8;
+        cfg.deflate.client_max_window_bits = 8 + d.client_max_window_bits % 8;
     }
     cfg
 }
@@ -299,19 +295,15 @@ fn start(input: &ConnInput, cfg: Config, now: Instant) -> Connection {
     }
     let request = ClientRequest::new("ws://localhost/fuzz").expect("URL");
     let (mut client, mut server) = if input.server {
-        let peer = Config {
-            deflate: cfg.deflate.clone(),
-            ..Config::default()
-        };
+        let mut peer = Config::default();
+        peer.deflate = cfg.deflate.clone();
         (
             Connection::client(peer, &request, SEED, now).expect("client"),
             Connection::server(cfg, now),
         )
     } else {
-        let peer = Config {
-            deflate: cfg.deflate.clone(),
-            ..Config::default()
-        };
+        let mut peer = Config::default();
+        peer.deflate = cfg.deflate.clone();
         (
             Connection::client(cfg, &request, SEED, now).expect("client"),
             Connection::server(peer, now),

@@ -251,11 +251,9 @@ pub fn message_frames(m: &DeflateMessage) -> Vec<Vec<u8>> {
 pub fn check(input: &DeflateInput) -> DeflateOutcome {
     let now = Instant::now();
     let limit = limit_for(input.limit);
-    let mut cfg = Config {
-        deflate: DeflateConfig::enabled(),
-        stream_fragments: input.stream_fragments,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.deflate = DeflateConfig::enabled();
+    cfg.stream_fragments = input.stream_fragments;
     cfg.limits.max_message_size = limit;
     cfg.limits.max_buffered_input = 2 * limit + 64;
     let params = DeflateParams {

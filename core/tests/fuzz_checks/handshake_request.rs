@@ -99,11 +99,11 @@ pub fn check_bytes(data: &[u8]) -> RequestOutcome {
 /// The limits a server uses for `input`.
 pub fn limits(small: bool) -> HandshakeLimits {
     if small {
-        HandshakeLimits {
-            max_size: 1024,
-            max_headers: 16,
-            max_body: 1024,
-        }
+        let mut limits = HandshakeLimits::default();
+        limits.max_size = 1024;
+        limits.max_headers = 16;
+        limits.max_body = 1024;
+        limits
     } else {
         HandshakeLimits::default()
     }
