@@ -1,11 +1,38 @@
 #!/usr/bin/env bash
-# The test command: every test in the workspace (with the fuzz corpora replays), then the
-# Autobahn TestSuite (all 517 cases) against both adapters in both roles, interop with real
-# peers (Python websockets, Node ws, headless Chromium), and a short run of every fuzz target.
-# Needs `bash scripts/setup.sh` first (the CI script runs it).
+# The test command: every test in the workspace (with the fuzz corpora replays), the Rust
+# tests that talk to real peers (`--features interop`), then the Autobahn TestSuite (all 517
+# cases) against both adapters in both roles, interop with real peers (Python websockets,
+# Node ws, headless Chromium), and a short run of every fuzz target.
+# Needs `bash scripts/setup.sh` first (the CI script runs it); checks for what it installs
+# before anything else and stops, naming what is missing, without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+
+# The peers and tools beyond Rust that the steps below need: all of them, or stop now
+# (rather than after minutes of building) with the list of what is missing.
+missing=()
+if [ ! -x .venv/bin/python ]; then
+  missing+=(".venv/bin/python (the Python venv)")
+else
+  [ -x .venv/bin/kosoku ] || missing+=("kosoku in .venv (the Autobahn TestSuite runner)")
+  .venv/bin/python -c 'import websockets' 2>/dev/null || missing+=("websockets in .venv (Python)")
+fi
+if ! command -v node >/dev/null; then
+  missing+=("node (Node.js)")
+fi
+for module in ws playwright-core; do
+  [ -f "scripts/node/node_modules/$module/package.json" ] || missing+=("scripts/node/node_modules/$module (npm ci in scripts/node)")
+done
+[ -x /usr/bin/chromium ] || missing+=("/usr/bin/chromium (Debian's chromium)")
+command -v cargo-fuzz >/dev/null || missing+=("cargo-fuzz")
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "scripts/test.sh: missing what it needs besides Rust:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  echo "Install them with \`bash scripts/setup.sh\` (from the repository root), then run this again." >&2
+  echo "(\`cargo test --workspace\` alone needs only Rust.)" >&2
+  exit 1
+fi
 
 T0=$SECONDS
 step() { printf '\n=== [%d s] %s\n' "$((SECONDS - T0))" "$*"; }
@@ -14,6 +41,19 @@ step "cargo test --workspace"
 cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|^\.+$' | grep -v '^test .* ok$' || true
 # Re-run to get the real exit status (the filter above hides it); cached, so this is fast.
 cargo test --workspace --quiet >/dev/null 2>&1 || { echo "cargo test failed"; cargo test --workspace 2>&1 | tail -60; exit 1; }
+
+step "cargo test -p tether-tokio --features interop --test interop (Python websockets, Node ws)"
+# Off by default (the feature), so that `cargo test --workspace` needs only Rust. Run once
+# (the peers make it slow), its output kept for the failure report.
+interop_log=$(mktemp)
+if ! cargo test -p tether-tokio --features interop --test interop >"$interop_log" 2>&1; then
+  echo "FAILED: cargo test -p tether-tokio --features interop --test interop"
+  tail -60 "$interop_log"
+  rm -f "$interop_log"
+  exit 1
+fi
+grep -E '^test result:' "$interop_log" || true
+rm -f "$interop_log"
 
 step "benchmarks build (cargo bench --no-run; run them with scripts/bench.sh)"
 # With the dev profile the benchmarks reuse what `cargo test` just compiled; scripts/bench.sh

@@ -240,9 +240,11 @@ mod reconnect {
         assert!(next(&mut client).await.is_none(), "events after GaveUp");
         assert!(client.is_stopped());
         assert!(matches!(
-            client.send_text("late"),
+            client.try_send_text("late"),
             Err(OutboxError::Closed(_))
         ));
+        let late = timeout(EVENT_WAIT, client.send_text("late")).await;
+        assert!(matches!(late, Some(Err(OutboxError::Closed(_)))), "{late:?}");
     }
 
     #[test]
@@ -282,7 +284,7 @@ mod reconnect {
             let event = expect_event(&mut client).await;
             assert!(matches!(event, ClientEvent::Connected(_)), "{event:?}");
             assert!(client.is_connected());
-            client.send_text("before").unwrap();
+            client.try_send_text("before").unwrap();
             let event = expect_event(&mut client).await;
             assert!(is_text(&event, "before"), "{event:?}");
 
@@ -297,7 +299,7 @@ mod reconnect {
             );
             assert!(!client.is_connected());
             for i in 0..5 {
-                client.send_text(format!("queued {i}")).unwrap();
+                client.try_send_text(format!("queued {i}")).unwrap();
             }
             // The server is down: at least one redial fails before it comes back.
             let (_, during) = until(&mut client, |e| {
@@ -454,7 +456,7 @@ mod reconnect {
                 .start()
                 .unwrap();
             until(&mut client, |e| matches!(e, ClientEvent::Connected(_))).await;
-            client.send_text("data").unwrap();
+            client.try_send_text("data").unwrap();
             // Without the echoed replies, the connection would be dropped after 1.05 s.
             let mut seen = Vec::new();
             let window = reply_timeout + Duration::from_millis(500);
@@ -497,13 +499,19 @@ mod reconnect {
             let server = TestServer::start(None, Behaviour::Echo).await;
             let mut client = ws::reconnecting(request_to(server.addr))
                 .policy(fast_policy())
-                .heartbeat(Heartbeat::new("hb", Duration::from_millis(20)).reply("hb"))
+                // Replies are awaited for longer than the interval: a loaded machine (the
+                // tests run side by side) must not turn a late echo into a timeout.
+                .heartbeat(
+                    Heartbeat::new("hb", Duration::from_millis(20))
+                        .reply("hb")
+                        .timeout(Duration::from_secs(5)),
+                )
                 .start()
                 .unwrap();
             until(&mut client, |e| matches!(e, ClientEvent::Connected(_))).await;
             // Let some heartbeats go round first.
             rt::sleep(Duration::from_millis(200)).await;
-            client.send_text("data").unwrap();
+            client.try_send_text("data").unwrap();
             let event = expect_event(&mut client).await;
             assert!(is_text(&event, "data"), "{event:?}");
             close_and_finish(client).await;
@@ -525,9 +533,9 @@ mod reconnect {
                 .start()
                 .unwrap();
             for i in 0..3 {
-                client.send_text(format!("m{i}")).unwrap();
+                client.try_send_text(format!("m{i}")).unwrap();
             }
-            match client.send_text("m3") {
+            match client.try_send_text("m3") {
                 Err(OutboxError::Full(Message::Text(t))) => assert_eq!(t, "m3"),
                 other => panic!("expected Full, got {other:?}"),
             }
@@ -543,20 +551,170 @@ mod reconnect {
                 })
                 .start()
                 .unwrap();
-            client.send_binary(vec![0u8; 5]).unwrap();
+            client.try_send_binary(vec![0u8; 5]).unwrap();
             assert!(matches!(
-                client.send_binary(vec![0u8; 6]),
+                client.try_send_binary(vec![0u8; 6]),
                 Err(OutboxError::Full(_))
             ));
-            client.send_binary(vec![0u8; 5]).unwrap();
-            assert!(matches!(client.send_text("x"), Err(OutboxError::Full(_))));
+            client.try_send_binary(vec![0u8; 5]).unwrap();
+            assert!(matches!(client.try_send_text("x"), Err(OutboxError::Full(_))));
             assert!(matches!(
-                client.send(Message::Close(None)),
+                client.try_send(Message::Close(None)),
                 Err(OutboxError::CloseMessage(_))
             ));
-            let error = client.send_text("y").unwrap_err();
+            let error = client.try_send_text("y").unwrap_err();
             assert!(matches!(error.into_message(), Message::Text(t) if t == "y"));
             close_and_finish(client).await;
+        });
+    }
+
+    #[test]
+    fn reconnect_awaited_send_waits_for_room_and_goes_out_after_connecting() {
+        rt::block_on(async {
+            // Nothing listens there yet; the server comes up later on the same port.
+            let addr = dead_addr();
+            let mut client = ws::reconnecting(request_to(addr))
+                .policy(fast_policy())
+                .outbox(OutboxLimits {
+                    max_messages: 2,
+                    max_bytes: 1000,
+                })
+                .start()
+                .unwrap();
+            let handle = client.handle();
+            handle.send_text("m0").await.unwrap(); // room: resolves at once
+            handle.try_send_text("m1").unwrap();
+            assert_eq!(handle.outbox_len(), 2);
+
+            // Full while offline: the awaiting send waits (where `try_send` fails).
+            assert!(matches!(
+                handle.try_send_text("m2"),
+                Err(OutboxError::Full(_))
+            ));
+            // On a task of its own, so that only the client's wake-ups can finish it.
+            let sender = handle.clone();
+            let mut waiting = std::pin::pin!(rt::spawn(async move {
+                sender.send_text("m2").await.map_err(|e| e.to_string())
+            }));
+            assert!(
+                timeout(Duration::from_millis(300), waiting.as_mut())
+                    .await
+                    .is_none(),
+                "resolved with the outbox full"
+            );
+            // A waiting send that is dropped queues nothing and takes nothing away.
+            let dropped = timeout(Duration::from_millis(100), handle.send_text("dropped")).await;
+            assert!(dropped.is_none(), "{dropped:?}");
+            assert_eq!(handle.outbox_len(), 2);
+            // Messages too large to ever fit fail at once instead of waiting forever.
+            let huge = timeout(EVENT_WAIT, handle.send_binary(vec![0u8; 1001])).await;
+            assert!(matches!(huge, Some(Err(OutboxError::Full(_)))), "{huge:?}");
+            assert!(!client.is_connected());
+            assert_eq!(handle.outbox_len(), 2);
+
+            // The server comes up: the client connects, drains the outbox, the send resolves.
+            let server = TestServer::start(Some(addr), Behaviour::Echo).await;
+            let sent = timeout(EVENT_WAIT, waiting.as_mut()).await;
+            assert!(matches!(sent, Some(Ok(()))), "{sent:?}");
+            until(&mut client, |e| matches!(e, ClientEvent::Connected(_))).await;
+            for expected in ["m0", "m1", "m2"] {
+                let event = expect_event(&mut client).await;
+                assert!(is_text(&event, expected), "{event:?}");
+            }
+            assert_eq!(client.outbox_len(), 0);
+            close_and_finish(client).await;
+            let log = server.stop().await;
+            assert_eq!(
+                log.lock().unwrap().received,
+                ["m0", "m1", "m2"],
+                "in order, once each, without the dropped send"
+            );
+        });
+    }
+
+    #[test]
+    fn reconnect_awaited_send_while_connected_goes_out() {
+        rt::block_on(async {
+            let server = TestServer::start(None, Behaviour::Echo).await;
+            let mut client = ws::reconnecting(request_to(server.addr))
+                .policy(fast_policy())
+                .start()
+                .unwrap();
+            until(&mut client, |e| matches!(e, ClientEvent::Connected(_))).await;
+            for i in 0..20 {
+                let sent = timeout(EVENT_WAIT, client.send_text(format!("c{i}"))).await;
+                assert!(matches!(sent, Some(Ok(()))), "{sent:?}");
+            }
+            let sent = timeout(EVENT_WAIT, client.send_binary(vec![7u8; 3])).await;
+            assert!(matches!(sent, Some(Ok(()))), "{sent:?}");
+            for i in 0..20 {
+                let event = expect_event(&mut client).await;
+                assert!(is_text(&event, &format!("c{i}")), "{event:?}");
+            }
+            let event = expect_event(&mut client).await;
+            assert!(
+                matches!(&event, ClientEvent::Message(Message::Binary(b)) if b[..] == [7u8; 3]),
+                "{event:?}"
+            );
+            let closed = timeout(EVENT_WAIT, client.send(Message::Close(None))).await;
+            assert!(
+                matches!(closed, Some(Err(OutboxError::CloseMessage(_)))),
+                "{closed:?}"
+            );
+            close_and_finish(client).await;
+            let log = server.stop().await;
+            let expected: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+            assert_eq!(log.lock().unwrap().received, expected);
+        });
+    }
+
+    #[test]
+    fn reconnect_awaited_send_waits_at_the_connection_high_water_mark() {
+        rt::block_on(async {
+            // A server that completes the handshake, then reads nothing: the socket buffers
+            // fill, then the connection's write buffer reaches its high-water mark.
+            let (addr, silent) = silent_server(true);
+            let mut config = no_pings();
+            config.write_high_water_mark = 16 * 1024;
+            config.timeouts.close = Some(SHORT);
+            // An outbox far larger than what the loop below can send: a send that waits,
+            // waits for the connection.
+            let limits = OutboxLimits {
+                max_messages: 1 << 16,
+                max_bytes: 1 << 40,
+            };
+            let mut client = ws::reconnecting(request_to(addr))
+                .config(config)
+                .policy(fast_policy())
+                .outbox(limits)
+                .start()
+                .unwrap();
+            until(&mut client, |e| matches!(e, ClientEvent::Connected(_))).await;
+            let handle = client.handle();
+            let chunk = Message::binary(vec![1u8; 64 * 1024]);
+            // The kernel's socket buffers take a few megabytes; 64 MiB cannot all fit.
+            let mut sent = 0usize;
+            loop {
+                assert!(sent < 1024, "{sent} sends of 64 KiB never waited");
+                match timeout(Duration::from_millis(500), handle.send(chunk.clone())).await {
+                    Some(result) => {
+                        result.unwrap();
+                        sent += 1;
+                    }
+                    None => break,
+                }
+            }
+            assert!(client.is_connected());
+            // Connected, the outbox holds at most what reaches the high-water mark (here one
+            // message) before awaiting sends wait: it is no second buffer in front.
+            let queued = handle.outbox_len();
+            assert!(queued <= 1, "{queued} messages in the outbox");
+            // `try_send` does not wait for the connection: it queues up to the outbox's bounds.
+            for _ in 0..4 {
+                handle.try_send(chunk.clone()).unwrap();
+            }
+            close_and_finish(client).await;
+            drop(silent);
         });
     }
 

@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::spawn(move || {
         for n in 1u64.. {
             std::thread::sleep(Duration::from_millis(200));
-            match ticker.send_text(format!("tick {n}")) {
+            match ticker.try_send_text(format!("tick {n}")) {
                 Ok(()) => {}
                 Err(OutboxError::Full(_)) => println!("outbox full: tick {n} dropped"),
                 Err(_) => break, // the client stopped

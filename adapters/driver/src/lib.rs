@@ -88,8 +88,8 @@ mod timers;
 pub use config::Config;
 pub use error::Error;
 pub use reconnect::{
-    ClientEvent, ClientHandle, DialFuture, Dialer, DisconnectReason, Heartbeat, OutboxError,
-    OutboxLimits, ReconnectBuilder, ReconnectingClient,
+    ClientEvent, ClientHandle, ClientSendFuture, DialFuture, Dialer, DisconnectReason, Heartbeat,
+    OutboxError, OutboxLimits, ReconnectBuilder, ReconnectingClient,
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
 pub use sender::{Closed, ConnectionId, Sender, TrySendError};
@@ -97,24 +97,27 @@ pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, Writ
 pub use start::{Accepting, accept, client, open};
 
 /// What each runtime adapter re-exports for its users, in one place so that the adapters
-/// offer the same names: the connection and its halves, the reconnecting client, the
+/// offer the same names: the connection and its halves, the reconnecting client with
+/// everything its documentation names (its builder, events, outbox, heartbeat, the core's
+/// reconnect policy with its settings, decisions and reasons, the dialer), the
 /// configuration, the errors, and the core's message, close and handshake types. An
 /// adapter does `pub use tether_driver::api::*;` and adds its own `connect`, `accept`, ...
 pub mod api {
     pub use crate::{
-        Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, CloseCode, CloseFrame,
-        CloseReason, Closed, Config, ConnectionId, DeflateConfig, DeflateParams, Disconnect,
-        DisconnectReason, Error, GiveUpReason, HandshakeError, Header, Heartbeat, Limits, Message,
-        OutboxError, OutboxLimits, PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder,
-        ReconnectConfig, ReconnectConfigError, ReconnectingClient, RecvFuture, Reject, Request,
+        Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, ClientSendFuture, CloseCode,
+        CloseFrame, CloseReason, Closed, Config, ConnectionId, Decision, DeflateConfig,
+        DeflateParams, DialFuture, Dialer, Disconnect, DisconnectReason, Error, GiveUpReason,
+        HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits,
+        PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,
+        ReconnectConfigError, ReconnectPolicy, ReconnectingClient, RecvFuture, Reject, Request,
         Response, ReuniteError, Role, SendError, SendFuture, Sender, Timeout, Timeouts,
         TrySendError, Utf8Bytes, WebSocket, WriteHalf,
     };
 }
 
 pub use tether_core::{
-    Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, DeflateConfig, DeflateParams,
-    Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message, PreparedFrame,
-    ProtocolError, ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Reject, Request,
-    Response, Role, SendError, Timeout, Timeouts, Utf8Bytes,
+    Accept, ClientRequest, CloseCode, CloseFrame, CloseReason, Decision, DeflateConfig,
+    DeflateParams, Disconnect, GiveUpReason, HandshakeError, Header, Limits, Message,
+    PreparedFrame, ProtocolError, ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Reject,
+    Request, Response, Role, SendError, Timeout, Timeouts, Utf8Bytes,
 };

@@ -277,6 +277,13 @@ struct Shared {
     /// The event stream (the [`ReconnectingClient`]) is alive.
     stream_alive: bool,
     connected: bool,
+    /// While `connected`: the connection's write buffer is below its high-water mark
+    /// ([`Config::write_high_water_mark`]), as the task last saw it. Awaiting sends wait
+    /// while it is `false`.
+    writable: bool,
+    /// The connections' [`Config::write_high_water_mark`]: while connected, awaiting sends
+    /// also wait while this much waits in the outbox, not yet taken by the connection.
+    write_high_water_mark: usize,
     attempt: u32,
     /// The application asked to close, with this frame.
     close: Option<CloseFrame>,
@@ -286,9 +293,118 @@ struct Shared {
     done: bool,
     task_waker: Option<Waker>,
     stream_waker: Option<Waker>,
+    /// The awaiting sends ([`ClientSend`]) waiting for room, by id.
+    send_waiters: Vec<(u64, Waker)>,
+    /// The id of the next waiting send.
+    next_waiter: u64,
+}
+
+/// What the outbox does with an offered message.
+enum Offer {
+    /// Queued.
+    Queued,
+    /// Refused for good.
+    Refused(OutboxError),
+    /// No room now (an awaiting send only): handed back, to be offered again.
+    Wait(Message),
 }
 
 impl Shared {
+    /// Queues `message` if the outbox takes it. `wait`: an awaiting send, which waits
+    /// (rather than failing with [`OutboxError::Full`]) while the outbox is full, and while
+    /// connected, while the connection's write buffer is at its high-water mark or the
+    /// outbox holds that much itself (so that, connected, the outbox is no second buffer of
+    /// its size in front of the connection's).
+    fn offer(&mut self, message: Message, wait: bool) -> Offer {
+        if matches!(message, Message::Close(_)) {
+            return Offer::Refused(OutboxError::CloseMessage(message));
+        }
+        if self.stopped || self.close.is_some() {
+            return Offer::Refused(OutboxError::Closed(message));
+        }
+        let len = message.len();
+        if len > self.limits.max_bytes || self.limits.max_messages == 0 {
+            // Never fits, however long one waits.
+            return Offer::Refused(OutboxError::Full(message));
+        }
+        let fits = self.outbox.len() < self.limits.max_messages
+            && self
+                .outbox_bytes
+                .checked_add(len)
+                .is_some_and(|total| total <= self.limits.max_bytes);
+        if !fits {
+            return if wait {
+                Offer::Wait(message)
+            } else {
+                Offer::Refused(OutboxError::Full(message))
+            };
+        }
+        let backlog = self.outbox_bytes > 0 && self.outbox_bytes >= self.write_high_water_mark;
+        if wait && self.connected && (!self.writable || backlog) {
+            return Offer::Wait(message);
+        }
+        self.outbox_bytes += len;
+        self.outbox.push_back(message);
+        wake(&mut self.task_waker);
+        Offer::Queued
+    }
+
+    /// Registers the waker of the waiting send `id` (a new id if `None` or no longer
+    /// registered).
+    fn wait_for_room(&mut self, id: &mut Option<u64>, waker: &Waker) {
+        if let Some(id) = *id
+            && let Some((_, w)) = self.send_waiters.iter_mut().find(|(i, _)| *i == id)
+        {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+            return;
+        }
+        let new = self.next_waiter;
+        self.next_waiter += 1;
+        self.send_waiters.push((new, waker.clone()));
+        *id = Some(new);
+    }
+
+    /// Forgets the waiting send `id`.
+    fn stop_waiting(&mut self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.send_waiters.retain(|(i, _)| *i != id);
+        }
+    }
+
+    /// Wakes every waiting send: there may be room, or the client stopped.
+    fn wake_senders(&mut self) {
+        for (_, waker) in self.send_waiters.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Records whether the connection's write buffer is below its high-water mark.
+    fn set_writable(&mut self, writable: bool) {
+        if writable && !self.writable {
+            self.wake_senders();
+        }
+        self.writable = writable;
+    }
+
+    /// Records that a connection opened (with an empty write buffer) or ended.
+    fn set_connected(&mut self, connected: bool) {
+        self.connected = connected;
+        self.writable = true;
+        if !connected {
+            self.wake_senders();
+        }
+    }
+
+    /// Drops the outbox for good: the client stopped.
+    fn stop(&mut self) {
+        self.stopped = true;
+        self.outbox = VecDeque::new();
+        self.outbox_bytes = 0;
+        self.wake_senders();
+    }
+
     fn push_event(&mut self, event: ClientEvent) {
         if self.stream_alive {
             self.events.push_back(event);
@@ -303,11 +419,13 @@ impl Shared {
     fn pop_outbox(&mut self) -> Option<Message> {
         let message = self.outbox.pop_front()?;
         self.outbox_bytes -= message.len();
+        self.wake_senders();
         Some(message)
     }
 
     fn take_outbox(&mut self) -> VecDeque<Message> {
         self.outbox_bytes = 0;
+        self.wake_senders();
         std::mem::take(&mut self.outbox)
     }
 
@@ -315,6 +433,7 @@ impl Shared {
         if self.close.is_none() {
             self.close = Some(frame);
             wake(&mut self.task_waker);
+            self.wake_senders();
         }
     }
 }
@@ -497,12 +616,16 @@ impl ReconnectBuilder {
                 event_capacity: self.event_capacity,
                 stream_alive: true,
                 connected: false,
+                writable: true,
+                write_high_water_mark: self.config.write_high_water_mark,
                 attempt: 0,
                 close: None,
                 stopped: false,
                 done: false,
                 task_waker: None,
                 stream_waker: None,
+                send_waiters: Vec::new(),
+                next_waiter: 0,
             }),
         });
         let task = Task {
@@ -542,8 +665,12 @@ impl ReconnectBuilder {
 /// for servers and proxies that swallow control frames.
 ///
 /// Messages go through a bounded outbox ([`OutboxLimits`]): while offline they wait there
-/// and are sent in order after reconnecting; when it is full, `send` hands the message back
-/// in [`OutboxError::Full`] instead of growing or blocking.
+/// and are sent in order after reconnecting. When it is full, [`send`](Self::send) (and
+/// `send_text`, `send_binary`) waits for room; it also waits, while connected, while the
+/// connection's write buffer (or the outbox) holds the connection's high-water mark, so a
+/// producer that awaits its sends is held back to the server's pace. [`try_send`](Self::try_send) (and `try_send_text`,
+/// `try_send_binary`) never waits: it hands the message back in [`OutboxError::Full`]
+/// instead. Both are cancel-safe.
 ///
 /// # Delivery guarantee
 ///
@@ -608,7 +735,12 @@ impl ReconnectBuilder {
 ///
 /// async fn run(mut client: ReconnectingClient) {
 ///     // Queued now, sent once connected (or after the next reconnection).
-///     let _ = client.send_text("hello");
+///     let _ = client.try_send_text("hello");
+///     // Waits while the outbox is full (or, connected, while the connection's write buffer
+///     // is at its high-water mark).
+///     if client.send_text("hello again").await.is_err() {
+///         return; // the client was closed
+///     }
 ///     while let Some(event) = client.next_event().await {
 ///         if let ClientEvent::GaveUp(reason) = event {
 ///             eprintln!("gave up: {reason:?}");
@@ -635,39 +767,65 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    /// Queues a message in the outbox; it is sent in order when a connection can take it.
-    /// Never waits: a full outbox hands the message back ([`OutboxError::Full`]).
-    pub fn send(&self, message: Message) -> Result<(), OutboxError> {
-        if matches!(message, Message::Close(_)) {
-            return Err(OutboxError::CloseMessage(message));
+    /// Queues a message in the outbox, waiting for room: it is sent in order when a
+    /// connection can take it. Resolves once the message is queued, not once it is sent.
+    ///
+    /// Where [`try_send`](Self::try_send) fails with [`OutboxError::Full`], this waits: while
+    /// the outbox is full ([`OutboxLimits`]), and, while connected, while the connection's
+    /// write buffer is at its high-water mark ([`Config::write_high_water_mark`]) or the
+    /// outbox itself holds that many bytes not yet taken by the connection. A producer that
+    /// awaits every send thus runs no faster than the server reads, with at most about
+    /// twice the high-water mark (plus one message) buffered. Offline, it waits until a
+    /// connection drains the outbox (or the client stops).
+    ///
+    /// Fails with [`OutboxError::Closed`] once the client is closed or gave up (also while
+    /// waiting), [`OutboxError::CloseMessage`] for a close message (use
+    /// [`close`](Self::close)), and [`OutboxError::Full`] only for a message that can never
+    /// fit: larger alone than [`OutboxLimits::max_bytes`] (or `max_messages` is 0).
+    ///
+    /// Cancel-safe: the message is queued only by the poll that returns `Ready(Ok(()))`. If
+    /// the future is dropped before, the message was not queued and nothing else in the
+    /// outbox changed. Concurrent senders are not served in the order they started waiting.
+    pub fn send(&self, message: Message) -> ClientSendFuture<'_> {
+        ClientSendFuture {
+            inner: &self.inner,
+            message: Some(message),
+            waiter: None,
         }
-        let mut sh = self.inner.lock();
-        if sh.stopped || sh.close.is_some() {
-            return Err(OutboxError::Closed(message));
-        }
-        let len = message.len();
-        let fits = sh.outbox.len() < sh.limits.max_messages
-            && sh
-                .outbox_bytes
-                .checked_add(len)
-                .is_some_and(|total| total <= sh.limits.max_bytes);
-        if !fits {
-            return Err(OutboxError::Full(message));
-        }
-        sh.outbox_bytes += len;
-        sh.outbox.push_back(message);
-        wake(&mut sh.task_waker);
-        Ok(())
     }
 
-    /// Queues a text message; see [`send`](Self::send).
-    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), OutboxError> {
+    /// Queues a text message, waiting for room; see [`send`](Self::send). Cancel-safe in
+    /// the same way.
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> ClientSendFuture<'_> {
         self.send(Message::Text(text.into()))
     }
 
-    /// Queues a binary message; see [`send`](Self::send).
-    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), OutboxError> {
+    /// Queues a binary message, waiting for room; see [`send`](Self::send). Cancel-safe in
+    /// the same way.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> ClientSendFuture<'_> {
         self.send(Message::Binary(data.into()))
+    }
+
+    /// Queues a message in the outbox if it has room now; it is sent in order when a
+    /// connection can take it. Never waits: a full outbox hands the message back
+    /// ([`OutboxError::Full`]). Unlike [`send`](Self::send), it does not look at the
+    /// connection's write buffer: the outbox holds what the connection does not take yet.
+    pub fn try_send(&self, message: Message) -> Result<(), OutboxError> {
+        match self.inner.lock().offer(message, false) {
+            Offer::Queued => Ok(()),
+            Offer::Refused(error) => Err(error),
+            Offer::Wait(message) => Err(OutboxError::Full(message)),
+        }
+    }
+
+    /// Queues a text message if the outbox has room; see [`try_send`](Self::try_send).
+    pub fn try_send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), OutboxError> {
+        self.try_send(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message if the outbox has room; see [`try_send`](Self::try_send).
+    pub fn try_send_binary(&self, data: impl Into<Bytes>) -> Result<(), OutboxError> {
+        self.try_send(Message::Binary(data.into()))
     }
 
     /// Stops the client for good: a pending dial or wait is abandoned; an open connection
@@ -701,6 +859,60 @@ impl ClientHandle {
     pub fn is_stopped(&self) -> bool {
         let sh = self.inner.lock();
         sh.stopped || sh.done
+    }
+}
+
+/// The future of [`ClientHandle::send`] (and of [`ReconnectingClient::send`] and the
+/// `send_text` / `send_binary` variants): resolves once the message is in the outbox.
+///
+/// Cancel-safe: dropping it before it resolves leaves the message unqueued and the outbox
+/// as it was.
+#[must_use = "futures do nothing unless polled: the message is not queued"]
+pub struct ClientSendFuture<'a> {
+    inner: &'a Inner,
+    /// The message, until queued or refused.
+    message: Option<Message>,
+    /// Its place among the waiting sends, while registered.
+    waiter: Option<u64>,
+}
+
+impl Future for ClientSendFuture<'_> {
+    type Output = Result<(), OutboxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(message) = this.message.take() else {
+            panic!("ClientSendFuture polled after it resolved");
+        };
+        let mut sh = this.inner.lock();
+        let result = match sh.offer(message, true) {
+            Offer::Queued => Ok(()),
+            Offer::Refused(error) => Err(error),
+            Offer::Wait(message) => {
+                this.message = Some(message);
+                sh.wait_for_room(&mut this.waiter, cx.waker());
+                return Poll::Pending;
+            }
+        };
+        sh.stop_waiting(this.waiter.take());
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for ClientSendFuture<'_> {
+    fn drop(&mut self) {
+        if self.waiter.is_some() {
+            self.inner.lock().stop_waiting(self.waiter.take());
+        }
+    }
+}
+
+impl fmt::Debug for ClientSendFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSendFuture")
+            .field("message", &self.message)
+            .field("waiting", &self.waiter.is_some())
+            .finish()
     }
 }
 
@@ -746,19 +958,34 @@ impl ReconnectingClient {
         self.handle.clone()
     }
 
-    /// Queues a message; see [`ClientHandle::send`].
-    pub fn send(&self, message: Message) -> Result<(), OutboxError> {
+    /// Queues a message, waiting for room; see [`ClientHandle::send`]. Cancel-safe.
+    pub fn send(&self, message: Message) -> ClientSendFuture<'_> {
         self.handle.send(message)
     }
 
-    /// Queues a text message; see [`ClientHandle::send`].
-    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), OutboxError> {
+    /// Queues a text message, waiting for room; see [`ClientHandle::send`]. Cancel-safe.
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> ClientSendFuture<'_> {
         self.handle.send_text(text)
     }
 
-    /// Queues a binary message; see [`ClientHandle::send`].
-    pub fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), OutboxError> {
+    /// Queues a binary message, waiting for room; see [`ClientHandle::send`]. Cancel-safe.
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> ClientSendFuture<'_> {
         self.handle.send_binary(data)
+    }
+
+    /// Queues a message if the outbox has room; see [`ClientHandle::try_send`].
+    pub fn try_send(&self, message: Message) -> Result<(), OutboxError> {
+        self.handle.try_send(message)
+    }
+
+    /// Queues a text message if the outbox has room; see [`ClientHandle::try_send`].
+    pub fn try_send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), OutboxError> {
+        self.handle.try_send_text(text)
+    }
+
+    /// Queues a binary message if the outbox has room; see [`ClientHandle::try_send`].
+    pub fn try_send_binary(&self, data: impl Into<Bytes>) -> Result<(), OutboxError> {
+        self.handle.try_send_binary(data)
     }
 
     /// Stops the client for good; see [`ClientHandle::close`].
@@ -820,10 +1047,8 @@ impl Drop for TaskGuard {
     fn drop(&mut self) {
         let mut sh = self.0.lock();
         sh.done = true;
-        sh.stopped = true;
         sh.connected = false;
-        sh.outbox = VecDeque::new();
-        sh.outbox_bytes = 0;
+        sh.stop();
         wake(&mut sh.stream_waker);
     }
 }
@@ -876,11 +1101,11 @@ impl Task {
                 }
                 Dialed::Open(ws, response) => {
                     self.policy.handle_connected(self.runtime.now());
-                    self.inner().lock().connected = true;
+                    self.inner().lock().set_connected(true);
                     call(&mut self.callbacks.on_connect, &response);
                     emit(&self.guard.0, ClientEvent::Connected(response)).await;
                     let (reason, closing) = self.session(ws).await;
-                    self.inner().lock().connected = false;
+                    self.inner().lock().set_connected(false);
                     self.disconnected(reason, closing).await
                 }
             };
@@ -901,12 +1126,7 @@ impl Task {
                 Decision::GiveUp(reason) => break reason,
             }
         };
-        {
-            let mut sh = self.inner().lock();
-            sh.stopped = true;
-            sh.outbox = VecDeque::new();
-            sh.outbox_bytes = 0;
-        }
+        self.inner().lock().stop();
         emit(&self.guard.0, ClientEvent::GaveUp(reason)).await;
         // Dropping the task (and its guard) ends the stream.
     }
@@ -1071,26 +1291,38 @@ impl Session {
                 }
             }
 
-            // The outbox, in order, as fast as the connection's write buffer takes it.
+            // The outbox, in order, as fast as the connection's write buffer takes it. Whether
+            // the buffer is below its high-water mark is published for awaiting sends: looked
+            // at whenever there is something to send, after a send, and while it is not (the
+            // connection then wakes this task when it is).
+            let mut sent = false;
             while !self.closing {
-                if task.inner().lock().outbox.is_empty()
-                    || !matches!(Pin::new(&mut self.ws).poll_ready(cx), Poll::Ready(Ok(())))
-                    || !self.is_open()
-                {
+                let (empty, writable) = {
+                    let sh = task.inner().lock();
+                    (sh.outbox.is_empty(), sh.writable)
+                };
+                if empty && writable && !sent {
                     break;
                 }
-                let Some(message) = task.inner().lock().pop_outbox() else {
+                let ready = matches!(Pin::new(&mut self.ws).poll_ready(cx), Poll::Ready(Ok(())))
+                    && self.is_open();
+                task.inner().lock().set_writable(ready);
+                if !ready || empty {
+                    break;
+                }
+                // Only this task takes from the outbox: its front stays put until popped.
+                let Some(message) = task.inner().lock().outbox.front().cloned() else {
                     break;
                 };
                 progress = true;
-                if let Err(error) = self.send(message.clone()) {
-                    if !self.is_open() {
-                        // The connection is ending: keep the message for the next one.
-                        let mut sh = task.inner().lock();
-                        sh.outbox_bytes += message.len();
-                        sh.outbox.push_front(message);
-                        break;
-                    }
+                sent = true;
+                let result = self.send(message);
+                if result.is_err() && !self.is_open() {
+                    // The connection is ending: the message stays for the next one.
+                    break;
+                }
+                task.inner().lock().pop_outbox();
+                if let Err(error) = result {
                     call(&mut task.callbacks.on_error, &error);
                 }
             }

@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut interval = tokio::time::interval(Duration::from_millis(200));
         for n in 1u64.. {
             interval.tick().await;
-            match ticker.send_text(format!("tick {n}")) {
+            match ticker.try_send_text(format!("tick {n}")) {
                 Ok(()) => {}
                 Err(OutboxError::Full(_)) => println!("outbox full: tick {n} dropped"),
                 Err(_) => break, // the client stopped

@@ -75,7 +75,11 @@
 //! messages sent while offline in a bounded outbox and sends them in order after
 //! reconnecting (at most once: a message in flight when a connection dies is lost), can run
 //! an application-level [`Heartbeat`], and reports its lifecycle as a stream of
-//! [`ClientEvent`]s and through callbacks. `examples/reconnecting_client.rs` shows it.
+//! [`ClientEvent`]s and through callbacks. [`ReconnectingClient::send`] waits for room in
+//! the outbox (and, connected, below the connection's write high-water mark);
+//! [`ReconnectingClient::try_send`] never waits. The policy itself ([`ReconnectPolicy`],
+//! its [`Decision`]s, [`Disconnect`] and [`GiveUpReason`]) is re-exported here too.
+//! `examples/reconnecting_client.rs` shows it.
 //!
 //! ## TLS
 //!
@@ -223,17 +227,30 @@ where
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tether_tokio::{ClientEvent, ClientRequest, Heartbeat, reconnecting};
+/// use tether_tokio::{
+///     ClientEvent, ClientRequest, Disconnect, GiveUpReason, Heartbeat, OutboxError,
+///     OutboxLimits, ReconnectConfig, reconnecting,
+/// };
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let mut client = reconnecting(|_attempt| ClientRequest::new("ws://127.0.0.1:9001/"))
+///     .policy(ReconnectConfig { max_delay: Duration::from_secs(10), ..Default::default() })
+///     .outbox(OutboxLimits { max_messages: 100, max_bytes: 64 * 1024 })
 ///     .heartbeat(Heartbeat::new("ping", Duration::from_secs(15)).reply("pong"))
 ///     .on_message(|message| println!("recv: {message:?}"))
 ///     .start()?;
-/// client.send_text("queued until connected")?;
+/// // Waits while the outbox is full (or, connected, while the server reads too slowly).
+/// client.send_text("queued until connected").await?;
+/// // Never waits: a full outbox hands the message back.
+/// if let Err(OutboxError::Full(_)) = client.try_send_text("dropped if full") {
+///     println!("outbox full");
+/// }
 /// while let Some(event) = client.next_event().await {
-///     if let ClientEvent::Connected(_) = event {
-///         println!("connected");
+///     match event {
+///         ClientEvent::Connected(_) => println!("connected"),
+///         ClientEvent::GaveUp(GiveUpReason::Terminal(Disconnect::ClosedByApplication)) => {}
+///         ClientEvent::GaveUp(reason) => eprintln!("gave up: {reason:?}"),
+///         _ => {}
 ///     }
 /// }
 /// # Ok(())

@@ -10,6 +10,9 @@
 //!
 //! Needs the peers that `bash scripts/setup.sh` installs (`.venv` with websockets,
 //! `scripts/node/node_modules` with ws); the tests fail, naming that command, without them.
+//! So they are not part of `cargo test --workspace`: they build only with the `interop`
+//! feature, and scripts/test.sh runs them after the workspace tests with
+//! `cargo test -p tether-tokio --features interop --test interop`.
 
 use bytes::Bytes;
 use std::fmt::Write as _;
