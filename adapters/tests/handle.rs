@@ -364,3 +364,311 @@ fn dropping_both_halves_closes_normally_even_while_senders_live() {
         assert!(sender.is_closed());
     });
 }
+
+#[test]
+fn two_step_accept_awaits_the_applications_checks_and_keeps_the_request() {
+    rt::block_on(async {
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        let server = rt::spawn(async move {
+            let (stream, peer) = {
+                let stream = rt::accept(&listener).await;
+                let peer = rt::peer_addr(&stream);
+                (stream, peer)
+            };
+            let incoming = ws::incoming(stream, Config::default())
+                .peer_addr(peer)
+                .await
+                .unwrap();
+            assert_eq!(incoming.peer_addr(), Some(peer));
+            assert!(incoming.is_upgrade());
+            let request = incoming.request();
+            assert_eq!(request.path(), "/chat");
+            assert_eq!(request.query_param("token").as_deref(), Some("a b"));
+            assert_eq!(request.subprotocols(), ["chat"]);
+            // A check that awaits (a token lookup).
+            rt::sleep(Duration::from_millis(50)).await;
+            let mut ws = incoming
+                .accept(Accept::new().subprotocol("chat").header("x-user", "alice"))
+                .unwrap();
+            assert_eq!(ws.subprotocol(), Some("chat"));
+            let kept = ws.request().expect("the request is kept");
+            assert_eq!(kept.path(), "/chat");
+            assert_eq!(kept.query_param("token").as_deref(), Some("a b"));
+            ws.send_text("hi alice").await.unwrap();
+            while ws.recv().await.is_some() {}
+        });
+        let request = ClientRequest::new(&url(addr, "/chat?token=a%20b"))
+            .unwrap()
+            .subprotocol("chat");
+        let (mut client, response) = ws::connect_with(request, Config::default()).await.unwrap();
+        assert_eq!(response.header("x-user"), Some(&b"alice"[..]));
+        expect_text(&mut client, "hi alice").await;
+        client.close(1000, "").await.unwrap();
+        assert!(client.recv().await.is_none());
+        timeout(Duration::from_secs(5), server).await.expect("server");
+    });
+}
+
+#[test]
+fn two_step_reject_sends_the_status_headers_and_body() {
+    rt::block_on(async {
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        drop(rt::spawn(async move {
+            let stream = rt::accept(&listener).await;
+            let incoming = ws::incoming(stream, Config::default()).await.unwrap();
+            rt::sleep(Duration::from_millis(20)).await;
+            incoming
+                .reject(
+                    Reject::new(401)
+                        .header("www-authenticate", "Bearer")
+                        .body("a valid token is needed"),
+                )
+                .unwrap();
+        }));
+        let err = ws::connect(&url(addr, "/")).await.unwrap_err();
+        let Error::Rejected {
+            status: 401,
+            response: Some(response),
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(response.header("www-authenticate"), Some(&b"Bearer"[..]));
+        assert_eq!(&response.body()[..], b"a valid token is needed");
+    });
+}
+
+#[test]
+fn the_handshake_timeout_bounds_the_applications_checks() {
+    rt::block_on(async {
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        let server = rt::spawn(async move {
+            let stream = rt::accept(&listener).await;
+            let mut config = Config::default();
+            config.timeouts.handshake = Some(SHORT);
+            let started = Instant::now();
+            let incoming = ws::incoming(stream, config).await.unwrap();
+            // The application's check takes longer than the handshake may.
+            rt::sleep(SHORT * 2).await;
+            let result = incoming.accept(Accept::new());
+            (result.map(|_| ()), started.elapsed())
+        });
+        let client = rt::spawn(async move { ws::connect(&url(addr, "/")).await.map(|_| ()) });
+        let (result, elapsed) = timeout(Duration::from_secs(5), server).await.expect("server");
+        assert!(
+            matches!(result, Err(Error::Timeout(Timeout::Handshake))),
+            "{result:?}"
+        );
+        assert!(elapsed < SHORT * 2 + SLACK);
+        // The client is not left hanging: the connection is dropped.
+        let client = timeout(Duration::from_secs(5), client).await.expect("client");
+        assert!(client.is_err(), "{client:?}");
+    });
+}
+
+#[test]
+fn plain_http_requests_share_the_websocket_port_when_enabled() {
+    rt::block_on(async {
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        drop(rt::spawn(async move {
+            let mut config = Config::default();
+            config.plain_http = true;
+            loop {
+                let stream = rt::accept(&listener).await;
+                let config = config.clone();
+                drop(rt::spawn(async move {
+                    let incoming = ws::incoming(stream, config).await.unwrap();
+                    if !incoming.is_upgrade() {
+                        let reply = match incoming.request().path() {
+                            "/health" => Reject::new(200)
+                                .header("content-type", "application/json")
+                                .body(r#"{"status":"ok"}"#),
+                            _ => Reject::new(404),
+                        };
+                        incoming.reject(reply).unwrap();
+                        return;
+                    }
+                    let mut ws = incoming.accept(Accept::new()).unwrap();
+                    while let Some(Ok(m)) = ws.recv().await {
+                        if m.is_text() && ws.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+        }));
+        let get = |path: &'static str| {
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response).unwrap();
+                String::from_utf8(response).unwrap()
+            })
+        };
+        let health = get("/health").join().unwrap();
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.ends_with(r#"{"status":"ok"}"#), "{health}");
+        assert!(get("/other").join().unwrap().starts_with("HTTP/1.1 404"));
+        // The WebSocket on the same port.
+        let (mut client, _) = ws::connect(&url(addr, "/ws")).await.unwrap();
+        client.send_text("still a websocket").await.unwrap();
+        expect_text(&mut client, "still a websocket").await;
+    });
+}
+
+#[test]
+fn plain_http_requests_get_400_when_not_enabled() {
+    rt::block_on(async {
+        let listener = rt::listener(std_listener(None));
+        let addr = listener.local_addr().unwrap();
+        let server = rt::spawn(async move {
+            let stream = rt::accept(&listener).await;
+            ws::incoming(stream, Config::default()).await.map(|_| ())
+        });
+        let response = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+                .unwrap();
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).unwrap();
+            String::from_utf8_lossy(&response).into_owned()
+        })
+        .join()
+        .unwrap();
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+        let result = timeout(Duration::from_secs(5), server).await.expect("server");
+        assert!(matches!(result, Err(Error::Handshake(_))), "{result:?}");
+    });
+}
+
+#[test]
+fn incoming_tls_is_bounded_by_the_handshake_timeout_and_accepts() {
+    use ws::rustls;
+    rt::block_on(async {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert_der = cert.cert.der().clone();
+        let key_der =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_tls = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert_der.clone()], key_der)
+                .unwrap(),
+        );
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert_der).unwrap();
+        let client_tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let listener = rt::listener(std_listener(None));
+        let port = listener.local_addr().unwrap().port();
+        let server = rt::spawn(async move {
+            let mut config = Config::default();
+            config.timeouts.handshake = Some(SHORT);
+            // A peer that connects and never starts TLS.
+            let stream = rt::accept(&listener).await;
+            let started = Instant::now();
+            let silent = ws::incoming_tls(stream, server_tls.clone(), config.clone()).await;
+            assert!(
+                matches!(silent, Err(Error::Timeout(Timeout::Handshake))),
+                "{silent:?}"
+            );
+            assert!(started.elapsed() < SHORT + SLACK);
+            let stream = rt::accept(&listener).await;
+            let incoming = ws::incoming_tls(stream, server_tls, config).await.unwrap();
+            assert!(incoming.peer_addr().is_some());
+            let mut ws = incoming.accept(Accept::new()).unwrap();
+            ws.send_text("secure hello").await.unwrap();
+            while ws.recv().await.is_some() {}
+        });
+        let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        rt::sleep(SHORT * 2).await;
+        let request = ClientRequest::new(&format!("wss://localhost:{port}/")).unwrap();
+        let (mut client, _) = ws::connect_with_tls(request, Config::default(), Arc::new(client_tls))
+            .await
+            .unwrap();
+        expect_text(&mut client, "secure hello").await;
+        client.close(1000, "").await.unwrap();
+        timeout(Duration::from_secs(5), server).await.expect("server");
+    });
+}
+
+#[test]
+fn rfc6455_5_5_1_a_clients_replies_to_messages_before_a_close_go_out_first() {
+    rt::block_on(async {
+        let listener = std_listener(None);
+        let addr = listener.local_addr().unwrap();
+        // A raw server that answers the handshake, 100 messages and its Close in one write,
+        // then reads until the client is gone.
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let now = Instant::now();
+            let mut conn = tether_core::Connection::server(tether_core::Config::default(), now);
+            let mut buf = [0u8; 4096];
+            'read: loop {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "client went away during the handshake");
+                conn.handle_input(now, &buf[..n]);
+                while let Some(event) = conn.poll_event() {
+                    if let tether_core::Event::Request(_) = event {
+                        break 'read;
+                    }
+                }
+            }
+            conn.accept(now, Accept::new()).unwrap();
+            for i in 0..100 {
+                conn.send(now, Message::text(format!("m{i}"))).unwrap();
+            }
+            conn.close(now, CloseCode::NORMAL, "").unwrap();
+            stream.write_all(&raw_output(&mut conn)).unwrap();
+            raw_read_all(&mut stream, &mut conn)
+        });
+        let (mut client, _) = ws::connect(&url(addr, "/")).await.unwrap();
+        let mut echoed = 0;
+        while let Some(message) = timeout(Duration::from_secs(5), client.recv())
+            .await
+            .expect("the connection ends")
+        {
+            let message = message.unwrap();
+            assert!(message.is_text());
+            client.send(message).await.unwrap();
+            echoed += 1;
+        }
+        assert_eq!(echoed, 100);
+        assert!(client.close_reason().unwrap().is_clean());
+        let events = server.join().unwrap();
+        let texts: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                tether_core::Event::Message(m) => m.as_text().map(str::to_owned),
+                _ => None,
+            })
+            .collect();
+        let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        assert_eq!(texts, sent, "{events:?}");
+        match events.last() {
+            Some(tether_core::Event::Closed(reason)) => assert!(reason.is_clean(), "{reason:?}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}

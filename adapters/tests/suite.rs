@@ -205,7 +205,8 @@ fn raw_output(conn: &mut tether_core::Connection) -> Vec<u8> {
     out
 }
 
-/// Reads until end of stream (blocking), feeding `conn`; returns its events.
+/// Reads until end of stream (blocking), feeding `conn` and writing its output (and
+/// shutting the write side down when it asks); returns its events.
 fn raw_read_all(
     stream: &mut std::net::TcpStream,
     conn: &mut tether_core::Connection,
@@ -223,7 +224,16 @@ fn raw_read_all(
         } else {
             conn.handle_input(now, &buf[..n]);
         }
-        let _ = stream.write_all(&raw_output(conn));
+        let mut out = Vec::new();
+        let mut shutdown = false;
+        while let Some(t) = conn.poll_transmit(&mut out) {
+            shutdown |= t == tether_core::Transmit::Shutdown;
+        }
+        let _ = stream.write_all(&out);
+        if shutdown {
+            // The closing handshake is over: close our side, as a server does first.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
         while let Some(event) = conn.poll_event() {
             events.push(event);
         }
@@ -361,13 +371,18 @@ fn rfc6455_4_2_2_rejected_handshake_carries_status_headers_and_body() {
             .await
         });
         let err = ws::connect(&url(addr, "/private")).await.unwrap_err();
+        // One error for a refusal, on both sides.
+        assert!(matches!(err, Error::Rejected { status: 403, .. }), "{err:?}");
         assert_eq!(err.status(), Some(403), "{err:?}");
         let response = err.response().expect("the response");
         assert_eq!(response.status(), 403);
         assert_eq!(response.header("x-reason"), Some(&b"members only"[..]));
         assert_eq!(&response.body()[..], b"go away");
         match server.await {
-            Err(Error::Rejected { status: 403 }) => {}
+            Err(Error::Rejected {
+                status: 403,
+                response: None,
+            }) => {}
             other => panic!("{other:?}"),
         }
     });

@@ -126,9 +126,8 @@ pub use tether_driver::api::*;
 /// configuration and runs the opening handshake. Returns the open connection and the
 /// server's response.
 ///
-/// A server that refuses the upgrade gives [`Error::Handshake`] with
-/// [`HandshakeError::Rejected`], which carries the status, headers and body
-/// ([`Error::response`]).
+/// A server that refuses the upgrade gives [`Error::Rejected`], which carries the status,
+/// headers and body ([`Error::response`]).
 pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
     connect_with(ClientRequest::new(url)?, Config::default()).await
 }
@@ -215,6 +214,74 @@ where
     F: FnOnce(&Request) -> Result<Accept, Reject>,
 {
     tether_driver::accept(runtime(), io(stream), &config, callback)
+}
+
+/// Accepts a connection in two steps, for checks that await (a token lookup, a database):
+/// the returned future resolves to an [`Incoming`] once the request has arrived (path,
+/// query, headers, offered subprotocols; [`IncomingFuture::peer_addr`] records the peer's
+/// address), and the application then accepts it ([`Incoming::accept`]) or rejects it with
+/// a status, headers and body ([`Incoming::reject`]). The accepted connection keeps its
+/// request ([`WebSocket::request`]).
+///
+/// The handshake timeout counts from this call and bounds the application's checks too.
+/// With [`Config::plain_http`](tether_driver::Config) on, plain HTTP requests arrive as
+/// well ([`Incoming::is_upgrade`] is false), to be answered with [`Incoming::reject`]:
+/// `/health` or a page can share the WebSocket's port.
+///
+/// ```no_run
+/// use tether_async_std::{Accept, Config, Reject, incoming};
+///
+/// # async fn run(stream: async_net::TcpStream, addr: std::net::SocketAddr) -> Result<(), tether_async_std::Error> {
+/// # async fn user_for(_token: &str) -> Option<String> { None }
+/// let request = incoming(stream, Config::default()).peer_addr(addr).await?;
+/// let token = request.request().query_param("token").map(|t| t.into_owned());
+/// let user = match token {
+///     Some(token) => user_for(&token).await,
+///     None => None,
+/// };
+/// let Some(user) = user else {
+///     return request.reject(Reject::new(401).body("a valid ?token= is needed"));
+/// };
+/// let mut ws = request.accept(Accept::new())?;
+/// ws.send_text(format!("hello {user}")).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn incoming<S>(stream: S, config: Config) -> IncomingFuture
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rt = runtime();
+    let now = rt.now();
+    tether_driver::incoming(rt, io(stream), &config, now)
+}
+
+/// [`incoming`] over TLS: the TLS handshake with `tls`, then the WebSocket request, both
+/// bounded by the handshake timeout, which counts from this call. The peer's address is
+/// recorded ([`Incoming::peer_addr`]).
+#[cfg(feature = "tls")]
+pub async fn incoming_tls(
+    stream: async_net::TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    config: Config,
+) -> Result<Incoming, Error> {
+    let rt = runtime();
+    let started = rt.now();
+    let peer = stream.peer_addr().ok();
+    // (A timeout too long to add means no limit.)
+    let deadline = config
+        .timeouts
+        .handshake
+        .and_then(|d| started.checked_add(d));
+    let accept = futures_rustls::TlsAcceptor::from(tls).accept(stream);
+    let stream = tether_driver::with_deadline(&*rt, deadline, accept)
+        .await
+        .ok_or(Error::Timeout(Timeout::Handshake))??;
+    let incoming = tether_driver::incoming(rt, io(stream), &config, started);
+    match peer {
+        Some(addr) => incoming.peer_addr(addr).await,
+        None => incoming.await,
+    }
 }
 
 /// Wraps a stream whose opening handshake was done elsewhere (for example by an HTTP

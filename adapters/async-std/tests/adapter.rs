@@ -69,6 +69,10 @@ mod rt {
         listener.accept().await.unwrap().0
     }
 
+    pub fn peer_addr(stream: &TcpStream) -> SocketAddr {
+        stream.peer_addr().unwrap()
+    }
+
     pub async fn connect(addr: SocketAddr) -> TcpStream {
         TcpStream::connect(addr).await.unwrap()
     }

@@ -13,14 +13,17 @@ use tether_core::{CloseReason, HandshakeError, ProtocolError, Response, SendErro
 pub enum Error {
     /// Connecting (DNS, TCP, TLS), reading or writing failed.
     Io(io::Error),
-    /// The opening handshake failed (RFC 6455 §4). A server's non-101 answer is
-    /// [`HandshakeError::Rejected`], carrying the status, headers and body; see
-    /// [`Error::response`].
+    /// The opening handshake failed (RFC 6455 §4): a malformed request or response, a
+    /// failed negotiation. (A refusal is [`Error::Rejected`].)
     Handshake(HandshakeError),
-    /// Server: the accept callback rejected the request, and this status was sent.
+    /// The upgrade was refused with an HTTP status: on a client, the server answered
+    /// `status` instead of 101 (`response` has its headers and body); on a server, the
+    /// application rejected the request and `status` was sent (`response` is `None`).
     Rejected {
-        /// The HTTP status sent to the client.
+        /// The HTTP status of the refusal.
         status: u16,
+        /// Client: the server's whole response.
+        response: Option<Box<Response>>,
     },
     /// The peer violated the protocol; the connection was failed with
     /// [`ProtocolError::close_code`] (RFC 6455 §7.1.7).
@@ -39,7 +42,7 @@ impl Error {
     /// The server's response when it refused the upgrade (status, headers, body).
     pub fn response(&self) -> Option<&Response> {
         match self {
-            Self::Handshake(HandshakeError::Rejected { response, .. }) => Some(response),
+            Self::Rejected { response, .. } => response.as_deref(),
             _ => None,
         }
     }
@@ -47,8 +50,7 @@ impl Error {
     /// The HTTP status of a refused upgrade, on either side.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Handshake(HandshakeError::Rejected { status, .. })
-            | Self::Rejected { status } => Some(*status),
+            Self::Rejected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -63,7 +65,10 @@ impl Error {
             CloseReason::Clean { .. } => None,
             CloseReason::ProtocolError { error, .. } => Some(Self::Protocol(error.clone())),
             CloseReason::TimedOut(t) => Some(Self::Timeout(*t)),
-            CloseReason::Rejected { status } => Some(Self::Rejected { status: *status }),
+            CloseReason::Rejected { status } => Some(Self::Rejected {
+                status: *status,
+                response: None,
+            }),
             _ => Some(Self::Abnormal),
         }
     }
@@ -74,7 +79,11 @@ impl fmt::Display for Error {
         match self {
             Self::Io(e) => write!(f, "transport error: {e}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
-            Self::Rejected { status } => write!(f, "request rejected with status {status}"),
+            Self::Rejected {
+                status,
+                response: Some(_),
+            } => write!(f, "the server refused the upgrade with status {status}"),
+            Self::Rejected { status, .. } => write!(f, "request rejected with status {status}"),
             Self::Protocol(e) => write!(f, "protocol violation by the peer: {e}"),
             Self::Timeout(t) => write!(f, "timed out: {t:?}"),
             Self::Abnormal => f.write_str("connection closed without a closing handshake"),
@@ -108,7 +117,14 @@ impl From<SendError> for Error {
 }
 
 impl From<HandshakeError> for Error {
+    /// A server's refusal ([`HandshakeError::Rejected`]) becomes [`Error::Rejected`].
     fn from(e: HandshakeError) -> Self {
-        Self::Handshake(e)
+        match e {
+            HandshakeError::Rejected { status, response } => Self::Rejected {
+                status,
+                response: Some(response),
+            },
+            e => Self::Handshake(e),
+        }
     }
 }

@@ -94,7 +94,7 @@ pub use reconnect::{
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
 pub use sender::{Closed, ConnectionId, Sender, TrySendError};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
-pub use start::{Accepting, accept, client, open};
+pub use start::{Accepting, Incoming, IncomingFuture, accept, client, incoming, open};
 
 /// What each runtime adapter re-exports for its users, in one place so that the adapters
 /// offer the same names: the connection and its halves, the reconnecting client with
@@ -107,8 +107,8 @@ pub mod api {
         Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, ClientSendFuture, CloseCode,
         CloseFrame, CloseReason, Closed, Config, ConnectionId, Decision, DeflateConfig,
         DeflateParams, DialFuture, Dialer, Disconnect, DisconnectReason, Error, GiveUpReason,
-        HandshakeError, Header, Heartbeat, Limits, Message, OutboxError, OutboxLimits,
-        PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,
+        HandshakeError, Header, Heartbeat, Incoming, IncomingFuture, Limits, Message, OutboxError,
+        OutboxLimits, PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,
         ReconnectConfigError, ReconnectPolicy, ReconnectingClient, RecvFuture, Reject, Request,
         Response, ReuniteError, Role, SendError, SendFuture, Sender, Timeout, Timeouts,
         TrySendError, Utf8Bytes, WebSocket, WriteHalf,

@@ -16,9 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tether_core::{
-    ClientRequest, CloseCode, CloseFrame, CloseReason, Decision, Disconnect, GiveUpReason,
-    HandshakeError, Message, ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Response,
-    State, Timeout, Utf8Bytes,
+    ClientRequest, CloseCode, CloseFrame, CloseReason, Decision, Disconnect, GiveUpReason, Message,
+    ReconnectConfig, ReconnectConfigError, ReconnectPolicy, Response, State, Timeout, Utf8Bytes,
 };
 
 /// Rounds of work in one poll of a connection before the client's task yields.
@@ -180,9 +179,7 @@ impl DisconnectReason {
     fn disconnect(&self) -> Disconnect {
         match self {
             Self::DialFailed(error) => match &**error {
-                Error::Handshake(HandshakeError::Rejected { status, .. }) => {
-                    Disconnect::HandshakeRejected { status: *status }
-                }
+                Error::Rejected { status, .. } => Disconnect::HandshakeRejected { status: *status },
                 Error::Handshake(_) | Error::Timeout(Timeout::Handshake) => {
                     Disconnect::HandshakeFailed
                 }

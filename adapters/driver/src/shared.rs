@@ -30,6 +30,9 @@ const MESSAGE_OVERHEAD: usize = 64;
 pub(crate) struct Info {
     pub(crate) subprotocol: Option<Box<str>>,
     pub(crate) deflate: Option<DeflateParams>,
+    /// The upgrade request, for a connection accepted in two steps
+    /// ([`crate::Incoming::accept`]).
+    pub(crate) request: Option<Box<Request>>,
 }
 
 /// One per connection: the lock-protected state and what never changes.
@@ -96,14 +99,15 @@ impl Inner {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records what the handshake settled (once).
-    pub(crate) fn set_info(&self, conn: &Connection) {
+    /// Records what the handshake settled (once), and the request if it is to be kept.
+    pub(crate) fn set_info(&self, conn: &Connection, request: Option<Box<Request>>) {
         let subprotocol = conn.subprotocol();
         let deflate = conn.deflate_params();
-        let info = (subprotocol.is_some() || deflate.is_some()).then(|| {
+        let info = (subprotocol.is_some() || deflate.is_some() || request.is_some()).then(|| {
             Box::new(Info {
                 subprotocol: subprotocol.map(Box::from),
                 deflate,
+                request,
             })
         });
         let _ = self.info.set(info);
@@ -376,7 +380,7 @@ impl Shared {
         let io = cold.io_error.take();
         match reason {
             CloseReason::HandshakeFailed(e) => {
-                cold.error = Some(io.map_or(Error::Handshake(e), Error::Io));
+                cold.error = Some(io.map_or_else(|| Error::from(e), Error::Io));
             }
             reason => {
                 cold.error = Error::from_close(&reason, io);

@@ -14,7 +14,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tether_core::{CloseCode, CloseFrame, CloseReason, DeflateParams, Message, State, Utf8Bytes};
+use tether_core::{
+    CloseCode, CloseFrame, CloseReason, DeflateParams, Message, Request, State, Utf8Bytes,
+};
 
 /// A WebSocket connection (RFC 6455), driven by the task waiting in [`recv`](Self::recv)
 /// or, when none is, by a background task (see the [crate docs](crate)).
@@ -154,6 +156,12 @@ impl WebSocket {
     /// The subprotocol agreed in the opening handshake (RFC 6455 §1.9), if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.read.subprotocol()
+    }
+
+    /// The upgrade request, for a server connection accepted in two steps
+    /// ([`Incoming::accept`](crate::Incoming::accept)): path, query, headers.
+    pub fn request(&self) -> Option<&Request> {
+        self.inner().info().and_then(|i| i.request.as_deref())
     }
 
     /// The permessage-deflate parameters agreed in the handshake (RFC 7692), if any.
