@@ -1,8 +1,9 @@
 //! The driver under the harness: real `WebSocket`s, an in-memory pipe, virtual time.
 
-use super::{Sim, texts};
-use crate::{Config, Error};
+use super::{Peer, Sim, texts};
+use crate::{Config, Error, WebSocket};
 use std::io;
+use std::pin::pin;
 use std::time::Duration;
 use tether_core::{CloseCode, Event, Message, Role};
 
@@ -12,6 +13,28 @@ fn quiet() -> Config {
     config.timeouts.ping_interval = None;
     config.timeouts.pong_timeout = None;
     config
+}
+
+/// A text message of `len` bytes that starts with its number.
+fn numbered(i: usize, len: usize) -> Message {
+    let mut text = format!("m{i} ");
+    text.extend(std::iter::repeat_n('.', len - text.len()));
+    Message::text(text)
+}
+
+/// Sends `message`, letting the peer read (into `replies`) whenever the send waits.
+fn send_while_the_peer_reads(
+    sim: &Sim,
+    ws: &mut WebSocket,
+    peer: &mut Peer,
+    message: Message,
+    replies: &mut Vec<String>,
+) {
+    let mut send = pin!(ws.send(message));
+    while sim.poll(send.as_mut()).is_pending() {
+        replies.extend(texts(&peer.read()));
+        sim.run();
+    }
 }
 
 /// The harness at work: an opening handshake, messages both ways, and a clean close
@@ -95,4 +118,66 @@ fn transport_errors_are_reported() {
         "{error:?}"
     );
     assert_eq!(peer.unread(), 0);
+}
+
+/// The application echoes to a peer that sends 40 messages and reads nothing. Its sends
+/// wait at the high-water mark, and the driver then stops reading the peer's input
+/// (messages still wait for the application): memory is the mark plus one read. Once the
+/// peer reads, the waiting send completes and the driver reads the rest.
+#[test]
+fn reading_pauses_while_the_output_is_at_the_high_water_mark() {
+    const COUNT: usize = 40;
+    let sim = Sim::new();
+    let mut config = quiet();
+    config.write_high_water_mark = 4096;
+    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    for i in 0..COUNT {
+        peer.queue(numbered(i, 1000));
+    }
+    assert!(peer.flush());
+    let sender = ws.sender();
+    let inner = ws.inner().clone();
+    let mut replies = Vec::new();
+    // Echo until the output reaches the mark.
+    let mut taken = 0;
+    let (message, left) = loop {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        taken += 1;
+        if sender.buffered_amount() >= 4096 {
+            // What the one read of 32 KiB so far left in the pipe.
+            break (message, peer.unread_by_driver());
+        }
+        sim.block_on(ws.send(message)).unwrap();
+        sim.run();
+    };
+    assert!(left > 0);
+    {
+        let mut send = pin!(ws.send(message));
+        assert!(sim.poll(send.as_mut()).is_pending(), "the send waits");
+        // Past the reply grace (100 ms), only the full output holds the input back.
+        sim.advance(Duration::from_secs(2));
+        assert_eq!(peer.unread_by_driver(), left, "the driver read on");
+        assert!(inner.lock().conn.pending_events().1 <= 32 * 1024);
+        assert!(!sim.woken());
+        assert!(sim.poll(send.as_mut()).is_pending(), "the send still waits");
+
+        // The peer reads: the waiting send completes, and the driver reads the rest.
+        replies.extend(texts(&peer.read()));
+        sim.run();
+        assert!(sim.woken());
+        assert!(sim.poll(send.as_mut()).is_ready());
+        assert_eq!(peer.unread_by_driver(), 0, "reading resumed");
+    }
+    for _ in taken..COUNT {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        send_while_the_peer_reads(&sim, &mut ws, &mut peer, message, &mut replies);
+    }
+    while peer.unread() > 0 || sender.buffered_amount() > 0 {
+        replies.extend(texts(&peer.read()));
+        sim.run();
+    }
+    let sent: Vec<String> = (0..COUNT)
+        .map(|i| numbered(i, 1000).as_text().unwrap().to_owned())
+        .collect();
+    assert!(replies == sent, "{} replies", replies.len());
 }
