@@ -5,7 +5,11 @@ use crate::{Config, Error, WebSocket};
 use std::io;
 use std::pin::pin;
 use std::time::Duration;
-use tether_core::{CloseCode, Event, Message, Role};
+use tether_core::{CloseCode, Event, Message, Role, Timeout};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// No keep-alive: only what the test does happens.
 fn quiet() -> Config {
@@ -180,4 +184,41 @@ fn reading_pauses_while_the_output_is_at_the_high_water_mark() {
         .map(|i| numbered(i, 1000).as_text().unwrap().to_owned())
         .collect();
     assert!(replies == sent, "{} replies", replies.len());
+}
+
+/// The application holds neither `recv()` nor `send()`: the keep-alive ping still goes out
+/// at the ping interval, and without an answer the pong deadline fails the connection
+/// (1011), all in virtual time.
+#[test]
+fn keepalive_runs_while_the_application_is_busy() {
+    let sim = Sim::new();
+    let mut config = Config::default();
+    config.timeouts.ping_interval = Some(Duration::from_secs(20));
+    config.timeouts.pong_timeout = Some(Duration::from_secs(20));
+    let (mut ws, mut peer) = sim.open(Role::Server, &config);
+    sim.advance(Duration::from_secs(20) - ms(1));
+    assert!(peer.read().is_empty());
+    assert!(
+        !ws.inner().wake.has_background(),
+        "idle: no background task"
+    );
+    sim.advance(ms(1));
+    let events = peer.read();
+    assert!(matches!(events[..], [Event::Ping(_)]), "{events:?}");
+    // The peer's core queued a pong; it is never flushed.
+    sim.advance(Duration::from_secs(20) - ms(1));
+    assert!(peer.read().is_empty());
+    assert!(ws.close_reason().is_none());
+    sim.advance(ms(1));
+    let events = peer.read();
+    match &events[..] {
+        [Event::Closed(reason)] => assert_eq!(reason.code(), CloseCode::INTERNAL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        sim.block_on(ws.recv()),
+        Some(Err(Error::Timeout(Timeout::Pong)))
+    ));
+    assert!(sim.block_on(ws.recv()).is_none());
+    assert_eq!(sim.elapsed(), Duration::from_secs(40));
 }
