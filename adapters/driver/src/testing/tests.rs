@@ -222,3 +222,28 @@ fn keepalive_runs_while_the_application_is_busy() {
     assert!(sim.block_on(ws.recv()).is_none());
     assert_eq!(sim.elapsed(), Duration::from_secs(40));
 }
+
+/// A `recv()` future polled once and dropped (the other branch of a `select!` won) loses
+/// nothing: the message that arrives afterwards is read by the background task, and the
+/// next `recv()` returns it.
+#[test]
+fn a_recv_dropped_in_a_select_loses_nothing() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        sim.tasks(),
+        0,
+        "nobody drives: no background task, no timer task"
+    );
+    {
+        let mut recv = pin!(ws.recv());
+        assert!(sim.poll(recv.as_mut()).is_pending());
+    }
+    peer.send(Message::text("late"));
+    sim.run();
+    assert_eq!(peer.unread_by_driver(), 0, "the background task read it");
+    assert_eq!(ws.inner().lock().pending_messages(), 1);
+    let message = sim.block_on(ws.recv()).unwrap().unwrap();
+    assert_eq!(message, Message::text("late"));
+}
