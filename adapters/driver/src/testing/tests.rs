@@ -6,7 +6,7 @@ use std::io;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
-use tether_core::{CloseCode, Event, Message, Role, SendError, Timeout};
+use tether_core::{CloseCode, CloseReason, Event, Message, Role, SendError, Timeout};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -313,4 +313,34 @@ fn a_send_waiting_for_room_fails_when_the_application_closes() {
     );
     // (`close()` itself does not resolve: the driver keeps the transport with the close
     // frame unwritten. Not asserted here; see the commit message.)
+}
+
+/// The peer writes 100 messages and a close frame at once; the application takes each and
+/// replies. The close waits behind the untaken messages (`has_deferred_end`), so the peer
+/// gets all 100 replies, then the close echo: a clean close (RFC 6455 §5.5.1).
+#[test]
+fn replies_go_out_before_the_close_echo() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    for i in 0..100 {
+        peer.queue(Message::text(format!("m{i}")));
+    }
+    peer.close(CloseCode::NORMAL, "");
+    for _ in 0..100 {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        sim.block_on(ws.send(message)).unwrap();
+    }
+    assert!(sim.block_on(ws.recv()).is_none());
+    sim.run();
+    let events = peer.read();
+    let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&events), sent);
+    match events.last() {
+        Some(Event::Closed(reason @ CloseReason::Clean { .. })) => {
+            assert_eq!(reason.code(), CloseCode::NORMAL)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.close_reason().unwrap().is_clean());
+    assert_eq!(sim.elapsed(), Duration::ZERO, "no timer was needed");
 }
