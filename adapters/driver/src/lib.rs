@@ -83,6 +83,8 @@ mod sender;
 mod shared;
 mod socket;
 mod start;
+#[cfg(test)]
+mod testing;
 mod timers;
 
 pub use config::Config;

@@ -1,0 +1,346 @@
+//! The driver under the harness: real `WebSocket`s, an in-memory pipe, virtual time.
+
+use super::{Peer, Sim, texts};
+use crate::{Config, Error, WebSocket};
+use std::io;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+use tether_core::{CloseCode, CloseReason, Event, Message, Role, SendError, Timeout};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// No keep-alive: only what the test does happens.
+fn quiet() -> Config {
+    let mut config = Config::default();
+    config.timeouts.ping_interval = None;
+    config.timeouts.pong_timeout = None;
+    config
+}
+
+/// A text message of `len` bytes that starts with its number.
+fn numbered(i: usize, len: usize) -> Message {
+    let mut text = format!("m{i} ");
+    text.extend(std::iter::repeat_n('.', len - text.len()));
+    Message::text(text)
+}
+
+/// Sends `message`, letting the peer read (into `replies`) whenever the send waits.
+fn send_while_the_peer_reads(
+    sim: &Sim,
+    ws: &mut WebSocket,
+    peer: &mut Peer,
+    message: Message,
+    replies: &mut Vec<String>,
+) {
+    let mut send = pin!(ws.send(message));
+    while sim.poll(send.as_mut()).is_pending() {
+        replies.extend(texts(&peer.read()));
+        sim.run();
+    }
+}
+
+/// The harness at work: an opening handshake, messages both ways, and a clean close
+/// started by the peer, without sockets and without time passing.
+#[test]
+fn messages_go_both_ways_without_sockets() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.accept(&quiet());
+    peer.queue(Message::text("hello"));
+    peer.queue(Message::text("world"));
+    assert!(peer.flush());
+    for _ in 0..2 {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        sim.block_on(ws.send(message)).unwrap();
+    }
+    assert_eq!(peer.unread_by_driver(), 0);
+    sim.run();
+    assert_eq!(texts(&peer.read()), ["hello", "world"]);
+    peer.close(CloseCode::NORMAL, "done");
+    assert!(sim.block_on(ws.recv()).is_none());
+    assert!(ws.close_reason().unwrap().is_clean());
+    sim.run();
+    let events = peer.read();
+    assert!(
+        matches!(&events[..], [Event::Closed(r)] if r.is_clean()),
+        "{events:?}"
+    );
+    assert_eq!(sim.elapsed(), Duration::ZERO);
+}
+
+/// An idle connection has no task of its own: the background task that opening it
+/// spawned ends once it has had nothing to do for a second.
+#[test]
+fn an_idle_connection_has_no_task_of_its_own() {
+    let sim = Sim::new();
+    let (_ws, _peer) = sim.open(Role::Server, &quiet());
+    sim.run();
+    assert!(sim.tasks() > 0);
+    sim.advance(Duration::from_millis(999));
+    assert!(sim.tasks() > 0);
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(sim.tasks(), 0);
+}
+
+/// The peer's end of stream without a close frame: an abnormal closure (1006).
+#[test]
+fn end_of_stream_without_a_close_is_abnormal() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    peer.send(Message::text("last"));
+    peer.shutdown();
+    assert_eq!(
+        sim.block_on(ws.recv()).unwrap().unwrap(),
+        Message::text("last")
+    );
+    assert!(matches!(
+        sim.block_on(ws.recv()),
+        Some(Err(Error::Abnormal))
+    ));
+    assert!(sim.block_on(ws.recv()).is_none());
+}
+
+/// Transport errors, reading and writing, end the connection and are reported as such.
+#[test]
+fn transport_errors_are_reported() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    peer.fail_driver_read(io::ErrorKind::ConnectionReset);
+    let error = sim.block_on(ws.recv());
+    assert!(
+        matches!(&error, Some(Err(Error::Io(e))) if e.kind() == io::ErrorKind::ConnectionReset),
+        "{error:?}"
+    );
+
+    let (mut ws, mut peer) = sim.open(Role::Client, &quiet());
+    peer.fail_driver_write(io::ErrorKind::BrokenPipe);
+    sim.block_on(ws.send(Message::text("lost"))).unwrap();
+    let error = sim.block_on(ws.recv());
+    assert!(
+        matches!(&error, Some(Err(Error::Io(e))) if e.kind() == io::ErrorKind::BrokenPipe),
+        "{error:?}"
+    );
+    assert_eq!(peer.unread(), 0);
+}
+
+/// The application echoes to a peer that sends 40 messages and reads nothing. Its sends
+/// wait at the high-water mark, and the driver then stops reading the peer's input
+/// (messages still wait for the application): memory is the mark plus one read. Once the
+/// peer reads, the waiting send completes and the driver reads the rest.
+#[test]
+fn reading_pauses_while_the_output_is_at_the_high_water_mark() {
+    const COUNT: usize = 40;
+    let sim = Sim::new();
+    let mut config = quiet();
+    config.write_high_water_mark = 4096;
+    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    for i in 0..COUNT {
+        peer.queue(numbered(i, 1000));
+    }
+    assert!(peer.flush());
+    let sender = ws.sender();
+    let inner = ws.inner().clone();
+    let mut replies = Vec::new();
+    // Echo until the output reaches the mark.
+    let mut taken = 0;
+    let (message, left) = loop {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        taken += 1;
+        if sender.buffered_amount() >= 4096 {
+            // What the one read of 32 KiB so far left in the pipe.
+            break (message, peer.unread_by_driver());
+        }
+        sim.block_on(ws.send(message)).unwrap();
+        sim.run();
+    };
+    assert!(left > 0);
+    {
+        let mut send = pin!(ws.send(message));
+        assert!(sim.poll(send.as_mut()).is_pending(), "the send waits");
+        // Past the reply grace (100 ms), only the full output holds the input back.
+        sim.advance(Duration::from_secs(2));
+        assert_eq!(peer.unread_by_driver(), left, "the driver read on");
+        assert!(inner.lock().conn.pending_events().1 <= 32 * 1024);
+        assert!(!sim.woken());
+        assert!(sim.poll(send.as_mut()).is_pending(), "the send still waits");
+
+        // The peer reads: the waiting send completes, and the driver reads the rest.
+        replies.extend(texts(&peer.read()));
+        sim.run();
+        assert!(sim.woken());
+        assert!(sim.poll(send.as_mut()).is_ready());
+        assert_eq!(peer.unread_by_driver(), 0, "reading resumed");
+    }
+    for _ in taken..COUNT {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        send_while_the_peer_reads(&sim, &mut ws, &mut peer, message, &mut replies);
+    }
+    while peer.unread() > 0 || sender.buffered_amount() > 0 {
+        replies.extend(texts(&peer.read()));
+        sim.run();
+    }
+    let sent: Vec<String> = (0..COUNT)
+        .map(|i| numbered(i, 1000).as_text().unwrap().to_owned())
+        .collect();
+    assert!(replies == sent, "{} replies", replies.len());
+}
+
+/// The application holds neither `recv()` nor `send()`: the keep-alive ping still goes out
+/// at the ping interval, and without an answer the pong deadline fails the connection
+/// (1011), all in virtual time.
+#[test]
+fn keepalive_runs_while_the_application_is_busy() {
+    let sim = Sim::new();
+    let mut config = Config::default();
+    config.timeouts.ping_interval = Some(Duration::from_secs(20));
+    config.timeouts.pong_timeout = Some(Duration::from_secs(20));
+    let (mut ws, mut peer) = sim.open(Role::Server, &config);
+    sim.advance(Duration::from_secs(20) - ms(1));
+    assert!(peer.read().is_empty());
+    assert!(
+        !ws.inner().wake.has_background(),
+        "idle: no background task"
+    );
+    sim.advance(ms(1));
+    let events = peer.read();
+    assert!(matches!(events[..], [Event::Ping(_)]), "{events:?}");
+    // The peer's core queued a pong; it is never flushed.
+    sim.advance(Duration::from_secs(20) - ms(1));
+    assert!(peer.read().is_empty());
+    assert!(ws.close_reason().is_none());
+    sim.advance(ms(1));
+    let events = peer.read();
+    match &events[..] {
+        [Event::Closed(reason)] => assert_eq!(reason.code(), CloseCode::INTERNAL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        sim.block_on(ws.recv()),
+        Some(Err(Error::Timeout(Timeout::Pong)))
+    ));
+    assert!(sim.block_on(ws.recv()).is_none());
+    assert_eq!(sim.elapsed(), Duration::from_secs(40));
+}
+
+/// A `recv()` future polled once and dropped (the other branch of a `select!` won) loses
+/// nothing: the message that arrives afterwards is read by the background task, and the
+/// next `recv()` returns it.
+#[test]
+fn a_recv_dropped_in_a_select_loses_nothing() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        sim.tasks(),
+        0,
+        "nobody drives: no background task, no timer task"
+    );
+    {
+        let mut recv = pin!(ws.recv());
+        assert!(sim.poll(recv.as_mut()).is_pending());
+    }
+    peer.send(Message::text("late"));
+    sim.run();
+    assert_eq!(peer.unread_by_driver(), 0, "the background task read it");
+    assert_eq!(ws.inner().lock().pending_messages(), 1);
+    let message = sim.block_on(ws.recv()).unwrap().unwrap();
+    assert_eq!(message, Message::text("late"));
+}
+
+/// A send waiting at the high-water mark when the peer's close frame arrives is woken, and
+/// fails: the connection is closed.
+#[test]
+fn a_send_waiting_for_room_fails_when_the_peer_closes() {
+    let sim = Sim::new();
+    let mut config = quiet();
+    config.write_high_water_mark = 1024;
+    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    let data = bytes::Bytes::from(vec![0u8; 1000]);
+    while ws.buffered_amount() < 1024 {
+        sim.block_on(ws.send_binary(data.clone())).unwrap();
+        sim.run();
+    }
+    let mut send = pin!(ws.send_binary(data.clone()));
+    assert!(sim.poll(send.as_mut()).is_pending());
+    peer.close(CloseCode::NORMAL, "bye");
+    sim.run();
+    assert!(sim.woken(), "the waiting send is woken");
+    assert!(matches!(
+        sim.poll(send.as_mut()),
+        Poll::Ready(Err(Error::Send(SendError::Closed)))
+    ));
+    assert!(sim.block_on(ws.recv()).is_none());
+    assert!(ws.close_reason().unwrap().is_clean());
+    assert_eq!(sim.elapsed(), Duration::ZERO, "no timer was needed");
+}
+
+/// A `Sender`'s send waiting at the high-water mark when the application itself closes
+/// (the peer reads nothing, so the close frame cannot be written): the send is woken when
+/// the close timeout ends the connection, and fails.
+#[test]
+fn a_send_waiting_for_room_fails_when_the_application_closes() {
+    let sim = Sim::new();
+    let mut config = quiet();
+    config.write_high_water_mark = 1024;
+    let (mut ws, _peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    let data = bytes::Bytes::from(vec![0u8; 1000]);
+    while ws.buffered_amount() < 1024 {
+        sim.block_on(ws.send_binary(data.clone())).unwrap();
+        sim.run();
+    }
+    let sender = ws.sender();
+    let mut send = pin!(sender.send(Message::Binary(data.clone())));
+    assert!(sim.poll(send.as_mut()).is_pending());
+    let mut close = pin!(ws.close(CloseCode::NORMAL, "bye"));
+    assert!(
+        sim.poll(close.as_mut()).is_pending(),
+        "the close frame waits"
+    );
+    sim.run();
+    // Today the close does not wake the waiting send (it would fail at once if polled):
+    // only the end of the connection does.
+    assert!(!sim.woken());
+    sim.advance(Duration::from_secs(5) - ms(1));
+    assert!(!sim.woken());
+    sim.advance(ms(1));
+    assert!(sim.woken(), "woken by the close timeout");
+    let sent = sim.poll(send.as_mut());
+    assert!(
+        matches!(sent, Poll::Ready(Err(Error::Send(SendError::Closed)))),
+        "{sent:?}"
+    );
+    // (`close()` itself does not resolve: the driver keeps the transport with the close
+    // frame unwritten. Not asserted here; see the commit message.)
+}
+
+/// The peer writes 100 messages and a close frame at once; the application takes each and
+/// replies. The close waits behind the untaken messages (`has_deferred_end`), so the peer
+/// gets all 100 replies, then the close echo: a clean close (RFC 6455 §5.5.1).
+#[test]
+fn replies_go_out_before_the_close_echo() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    for i in 0..100 {
+        peer.queue(Message::text(format!("m{i}")));
+    }
+    peer.close(CloseCode::NORMAL, "");
+    for _ in 0..100 {
+        let message = sim.block_on(ws.recv()).unwrap().unwrap();
+        sim.block_on(ws.send(message)).unwrap();
+    }
+    assert!(sim.block_on(ws.recv()).is_none());
+    sim.run();
+    let events = peer.read();
+    let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts(&events), sent);
+    match events.last() {
+        Some(Event::Closed(reason @ CloseReason::Clean { .. })) => {
+            assert_eq!(reason.code(), CloseCode::NORMAL)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(ws.close_reason().unwrap().is_clean());
+    assert_eq!(sim.elapsed(), Duration::ZERO, "no timer was needed");
+}
