@@ -63,6 +63,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::connection::CloseReason;
 use crate::message::CloseCode;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
@@ -206,6 +207,36 @@ pub enum Disconnect {
     Abnormal,
     /// The local application closed the connection on purpose. Always terminal.
     ClosedByApplication,
+}
+
+impl From<&CloseReason> for Disconnect {
+    /// How an open connection's end counts for the policy: a completed closing handshake
+    /// is [`Disconnect::Closed`] with the code of the side that started it; a protocol
+    /// violation found by this side is a close this side started, with the code it sent;
+    /// a failed opening handshake is [`Disconnect::HandshakeFailed`]; anything else (end of
+    /// stream, a timeout, a transport error) is [`Disconnect::Abnormal`].
+    fn from(reason: &CloseReason) -> Self {
+        match reason {
+            CloseReason::Clean {
+                initiated_locally,
+                local,
+                remote,
+            } => {
+                let frame = if *initiated_locally { local } else { remote };
+                Disconnect::Closed {
+                    code: frame.as_ref().map(|f| f.code),
+                    initiated_locally: *initiated_locally,
+                }
+            }
+            CloseReason::ProtocolError { code, .. } => Disconnect::Closed {
+                code: Some(*code),
+                initiated_locally: true,
+            },
+            CloseReason::HandshakeFailed(_) => Disconnect::HandshakeFailed,
+            CloseReason::Rejected { status } => Disconnect::HandshakeRejected { status: *status },
+            _ => Disconnect::Abnormal,
+        }
+    }
 }
 
 /// Why a [`ReconnectPolicy`] gave up.
@@ -478,6 +509,47 @@ fn uniform_inclusive(rng: &mut ChaCha8Rng, hi: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn close_reasons_map_to_what_the_policy_sees() {
+        use crate::connection::{ProtocolError, Timeout};
+        use crate::message::CloseFrame;
+        let clean =
+            |initiated_locally, local: Option<u16>, remote: Option<u16>| CloseReason::Clean {
+                initiated_locally,
+                local: local.map(|c| CloseFrame::new(CloseCode(c), "")),
+                remote: remote.map(|c| CloseFrame::new(CloseCode(c), "")),
+            };
+        let closed = |code: Option<u16>, initiated_locally| Disconnect::Closed {
+            code: code.map(CloseCode),
+            initiated_locally,
+        };
+        assert_eq!(
+            Disconnect::from(&clean(false, Some(1000), Some(4001))),
+            closed(Some(4001), false)
+        );
+        assert_eq!(
+            Disconnect::from(&clean(true, Some(1001), Some(1000))),
+            closed(Some(1001), true)
+        );
+        assert_eq!(
+            Disconnect::from(&clean(false, None, None)),
+            closed(None, false)
+        );
+        let violation = CloseReason::ProtocolError {
+            error: ProtocolError::InvalidUtf8,
+            code: CloseCode::INVALID_PAYLOAD,
+        };
+        assert_eq!(Disconnect::from(&violation), closed(Some(1007), true));
+        assert_eq!(
+            Disconnect::from(&CloseReason::TimedOut(Timeout::Pong)),
+            Disconnect::Abnormal
+        );
+        assert_eq!(
+            Disconnect::from(&CloseReason::Abnormal),
+            Disconnect::Abnormal
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -262,6 +262,12 @@ impl Shared {
             }
         }
         self.pump();
+        if self.conn.state() == State::Closed && self.app.linger().is_none() {
+            // The WebSocket is closed: the transport is kept for the close timeout at most,
+            // to write what is left and see the peer's end of stream, even if the peer
+            // never reads what is queued (its close frame included).
+            self.app.cold().linger = now.checked_add(self.linger());
+        }
         let io = &mut self.io;
         // Whether the write buffer still held bytes of an earlier round, so that what the
         // core queued since could not be taken yet.
@@ -283,9 +289,6 @@ impl Shared {
             while let Some(t) = self.conn.poll_transmit_vectored(out, chunks) {
                 if t == Transmit::Shutdown {
                     io.shutdown = Shutdown::Requested;
-                    let linger = self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER);
-                    // (A close timeout too long to add means no limit.)
-                    self.app.cold().linger = now.checked_add(linger);
                     break;
                 }
             }
@@ -323,7 +326,6 @@ impl Shared {
         // Write everything the core handed out, in as few writes as the transport allows.
         // Writing needs no further round: more output can only come from the application,
         // which drives the connection or wakes its driver.
-        let had_output = io.unwritten() > 0;
         // Whether bytes were written or flushed: waiting senders and flushers are told.
         let mut progress = false;
         if let Some(bufs) = io.bufs.as_deref_mut() {
@@ -353,7 +355,9 @@ impl Shared {
                 Poll::Pending => {}
             }
         }
-        if had_output {
+        if progress {
+            // (Output that makes no progress is not work: a background task waiting for a
+            // peer that reads nothing ends, and the transport's wake-up spawns a new one.)
             io.worked(t);
         }
         if progress {
@@ -448,6 +452,12 @@ impl Shared {
         }
 
         if again { Step::Again } else { Step::Wait }
+    }
+
+    /// How long the transport is kept once the WebSocket is closed: the close timeout, or
+    /// [`DEFAULT_LINGER`] without one.
+    fn linger(&self) -> Duration {
+        self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER)
     }
 
     /// `now` in nanoseconds after the connection's start (see [`Nanos`]).

@@ -185,25 +185,7 @@ impl DisconnectReason {
                 }
                 _ => Disconnect::DialFailed,
             },
-            Self::Closed(reason) => match &**reason {
-                CloseReason::Clean {
-                    initiated_locally,
-                    local,
-                    remote,
-                } => {
-                    let frame = if *initiated_locally { local } else { remote };
-                    Disconnect::Closed {
-                        code: frame.as_ref().map(|f| f.code),
-                        initiated_locally: *initiated_locally,
-                    }
-                }
-                CloseReason::ProtocolError { code, .. } => Disconnect::Closed {
-                    code: Some(*code),
-                    initiated_locally: true,
-                },
-                CloseReason::HandshakeFailed(_) => Disconnect::HandshakeFailed,
-                _ => Disconnect::Abnormal,
-            },
+            Self::Closed(reason) => Disconnect::from(&**reason),
             Self::HeartbeatTimeout => Disconnect::Abnormal,
         }
     }

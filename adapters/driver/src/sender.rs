@@ -178,6 +178,8 @@ impl Sender {
         if sh.conn.state() == State::Open && !sh.app.driver_done {
             let now = inner.runtime().now();
             sh.conn.close(now, code.into(), reason)?;
+            // Sends waiting for room fail now.
+            sh.app.wake_senders();
             sh.app.kick = true;
         }
         inner.unlock_and_kick(sh);

@@ -416,6 +416,8 @@ impl WriteHalf {
             let mut sh = self.inner.lock();
             let now = self.inner.runtime().now();
             sh.conn.close(now, code.into(), reason)?;
+            // Sends waiting for room fail now.
+            sh.app.wake_senders();
             sh.app_returned();
             self.inner.drive_at(&mut sh, Some(now));
             std::mem::take(&mut sh.app.kick)
@@ -531,6 +533,7 @@ impl WriteHalf {
                     let now = self.inner.runtime().now();
                     let frame = CloseFrame::new(CloseCode::NORMAL, "");
                     sh.conn.send(now, Message::Close(Some(frame)))?;
+                    sh.app.wake_senders();
                 }
                 sh.app.closing = true;
             }

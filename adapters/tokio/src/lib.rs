@@ -61,6 +61,34 @@
 //! the connection stops reading while messages pile up unread (see [`Limits`]), so memory
 //! stays bounded in both directions.
 //!
+//! ## Holding many connections
+//!
+//! A connection manager keeps each connection's [`ConnectionId`] and a cloneable
+//! [`Sender`]: [`Sender::try_send`] never waits (it answers [`TrySendError::Full`] at the
+//! high-water mark), [`Sender::closed`] resolves once the connection has ended. A broadcast
+//! is encoded once, as a [`PreparedFrame`] whose bytes every connection shares (they go to
+//! the socket with a vectored write, not copied):
+//!
+//! ```
+//! use tether_tokio::{Message, PreparedFrame, Sender};
+//!
+//! /// Queues `text` on every member; returns how many took it and how many were full.
+//! fn broadcast(members: &[Sender], text: &str) -> (usize, usize) {
+//!     let frame = PreparedFrame::new(&Message::text(text)).expect("a data message");
+//!     let (mut queued, mut full) = (0, 0);
+//!     for member in members {
+//!         match member.try_send_prepared(&frame) {
+//!             Ok(()) => queued += 1,
+//!             Err(e) if e.is_full() => full += 1, // a slow consumer
+//!             Err(_) => {}                        // closing
+//!         }
+//!     }
+//!     (queued, full)
+//! }
+//! ```
+//!
+//! [`incoming`] accepts in two steps, for checks that await: see its docs.
+//!
 //! ## Configuration
 //!
 //! [`Config`] holds the protocol settings of `tether_core::Config` (limits, timers,

@@ -277,8 +277,9 @@ fn a_send_waiting_for_room_fails_when_the_peer_closes() {
 }
 
 /// A `Sender`'s send waiting at the high-water mark when the application itself closes
-/// (the peer reads nothing, so the close frame cannot be written): the send is woken when
-/// the close timeout ends the connection, and fails.
+/// (the peer reads nothing, so the close frame cannot be written): the send is woken by the
+/// close and fails at once. The close timeout then ends the connection, and the transport
+/// is let go although its output was never written.
 #[test]
 fn a_send_waiting_for_room_fails_when_the_application_closes() {
     let sim = Sim::new();
@@ -293,26 +294,60 @@ fn a_send_waiting_for_room_fails_when_the_application_closes() {
     let sender = ws.sender();
     let mut send = pin!(sender.send(Message::Binary(data.clone())));
     assert!(sim.poll(send.as_mut()).is_pending());
-    let mut close = pin!(ws.close(CloseCode::NORMAL, "bye"));
-    assert!(
-        sim.poll(close.as_mut()).is_pending(),
-        "the close frame waits"
-    );
+    {
+        let mut close = pin!(ws.close(CloseCode::NORMAL, "bye"));
+        assert!(
+            sim.poll(close.as_mut()).is_pending(),
+            "the close frame waits"
+        );
+    }
     sim.run();
-    // Today the close does not wake the waiting send (it would fail at once if polled):
-    // only the end of the connection does.
-    assert!(!sim.woken());
-    sim.advance(Duration::from_secs(5) - ms(1));
-    assert!(!sim.woken());
-    sim.advance(ms(1));
-    assert!(sim.woken(), "woken by the close timeout");
+    assert!(sim.woken(), "woken by the close");
     let sent = sim.poll(send.as_mut());
     assert!(
         matches!(sent, Poll::Ready(Err(Error::Send(SendError::Closed)))),
         "{sent:?}"
     );
-    // (`close()` itself does not resolve: the driver keeps the transport with the close
-    // frame unwritten. Not asserted here; see the commit message.)
+    sim.advance(Duration::from_secs(5));
+    assert!(matches!(
+        sim.block_on(ws.recv()),
+        Some(Err(Error::Timeout(Timeout::Close)))
+    ));
+    sim.advance(Duration::from_secs(5));
+    assert!(ws.inner().lock().app.driver_done, "the transport is let go");
+}
+
+/// A peer that stops reading while our output is full: the keep-alive's pong deadline
+/// fails the connection, and then the transport is let go after the close timeout, although
+/// the close frame could never be written (no socket kept forever), and no task is left.
+#[test]
+fn a_peer_that_stops_reading_is_let_go_after_the_pong_and_close_timeouts() {
+    let sim = Sim::new();
+    let mut config = Config::default();
+    config.timeouts.ping_interval = Some(Duration::from_secs(20));
+    config.timeouts.pong_timeout = Some(Duration::from_secs(20));
+    config.timeouts.close = Some(Duration::from_secs(5));
+    config.write_high_water_mark = 1024;
+    let (mut ws, peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    let data = bytes::Bytes::from(vec![0u8; 1000]);
+    while ws.buffered_amount() < 1024 {
+        sim.block_on(ws.send_binary(data.clone())).unwrap();
+        sim.run();
+    }
+    sim.advance(Duration::from_secs(40));
+    assert!(matches!(
+        sim.block_on(ws.recv()),
+        Some(Err(Error::Timeout(Timeout::Pong)))
+    ));
+    assert!(
+        !ws.inner().lock().app.driver_done,
+        "still writing what it can"
+    );
+    sim.advance(Duration::from_secs(5));
+    assert!(ws.inner().lock().app.driver_done, "the transport is let go");
+    assert_eq!(peer.unread(), 1024, "the peer never read");
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.tasks(), 0, "no task left");
 }
 
 /// The peer writes 100 messages and a close frame at once; the application takes each and
@@ -343,4 +378,29 @@ fn replies_go_out_before_the_close_echo() {
     }
     assert!(ws.close_reason().unwrap().is_clean());
     assert_eq!(sim.elapsed(), Duration::ZERO, "no timer was needed");
+}
+
+/// Output stuck behind a peer that reads nothing is not work: the background task ends
+/// after its linger instead of waking every second, and the peer's next read brings one
+/// back to write the rest.
+#[test]
+fn a_background_task_does_not_spin_on_output_that_cannot_be_written() {
+    let sim = Sim::new();
+    let mut config = quiet();
+    config.write_high_water_mark = 1024;
+    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    let data = bytes::Bytes::from(vec![0u8; 1000]);
+    while ws.buffered_amount() < 1024 {
+        sim.block_on(ws.send_binary(data.clone())).unwrap();
+        sim.run();
+    }
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.tasks(), 0, "a task still waits for the stuck output");
+    let mut received = peer.read().len();
+    while ws.buffered_amount() > 0 || received < 3 {
+        sim.run();
+        received += peer.read().len();
+        assert!(sim.elapsed() < Duration::from_secs(11));
+    }
+    assert!(received >= 3, "{received} messages");
 }
