@@ -1012,6 +1012,8 @@ fn rfc6455_5_5_3_a_peer_flooding_pings_and_reading_nothing_cannot_grow_memory() 
 #[test]
 fn recv_and_send_are_cancel_safe() {
     rt::block_on(async {
+        // At least this many messages, and more (up to 10 times as many) until both sides
+        // have been cancelled: how often a send waits depends on the machine's load.
         const COUNT: usize = 400;
         let addr = echo_server(Config::default()).await;
         let request = ClientRequest::new(&url(addr, "/")).unwrap();
@@ -1021,40 +1023,59 @@ fn recv_and_send_are_cancel_safe() {
         config.write_high_water_mark = 1;
         let (client, _) = ws::connect_with(request, config).await.unwrap();
         let (mut read, mut write) = client.split();
-        let writer = rt::spawn(async move {
-            let mut cancelled = 0usize;
-            for i in 0..COUNT {
-                // Large enough to fill the socket buffers now and then: a send waits only
-                // while the transport takes no more.
-                let message = Message::text(format!("{i:08}{}", "x".repeat(64 * 1024)));
-                loop {
-                    let send = std::pin::pin!(write.send(message.clone()));
-                    match future::select(send, std::pin::pin!(yield_once())).await {
-                        Either::Left((result, _)) => break result.unwrap(),
-                        Either::Right(_) => cancelled += 1,
+        let write_cancelled = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = rt::spawn({
+            let write_cancelled = write_cancelled.clone();
+            let stop = stop.clone();
+            async move {
+                let mut i = 0usize;
+                while !stop.load(Ordering::SeqCst) && i < COUNT * 10 {
+                    // Large enough to fill the socket buffers now and then: a send waits
+                    // only while the transport takes no more.
+                    let message = Message::text(format!("{i:08}{}", "x".repeat(64 * 1024)));
+                    loop {
+                        let send = std::pin::pin!(write.send(message.clone()));
+                        match future::select(send, std::pin::pin!(yield_once())).await {
+                            Either::Left((result, _)) => break result.unwrap(),
+                            Either::Right(_) => {
+                                write_cancelled.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
                     }
+                    i += 1;
                 }
+                write.send_text("end").await.unwrap();
+                write
             }
-            (write, cancelled)
         });
         // Read nothing for a while: the buffers on the way fill up and sends wait.
         rt::sleep(SHORT / 2).await;
         let mut cancelled = 0usize;
         let mut next = 0usize;
-        while next < COUNT {
+        loop {
             let recv = std::pin::pin!(read.recv());
             match future::select(recv, std::pin::pin!(yield_once())).await {
+                Either::Left((Some(Ok(Message::Text(t))), _)) if t == "end" => break,
                 Either::Left((Some(Ok(Message::Text(t))), _)) => {
                     assert_eq!(&t[..8], format!("{next:08}"), "lost or repeated message");
                     next += 1;
+                    if next >= COUNT && cancelled > 0 && write_cancelled.load(Ordering::SeqCst) > 0
+                    {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                 }
                 Either::Left((other, _)) => panic!("{other:?}"),
                 Either::Right(_) => cancelled += 1,
             }
         }
-        let (write, write_cancelled) = writer.await;
+        let write = writer.await;
+        assert!(next >= COUNT, "{next} messages");
         assert!(cancelled > 0, "recv was never cancelled");
-        assert!(write_cancelled > 0, "send was never cancelled");
+        assert!(
+            write_cancelled.load(Ordering::SeqCst) > 0,
+            "send was never cancelled in {next} messages"
+        );
         let mut client = read.reunite(write).unwrap();
         client.close(1000, "").await.unwrap();
         assert!(client.recv().await.is_none());

@@ -76,6 +76,7 @@ mod config;
 mod dispatch;
 mod driver;
 mod error;
+pub mod net;
 mod pool;
 mod reconnect;
 mod runtime;

@@ -153,20 +153,7 @@ pub async fn connect_with(
     request: ClientRequest,
     config: Config,
 ) -> Result<(WebSocket, Response), Error> {
-    #[cfg(feature = "tls")]
-    {
-        connect_inner(request, config, None).await
-    }
-    #[cfg(not(feature = "tls"))]
-    {
-        if request.is_tls() {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "wss:// URLs need the `tls` feature of tether-tokio",
-            )));
-        }
-        connect_inner(request, config).await
-    }
+    tether_driver::net::connect(&Net::default(), &request, &config).await
 }
 
 /// Connects like [`connect_with`], using `tls` for `wss://` URLs instead of the default
@@ -177,7 +164,11 @@ pub async fn connect_with_tls(
     config: Config,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<(WebSocket, Response), Error> {
-    connect_inner(request, config, Some(tls)).await
+    let net = Net {
+        client_tls: Some(tls),
+        ..Net::default()
+    };
+    tether_driver::net::connect(&net, &request, &config).await
 }
 
 /// Runs the client handshake over a stream that is already connected (a proxy tunnel, a
@@ -277,23 +268,11 @@ pub async fn incoming_tls(
     tls: Arc<rustls::ServerConfig>,
     config: Config,
 ) -> Result<Incoming, Error> {
-    let rt = runtime();
-    let started = rt.now();
-    let peer = stream.peer_addr().ok();
-    // (A timeout too long to add means no limit.)
-    let deadline = config
-        .timeouts
-        .handshake
-        .and_then(|d| started.checked_add(d));
-    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
-    let stream = tether_driver::with_deadline(&*rt, deadline, accept)
-        .await
-        .ok_or(Error::Timeout(Timeout::Handshake))??;
-    let incoming = tether_driver::incoming(rt, Io(stream), &config, started);
-    match peer {
-        Some(addr) => incoming.peer_addr(addr).await,
-        None => incoming.await,
-    }
+    let net = Net {
+        server_tls: Some(tls),
+        ..Net::default()
+    };
+    tether_driver::net::incoming_tls(&net, stream, &config).await
 }
 
 /// Wraps a stream whose opening handshake was done elsewhere (for example by an HTTP
@@ -381,47 +360,71 @@ fn dial(request: ClientRequest, config: Config) -> tether_driver::DialFuture {
     Box::pin(connect_with(request, config))
 }
 
-/// DNS and TCP, then (for wss://) TLS, then the WebSocket handshake.
-async fn connect_inner(
-    request: ClientRequest,
-    config: Config,
-    #[cfg(feature = "tls")] tls: Option<Arc<rustls::ClientConfig>>,
-) -> Result<(WebSocket, Response), Error> {
-    let rt = runtime();
-    let started = rt.now();
-    // (A timeout too long to add means no limit.)
-    let deadline = config
-        .timeouts
-        .handshake
-        .and_then(|d| started.checked_add(d));
-    let host = host(&request).to_owned();
-    let tcp = tether_driver::with_deadline(&*rt, deadline, async {
-        let stream = TcpStream::connect((host.as_str(), request.port())).await?;
-        stream.set_nodelay(true)?;
-        Ok::<_, io::Error>(stream)
-    })
-    .await
-    .ok_or(Error::Timeout(Timeout::Handshake))??;
+/// How tokio reaches the network (see [`tether_driver::net`]): TCP, and TLS with the
+/// configurations given (or, for clients, the default one).
+#[derive(Default)]
+struct Net {
     #[cfg(feature = "tls")]
-    if request.is_tls() {
-        let tls = tls.unwrap_or_else(default_tls);
-        let name = rustls::pki_types::ServerName::try_from(host)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let connector = tokio_rustls::TlsConnector::from(tls);
-        let stream = tether_driver::with_deadline(&*rt, deadline, connector.connect(name, tcp))
-            .await
-            .ok_or(Error::Timeout(Timeout::Handshake))??;
-        return tether_driver::client(rt, Io(stream), &request, &config, started).await;
-    }
-    tether_driver::client(rt, Io(tcp), &request, &config, started).await
+    client_tls: Option<Arc<rustls::ClientConfig>>,
+    #[cfg(feature = "tls")]
+    server_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// The request's host, without the brackets of an IPv6 literal.
-fn host(request: &ClientRequest) -> &str {
-    let host = request.host();
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
+impl tether_driver::net::Net for Net {
+    type Tcp = TcpStream;
+    type Plain = Io<TcpStream>;
+
+    fn runtime(&self) -> Arc<dyn tether_driver::Runtime> {
+        runtime()
+    }
+
+    async fn connect_tcp(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect((host, port)).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    fn plain(&self, tcp: TcpStream) -> Io<TcpStream> {
+        Io(tcp)
+    }
+
+    fn peer_addr(&self, tcp: &TcpStream) -> Option<std::net::SocketAddr> {
+        tcp.peer_addr().ok()
+    }
+
+    fn name(&self) -> &'static str {
+        "tether-tokio"
+    }
+
+    #[cfg(feature = "tls")]
+    fn has_tls(&self) -> bool {
+        true
+    }
+
+    #[cfg(feature = "tls")]
+    fn connect_tls(&self, tcp: TcpStream, host: &str) -> tether_driver::net::TlsFuture {
+        let tls = self.client_tls.clone().unwrap_or_else(default_tls);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned());
+        Box::pin(async move {
+            let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await?;
+            Ok(Box::new(Io(stream)) as Box<dyn tether_driver::Transport>)
+        })
+    }
+
+    #[cfg(feature = "tls")]
+    fn accept_tls(&self, tcp: TcpStream) -> tether_driver::net::TlsFuture {
+        let tls = self.server_tls.clone();
+        let error = self.no_tls();
+        Box::pin(async move {
+            let stream = tokio_rustls::TlsAcceptor::from(tls.ok_or(error)?)
+                .accept(tcp)
+                .await?;
+            Ok(Box::new(Io(stream)) as Box<dyn tether_driver::Transport>)
+        })
+    }
 }
 
 /// rustls with the ring provider and the Mozilla roots, built once.
