@@ -194,17 +194,20 @@ proptest! {
 }
 
 /// A frame prepared once goes out of every server connection as the prepared bytes
-/// themselves (no copy), and a large unmasked payload as the sender's bytes; a client
-/// masks, so it copies.
+/// themselves (no copy), and a large unmasked payload as the sender's bytes; bytes shorter
+/// than 256 (a small prepared frame, frames encoded as they were sent) are copied, which
+/// costs less than a slice of their own; a client masks, so it copies.
 #[test]
 fn vectored_output_shares_prepared_frames_and_large_payloads_without_copying() {
     let mut pairs: Vec<util::Pair> = (0..3).map(|_| util::Pair::open()).collect();
-    let frame = PreparedFrame::new(&Message::text("tick")).expect("a data message");
+    let frame = PreparedFrame::new(&Message::text("t".repeat(300))).expect("a data message");
+    let small = PreparedFrame::new(&Message::text("tick")).expect("a data message");
     let large = Bytes::from(vec![7u8; 10_000]);
     for pair in &mut pairs {
         let now = pair.now;
         pair.server.conn.send(now, Message::text("small")).unwrap();
         pair.server.conn.send_prepared(now, &frame).unwrap();
+        pair.server.conn.send_prepared(now, &small).unwrap();
         pair.server
             .conn
             .send(now, Message::Binary(large.clone()))
@@ -217,14 +220,16 @@ fn vectored_output_shares_prepared_frames_and_large_payloads_without_copying() {
                 .poll_transmit_vectored(&mut buf, &mut chunks),
             Some(Transmit::Data)
         );
-        // The small frame, encoded when it was sent, then the prepared frame, then the
-        // large payload behind its header (the only bytes encoded into the buffer).
-        assert_eq!(chunks.len(), 3);
-        assert_eq!(&chunks[0].1[..], b"\x81\x05small");
-        assert_eq!(chunks[1].1.as_ptr(), frame.as_bytes().as_ptr(), "copied");
-        assert_eq!(chunks[2].1.as_ptr(), large.as_ptr(), "copied");
-        assert_eq!(buf.len(), 4);
-        assert_eq!(chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 0, 4]);
+        // The small frame, encoded when it was sent, is copied; then the prepared frame
+        // is shared; then the small prepared frame and the large payload's header are
+        // copied, and the large payload is shared.
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].1.as_ptr(), frame.as_bytes().as_ptr(), "copied");
+        assert_eq!(chunks[1].1.as_ptr(), large.as_ptr(), "copied");
+        assert_eq!(&buf[..7], b"\x81\x05small");
+        assert_eq!(&buf[7..13], b"\x81\x04tick");
+        assert_eq!(buf.len(), 7 + 6 + 4);
+        assert_eq!(chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [7, 17]);
         pair.client
             .conn
             .send(now, Message::Binary(large.clone()))
