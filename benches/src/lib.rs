@@ -20,6 +20,11 @@
 //! - `alloc_echo`: heap allocations per echoed message in steady state, counted by a
 //!   global counting allocator, for each server in-process against a blocking client that
 //!   does not allocate.
+//! - The broadcast benchmark (issue 21), driven by `scripts/bench-broadcast.sh`: the
+//!   server `broadcast_tether` publishes messages to every connection on command, as
+//!   prepared frames or one message per connection, against `load broadcast`, which holds
+//!   the connections and counts every delivery. `broadcast_copies` counts, in-process, the
+//!   bytes the core copies per delivery either way.
 //!
 //! This library holds what those binaries share: the echo servers of the compared
 //! libraries, and reading a process's CPU time and resident memory from `/proc`.

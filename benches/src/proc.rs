@@ -36,3 +36,16 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
 }
+
+/// CPU time of process `pid` in nanoseconds: the time its threads have run on a CPU (the
+/// first field of `/proc/PID/task/TID/schedstat`, summed over its threads). Finer than
+/// [`cpu_ticks`] (whose unit is a clock tick, usually 10 ms); `None` without schedstats.
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let stat = fs::read_to_string(path).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}

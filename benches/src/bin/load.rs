@@ -7,7 +7,18 @@
 //! load echo      --addr A --pid P --conns N --size S --inflight K --warmup 1 --duration 5
 //! load handshake --addr A --pid P --concurrency 32 --warmup 0.5 --duration 3
 //! load idle      --addr A --pid P --conns 10000 --concurrency 200 [--hold 0]
+//! load broadcast --addr A --pid P --conns 1000 --cases 20:1000,16384:100 \
+//!                --modes prepared,per-connection --rounds 3 [--burst 1]
 //! ```
+//!
+//! `broadcast` drives the `broadcast_tether` server: it opens `--conns` connections, then,
+//! for each round, case `S:M[:B]` and mode, asks the server (a text message on the first
+//! connection) to publish `M` messages of `S` bytes to all of them (yielding after every
+//! `B`, default `--burst`), reads and counts every
+//! message on every connection (checking its size), and prints one line per publication
+//! once all `conns × M` deliveries and the server's report have arrived. Besides utime +
+//! stime (clock ticks), it reports the server's run time from `/proc/PID/task/*/schedstat`
+//! (nanoseconds) over the same window.
 //!
 //! Prints one line of `key=value` pairs. CPU figures are the server's (`--pid`) utime +
 //! stime over the measured window, from `/proc/PID/stat`; memory is the server's `VmRSS`.
@@ -39,6 +50,15 @@ struct Args {
     /// Idle mode: seconds to keep the connections open after measuring (to profile the
     /// server meanwhile).
     hold: f64,
+    /// Broadcast mode: `SIZE:MSGS[:BURST]` cases, comma-separated.
+    cases: String,
+    /// Broadcast mode: the publishing modes, comma-separated.
+    modes: String,
+    /// Broadcast mode: rounds over every case and mode.
+    rounds: usize,
+    /// Broadcast mode: messages the server publishes between two yields to its runtime,
+    /// for the cases that do not say.
+    burst: usize,
 }
 
 fn parse_args() -> Args {
@@ -54,6 +74,10 @@ fn parse_args() -> Args {
         warmup: 1.0,
         duration: 5.0,
         hold: 0.0,
+        cases: "20:1000".into(),
+        modes: "prepared,per-connection".into(),
+        rounds: 1,
+        burst: 1,
     };
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -67,6 +91,10 @@ fn parse_args() -> Args {
             "--warmup" => a.warmup = v.parse().expect("--warmup"),
             "--duration" => a.duration = v.parse().expect("--duration"),
             "--hold" => a.hold = v.parse().expect("--hold"),
+            "--cases" => a.cases = v,
+            "--modes" => a.modes = v,
+            "--rounds" => a.rounds = v.parse().expect("--rounds"),
+            "--burst" => a.burst = v.parse().expect("--burst"),
             _ => panic!("unknown option {k}"),
         }
     }
@@ -355,6 +383,210 @@ async fn run_idle(args: Rc<Args>) -> String {
     )
 }
 
+/// What the connections of the broadcast mode share.
+#[derive(Default)]
+struct Broadcast {
+    ready: Cell<usize>,
+    errors: Cell<usize>,
+    /// The payload size the current publication sends.
+    size: Cell<usize>,
+    /// Binary messages of that size received since the publication started.
+    delivered: Cell<u64>,
+    /// Binary messages of another size.
+    bad: Cell<u64>,
+    /// The server's report on the current publication (a text message).
+    report: RefCell<Option<String>>,
+    /// Woken when the last delivery or the report arrives.
+    done: tokio::sync::Notify,
+    /// What the current publication waits for.
+    want: Cell<u64>,
+}
+
+impl Broadcast {
+    fn check_done(&self) {
+        if self.delivered.get() >= self.want.get() && self.report.borrow().is_some() {
+            self.done.notify_one();
+        }
+    }
+}
+
+/// The payload's offset and length in the complete unmasked server frame `frame`.
+fn payload_of(frame: &[u8]) -> (usize, usize) {
+    let header = match frame[1] & 0x7F {
+        126 => 4,
+        127 => 10,
+        _ => 2,
+    };
+    (header, frame.len() - header)
+}
+
+/// A masked client text frame carrying `text` (at most 125 bytes).
+fn client_text_frame(text: &str) -> Vec<u8> {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    assert!(text.len() <= 125, "a short command");
+    let mut out = vec![0x81, 0x80 | text.len() as u8];
+    out.extend_from_slice(&key);
+    out.extend(text.bytes().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// Reads one broadcast connection until it ends, counting binary messages and keeping
+/// text messages (the server's reports).
+async fn broadcast_reader(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut buf: BytesMut,
+    sh: Rc<Broadcast>,
+) -> io::Result<()> {
+    loop {
+        let mut pos = 0;
+        while let Some(n) = wire::server_frame_len(&buf[pos..]) {
+            if buf.len() - pos < n {
+                break;
+            }
+            let frame = &buf[pos..pos + n];
+            let (at, len) = payload_of(frame);
+            match frame[0] & 0x0F {
+                0x2 if len == sh.size.get() => sh.delivered.set(sh.delivered.get() + 1),
+                0x1 => {
+                    let text = String::from_utf8_lossy(&frame[at..]).into_owned();
+                    *sh.report.borrow_mut() = Some(text);
+                }
+                _ => sh.bad.set(sh.bad.get() + 1),
+            }
+            pos += n;
+        }
+        buf.advance(pos);
+        if pos > 0 {
+            sh.check_done();
+        }
+        buf.reserve(64 * 1024);
+        if r.read_buf(&mut buf).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// Opens `--conns` connections and runs every publication of `--rounds` × `--cases` ×
+/// `--modes`; one line per publication.
+async fn run_broadcast(args: Rc<Args>) -> String {
+    let sh = Rc::new(Broadcast::default());
+    let request = Rc::new(wire::upgrade_request(&args.addr.to_string()));
+    let control: Rc<RefCell<Option<tokio::net::tcp::OwnedWriteHalf>>> = Rc::default();
+    // Writers are kept so that the connections stay open (a dropped one shuts down).
+    let writers: Rc<RefCell<Vec<tokio::net::tcp::OwnedWriteHalf>>> = Rc::default();
+    let next = Rc::new(Cell::new(0usize));
+    let start = Instant::now();
+    for _ in 0..args.concurrency.min(args.conns) {
+        let (args, request, sh, next, control, writers) = (
+            args.clone(),
+            request.clone(),
+            sh.clone(),
+            next.clone(),
+            control.clone(),
+            writers.clone(),
+        );
+        tokio::task::spawn_local(async move {
+            loop {
+                let i = next.get();
+                if i >= args.conns {
+                    return;
+                }
+                next.set(i + 1);
+                match open(i, args.addr, &request).await {
+                    Ok((s, buf)) => {
+                        let (r, w) = s.into_split();
+                        if i == 0 {
+                            *control.borrow_mut() = Some(w);
+                        } else {
+                            writers.borrow_mut().push(w);
+                        }
+                        sh.ready.set(sh.ready.get() + 1);
+                        let sh = sh.clone();
+                        tokio::task::spawn_local(async move {
+                            if broadcast_reader(r, buf, sh.clone()).await.is_err() {
+                                sh.errors.set(sh.errors.get() + 1);
+                            }
+                        });
+                    }
+                    Err(_) => sh.errors.set(sh.errors.get() + 1),
+                }
+            }
+        });
+    }
+    let limit = Duration::from_secs(60);
+    while sh.ready.get() + sh.errors.get() < args.conns && start.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open_secs = start.elapsed().as_secs_f64();
+    let Some(mut ctl) = control.borrow_mut().take() else {
+        return "mode=broadcast error=the first connection failed".into();
+    };
+    // Let the server settle before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tick = proc::clock_ticks();
+    let conns = sh.ready.get();
+    let mut lines = Vec::new();
+    for round in 1..=args.rounds {
+        for case in args.cases.split(',') {
+            let mut parts = case.split(':').map(|p| p.parse::<u64>().expect("a number"));
+            let (Some(size), Some(msgs)) = (parts.next(), parts.next()) else {
+                panic!("--cases SIZE:MSGS[:BURST],...");
+            };
+            let size = size as usize;
+            let burst = parts.next().unwrap_or(args.burst as u64);
+            for mode in args.modes.split(',') {
+                sh.size.set(size);
+                sh.delivered.set(0);
+                sh.bad.set(0);
+                *sh.report.borrow_mut() = None;
+                sh.want.set(conns as u64 * msgs);
+                let errors0 = sh.errors.get();
+                let cmd = client_text_frame(&format!("{mode} {msgs} {size} {burst}"));
+                let run0 = args.pid.and_then(proc::cpu_ns).unwrap_or(0);
+                let cpu0 = cpu(&args);
+                let t0 = Instant::now();
+                if let Err(e) = ctl.write_all(&cmd).await {
+                    return format!("mode=broadcast error=control write: {e}");
+                }
+                let finished = tokio::time::timeout(limit, sh.done.notified())
+                    .await
+                    .is_ok();
+                let secs = t0.elapsed().as_secs_f64();
+                let cpu1 = cpu(&args);
+                let run1 = args.pid.and_then(proc::cpu_ns).unwrap_or(0);
+                let deliveries = sh.delivered.get();
+                let cpu_us = (cpu1 - cpu0) as f64 * 1e6 / tick as f64;
+                let report = sh
+                    .report
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| "report=none".into());
+                let line = format!(
+                    "mode=broadcast pub={mode} round={round} conns={conns} size={size} msgs={msgs} \
+                     burst={burst} finished={finished} deliveries={deliveries} bad={} errors={} \
+                     secs={secs:.3} deliveries_per_s={:.0} server_cpu_ms={:.0} \
+                     cpu_us_per_delivery={:.4} sched_us_per_delivery={:.4} {report}",
+                    sh.bad.get(),
+                    sh.errors.get() - errors0,
+                    deliveries as f64 / secs,
+                    cpu_us / 1e3,
+                    cpu_us / deliveries.max(1) as f64,
+                    (run1 - run0) as f64 / 1e3 / deliveries.max(1) as f64,
+                );
+                eprintln!("{line}");
+                lines.push(line);
+                if !finished {
+                    return lines.join("\n");
+                }
+            }
+        }
+    }
+    lines.push(format!(
+        "mode=broadcast-open conns={conns} open_secs={open_secs:.2}"
+    ));
+    lines.join("\n")
+}
+
 fn main() {
     let args = Rc::new(parse_args());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -367,6 +599,7 @@ fn main() {
             "echo" => run_echo(args).await,
             "handshake" => run_handshake(args).await,
             "idle" => run_idle(args).await,
+            "broadcast" => run_broadcast(args).await,
             m => format!("error=unknown mode {m}"),
         }
     });
