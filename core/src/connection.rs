@@ -953,7 +953,7 @@ impl Connection {
                 let (bits, no_takeover) = d.params.compressor_for(true);
                 match &frame.compressed {
                     Some((bytes, w)) if no_takeover && *w <= bits.max(9) => {
-                        self.push_raw(bytes.clone());
+                        self.push_shared(bytes);
                         return Ok(());
                     }
                     _ => {
@@ -967,7 +967,7 @@ impl Connection {
                 .max_outgoing_frame_size
                 .is_none_or(|m| frame.payload.len() <= m)
             {
-                self.push_raw(frame.plain.clone());
+                self.push_shared(&frame.plain);
                 return Ok(());
             }
         }
@@ -1994,6 +1994,19 @@ impl Connection {
         }
         t.seal_tail();
         t.out.push_back(OutItem::Frame { header, payload });
+    }
+
+    /// Queues bytes encoded once for many connections: shared (not copied) from
+    /// [`SHARE_MIN`] bytes on, copied into the encoded output below (as a small frame sent
+    /// on its own would be, and cheaper than a slice of a vectored write of its own).
+    fn push_shared(&mut self, bytes: &Bytes) {
+        if bytes.len() >= SHARE_MIN {
+            self.push_raw(bytes.clone());
+            return;
+        }
+        let t = self.tr();
+        t.out_bytes += bytes.len();
+        t.tail.extend_from_slice(bytes);
     }
 
     fn push_raw(&mut self, bytes: Bytes) {
