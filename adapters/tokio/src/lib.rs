@@ -91,11 +91,11 @@
 //! ## hyper and axum
 //!
 //! With the `hyper` feature, a WebSocket can share a port with an HTTP application: hyper
-//! or axum parses the request, [`upgrade`] checks it and negotiates the subprotocol and
+//! or axum parses the request, `upgrade` checks it and negotiates the subprotocol and
 //! permessage-deflate exactly as [`accept_with`] would, and returns the 101 response
-//! together with an [`Upgrading`] future that resolves to the open [`WebSocket`] once
-//! hyper has handed over the connection ([`negotiate`], [`Negotiated::response`],
-//! [`Negotiated::into_websocket`] and [`error_response`] are the steps, for other uses).
+//! together with an `Upgrading` future that resolves to the open [`WebSocket`] once hyper
+//! has handed over the connection (`negotiate`, `Negotiated::response`,
+//! `Negotiated::into_websocket` and `error_response` are the steps, for other uses).
 //! `examples/axum_server.rs` is a complete server.
 //!
 //! The same API, for async-std, smol and other futures-io runtimes, is in
