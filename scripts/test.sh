@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: every test in the workspace (with the fuzz corpora replays), the Rust
-# tests that talk to real peers (`--features interop`), then the Autobahn TestSuite (all 517
-# cases) against both adapters in both roles, interop with real peers (Python websockets,
-# Node ws, headless Chromium), and a short run of every fuzz target.
+# tests that talk to real peers (`--features interop`) and to axum (`--features hyper`),
+# then the Autobahn TestSuite (all 517 cases) against both adapters in both roles, interop
+# with real peers (Python websockets, Node ws, headless Chromium; the axum example too), and
+# a short run of every fuzz target.
 # Needs `bash scripts/setup.sh` first (the CI script runs it); checks for what it installs
 # before anything else and stops, naming what is missing, without it.
 set -euo pipefail
@@ -55,6 +56,18 @@ fi
 grep -E '^test result:' "$interop_log" || true
 rm -f "$interop_log"
 
+step "cargo test -p tether-tokio --features hyper --test hyper (WebSockets served from axum)"
+# The `hyper` feature (off by default, like `interop`) and its test against an axum router.
+hyper_log=$(mktemp)
+if ! cargo test -p tether-tokio --features hyper --test hyper >"$hyper_log" 2>&1; then
+  echo "FAILED: cargo test -p tether-tokio --features hyper --test hyper"
+  tail -60 "$hyper_log"
+  rm -f "$hyper_log"
+  exit 1
+fi
+grep -E '^test result:' "$hyper_log" || true
+rm -f "$hyper_log"
+
 step "benchmarks build (cargo bench --no-run; run them with scripts/bench.sh)"
 # With the dev profile the benchmarks reuse what `cargo test` just compiled; scripts/bench.sh
 # builds and runs them in release.
@@ -72,6 +85,9 @@ for crate in tokio async-std; do
   mkdir -p "$BIN/$crate"
   for ex in echo_server autobahn_client client; do cp "target/test-release/examples/$ex" "$BIN/$crate/"; done
 done
+# The axum example needs tether-tokio's `hyper` feature.
+cargo build --profile test-release --quiet -p tether-tokio --features hyper --example axum_server
+cp target/test-release/examples/axum_server "$BIN/tokio/"
 
 PY=.venv/bin/python
 fail=0
@@ -105,6 +121,10 @@ run bash scripts/interop/run.sh $BIN/tokio/echo_server
 run bash scripts/interop/run.sh $BIN/async-std/echo_server
 run bash scripts/interop/browser.sh $BIN/tokio/echo_server
 run bash scripts/interop/browser.sh $BIN/async-std/echo_server
+
+step "Interop: a WebSocket served from axum (Node ws and http clients, headless Chromium)"
+run bash scripts/interop/axum.sh $BIN/tokio/axum_server
+run bash scripts/interop/browser.sh $BIN/tokio/axum_server
 
 step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s"
 run bash scripts/fuzz.sh "$FUZZ_SECONDS"

@@ -888,13 +888,7 @@ impl Connection {
         if !request.is_upgrade() {
             return Err(SendError::Handshake(HandshakeError::NotAnUpgrade));
         }
-        let negotiated = if self.config.deflate.enabled {
-            let offers = request.extensions();
-            let offers: Vec<&str> = offers.iter().map(|s| s.as_ref()).collect();
-            deflate::server_negotiate(&self.config.deflate, &offers)
-        } else {
-            None
-        };
+        let negotiated = request.negotiate_deflate(&self.config.deflate);
         let mut head = Vec::new();
         handshake::encode_accept(
             request,

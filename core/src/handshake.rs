@@ -1,6 +1,8 @@
 //! The opening handshake (RFC 6455 §4), both roles: building and validating the HTTP/1.1
 //! upgrade request and response, with incremental, bounded parsers.
 
+use crate::config::Config;
+use crate::deflate::{self, DeflateConfig, DeflateParams};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -116,6 +118,17 @@ impl HandshakeError {
             Self::MethodNotAllowed => Some(405),
             Self::UnsupportedVersion => Some(426),
             _ => None,
+        }
+    }
+
+    /// The header fields a server's error response for this error must carry:
+    /// `Sec-WebSocket-Version: 13` with 426 (RFC 6455 §4.4), `Allow: GET` with 405
+    /// (RFC 9110 §15.5.6); none otherwise.
+    pub fn response_headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self.http_status() {
+            Some(426) => &[("Sec-WebSocket-Version", "13")],
+            Some(405) => &[("Allow", "GET")],
+            _ => &[],
         }
     }
 }
@@ -782,6 +795,18 @@ impl Request {
         &self.key
     }
 
+    /// The permessage-deflate answer to the request's offers (RFC 7692 §5): the agreed
+    /// parameters and the `Sec-WebSocket-Extensions` value, or `None` when `cfg` disables
+    /// it or no offer is acceptable.
+    pub(crate) fn negotiate_deflate(&self, cfg: &DeflateConfig) -> Option<(DeflateParams, String)> {
+        if !cfg.enabled {
+            return None;
+        }
+        let offers = self.extensions();
+        let offers: Vec<&str> = offers.iter().map(String::as_str).collect();
+        deflate::server_negotiate(cfg, &offers)
+    }
+
     /// What answering the request needs (the key, the subprotocol and extension offers),
     /// without the other headers.
     pub(crate) fn offer(&self) -> Request {
@@ -877,6 +902,19 @@ fn validate_request(req: &httparse::Request<'_, '_>) -> Result<Request, Handshak
         // RFC 7230 §5.4: more than one Host is a 400.
         _ => return Err(HandshakeError::BadRequest("more than one Host")),
     }
+    upgrade_request(method, uri, headers)
+}
+
+/// The checks of §4.2.1 on the method and the header fields (the request line and `Host`
+/// are the HTTP server's business): the validated request.
+fn upgrade_request(
+    method: &str,
+    uri: &str,
+    headers: Vec<Header>,
+) -> Result<Request, HandshakeError> {
+    if method != "GET" {
+        return Err(HandshakeError::MethodNotAllowed);
+    }
     if !has_token(&headers, "upgrade", "websocket") {
         return Err(HandshakeError::BadRequest("missing Upgrade: websocket"));
     }
@@ -914,10 +952,11 @@ fn validate_request(req: &httparse::Request<'_, '_>) -> Result<Request, Handshak
     if has_body {
         return Err(HandshakeError::BadRequest("upgrade request with a body"));
     }
+    let key = String::from_utf8_lossy(key).into_owned();
     Ok(Request {
         method: method.to_string(),
         uri: uri.to_string(),
-        key: String::from_utf8_lossy(key).into_owned(),
+        key,
         headers,
         upgrade: true,
     })
@@ -1036,13 +1075,9 @@ impl Reject {
     }
 }
 
-/// Writes the 101 response (§4.2.2).
-pub(crate) fn encode_accept(
-    req: &Request,
-    accept: &Accept,
-    extensions: Option<&str>,
-    out: &mut Vec<u8>,
-) -> Result<(), HandshakeError> {
+/// Checks the application's [`Accept`] against the request: the subprotocol must be one
+/// the client offered (§4.2.2), the extra headers valid field names and values.
+fn check_accept(req: &Request, accept: &Accept) -> Result<(), HandshakeError> {
     if let Some(p) = &accept.subprotocol
         && !req.subprotocols().contains(&p.as_str())
     {
@@ -1053,18 +1088,19 @@ pub(crate) fn encode_accept(
             return Err(HandshakeError::InvalidHeader);
         }
     }
-    // Written straight into `out`: this runs for every connection a server accepts.
-    out.reserve(160);
-    out.extend_from_slice(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
-    );
-    out.extend_from_slice(accept_key(req.key.as_bytes()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut field = |name: &str, value: &str| {
-        for part in [name, ": ", value, "\r\n"] {
-            out.extend_from_slice(part.as_bytes());
-        }
-    };
+    Ok(())
+}
+
+/// Calls `field` with every header field of the 101 response (§4.2.2), in order, after the
+/// `Upgrade` and `Connection` fields (the caller writes those): `Sec-WebSocket-Accept`, the
+/// chosen subprotocol, the negotiated extensions, then the application's extra headers.
+fn accept_fields(
+    req: &Request,
+    accept: &Accept,
+    extensions: Option<&str>,
+    mut field: impl FnMut(&str, &str),
+) {
+    field("Sec-WebSocket-Accept", &accept_key(req.key.as_bytes()));
     if let Some(p) = &accept.subprotocol {
         field("Sec-WebSocket-Protocol", p);
     }
@@ -1074,8 +1110,137 @@ pub(crate) fn encode_accept(
     for (name, value) in &accept.headers {
         field(name, value);
     }
+}
+
+/// Writes the 101 response (§4.2.2).
+pub(crate) fn encode_accept(
+    req: &Request,
+    accept: &Accept,
+    extensions: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Result<(), HandshakeError> {
+    check_accept(req, accept)?;
+    // Written straight into `out`: this runs for every connection a server accepts.
+    out.reserve(160);
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    accept_fields(req, accept, extensions, |name, value| {
+        for part in [name, ": ", value, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    });
     out.extend_from_slice(b"\r\n");
     Ok(())
+}
+
+/// What the `101 Switching Protocols` response to an upgrade request must carry, and what
+/// the connection then runs with; made by [`negotiate_upgrade`] for a request that another
+/// HTTP server (hyper, axum) parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeResponse {
+    headers: Vec<Header>,
+    subprotocol: Option<String>,
+    deflate: Option<DeflateParams>,
+}
+
+impl UpgradeResponse {
+    /// The header fields of the 101 response, in order: `Upgrade`, `Connection`,
+    /// `Sec-WebSocket-Accept`, then `Sec-WebSocket-Protocol` and `Sec-WebSocket-Extensions`
+    /// when a subprotocol was chosen and an extension negotiated, then the [`Accept`]'s
+    /// extra headers.
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The subprotocol chosen by the [`Accept`], if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The permessage-deflate parameters negotiated (RFC 7692 §7.1), if any: pass them on to
+    /// the connection (`Connection::open`) once the transport is upgraded.
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate
+    }
+}
+
+/// Server: validates an upgrade request that another HTTP server parsed (RFC 6455 §4.2.1)
+/// and answers it (§4.2.2) as [`Connection::accept`](crate::Connection::accept) would: same
+/// checks, same subprotocol rule, same permessage-deflate negotiation with
+/// `config.deflate`.
+///
+/// `method` is the request's method and `headers` its header fields as (name, value) pairs,
+/// in order (names compare case-insensitively; a repeated field counts as a list). The
+/// request line and `Host` are left to the HTTP server.
+///
+/// Returns the 101 response's headers and the negotiated parameters, or the error to
+/// answer with: [`HandshakeError::http_status`] (400, 405, or 426) and
+/// [`HandshakeError::response_headers`] (`Sec-WebSocket-Version: 13` with 426). An
+/// [`Accept`] whose subprotocol the client did not offer is
+/// [`HandshakeError::InvalidSubprotocol`], one with an invalid extra header
+/// [`HandshakeError::InvalidHeader`]: mistakes of the application (answer 500).
+///
+/// ```
+/// use tether_core::{Accept, Config, negotiate_upgrade};
+///
+/// let headers: [(&str, &[u8]); 5] = [
+///     ("upgrade", b"websocket"),
+///     ("connection", b"Upgrade"),
+///     ("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     ("sec-websocket-version", b"13"),
+///     ("sec-websocket-extensions", b"permessage-deflate"),
+/// ];
+/// let mut config = Config::default();
+/// config.deflate.enabled = true;
+/// let answer = negotiate_upgrade("GET", headers, &config, &Accept::new()).unwrap();
+/// assert!(answer.headers().iter().any(|h| h.name == "Sec-WebSocket-Accept"
+///     && h.value == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+/// assert!(answer.deflate_params().is_some());
+///
+/// let err = negotiate_upgrade("GET", [("upgrade", &b"websocket"[..])], &config, &Accept::new())
+///     .unwrap_err();
+/// assert_eq!(err.http_status(), Some(400));
+/// ```
+pub fn negotiate_upgrade<'a, I>(
+    method: &str,
+    headers: I,
+    config: &Config,
+    accept: &Accept,
+) -> Result<UpgradeResponse, HandshakeError>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+{
+    let headers = headers
+        .into_iter()
+        .map(|(name, value)| Header {
+            name: name.to_owned(),
+            value: value.to_vec(),
+        })
+        .collect();
+    let request = upgrade_request(method, "", headers)?;
+    check_accept(&request, accept)?;
+    let negotiated = request.negotiate_deflate(&config.deflate);
+    let mut headers = Vec::with_capacity(5 + accept.headers.len());
+    let mut field = |name: &str, value: &str| {
+        headers.push(Header {
+            name: name.to_owned(),
+            value: value.as_bytes().to_vec(),
+        })
+    };
+    field("Upgrade", "websocket");
+    field("Connection", "Upgrade");
+    accept_fields(
+        &request,
+        accept,
+        negotiated.as_ref().map(|(_, v)| v.as_str()),
+        field,
+    );
+    Ok(UpgradeResponse {
+        headers,
+        subprotocol: accept.subprotocol.clone(),
+        deflate: negotiated.map(|(p, _)| p),
+    })
 }
 
 fn reason_phrase(status: u16) -> &'static str {
@@ -1135,13 +1300,11 @@ pub(crate) fn encode_reject(reject: &Reject, out: &mut Vec<u8>) {
 /// Writes the response a server sends for a request error (400, 405, 426, 431).
 pub(crate) fn encode_error_response(err: &HandshakeError, out: &mut Vec<u8>) {
     let status = err.http_status().unwrap_or(400);
-    let mut headers = Vec::new();
-    if status == 426 {
-        headers.push(("Sec-WebSocket-Version".to_string(), "13".to_string()));
-    }
-    if status == 405 {
-        headers.push(("Allow".to_string(), "GET".to_string()));
-    }
+    let headers: Vec<_> = err
+        .response_headers()
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
     encode_status(status, &headers, format!("{err}\n").as_bytes(), out);
 }
 

@@ -86,7 +86,7 @@ pub use frame::{
 };
 pub use handshake::{
     Accept, ClientRequest, HandshakeError, HandshakeLimits, Header, Reject, Request, Response,
-    accept_key,
+    UpgradeResponse, accept_key, negotiate_upgrade,
 };
 pub use message::{CloseCode, CloseFrame, DataKind, Fragment, Message, Utf8Bytes};
 pub use reconnect::{

@@ -116,8 +116,56 @@
 //! `connect_with_tls`. A TLS server accepts with `tokio_rustls::TlsAcceptor` and hands
 //! the TLS stream to [`accept_with`]; both crates are re-exported.
 //!
+//! ## hyper and axum
+//!
+//! With the `hyper` feature, a WebSocket can share a port with an HTTP application: hyper
+//! or axum parses the request, `upgrade` checks it and negotiates the subprotocol and
+//! permessage-deflate exactly as [`accept_with`] would, and returns the 101 response
+//! together with an `Upgrading` future that resolves to the open [`WebSocket`] once hyper
+//! has handed over the connection (`negotiate`, `Negotiated::response`,
+//! `Negotiated::into_websocket` and `error_response` are the steps, for other uses).
+//! `examples/axum_server.rs` is a complete server.
+//!
 //! The same API, for async-std, smol and other futures-io runtimes, is in
 //! `tether-async-std`.
+#![cfg_attr(
+    feature = "hyper",
+    doc = r#"
+An axum handler that echoes, next to the application's other routes:
+
+```no_run
+use axum::{Router, extract::Request, response::Response, routing::{any, get}};
+use tether_tokio::{Accept, Config, Message};
+
+async fn ws(mut req: Request) -> Response {
+    let mut config = Config::default();
+    config.deflate.enabled = true;
+    match tether_tokio::upgrade(&mut req, &config, Accept::new()) {
+        Ok((response, upgrading)) => {
+            tokio::spawn(async move {
+                let Ok(mut ws) = upgrading.await else { return };
+                while let Some(Ok(message)) = ws.recv().await {
+                    if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                        let _ = ws.send(message).await;
+                    }
+                }
+            });
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+# async fn run() -> std::io::Result<()> {
+let app = Router::new()
+    .route("/ws", any(ws))
+    .route("/health", get(|| async { "ok" }));
+let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+axum::serve(listener, app).await
+# }
+```
+"#
+)]
 #![forbid(unsafe_code)]
 
 use bytes::BytesMut;
@@ -133,6 +181,11 @@ use tokio::net::TcpStream;
 pub use tether_driver::api::*;
 #[cfg(feature = "tls")]
 pub use tokio_rustls::{self, rustls};
+#[cfg(feature = "hyper")]
+pub use upgrade::{Negotiated, Upgrading, error_response, negotiate, upgrade};
+
+#[cfg(feature = "hyper")]
+mod upgrade;
 
 /// Connects to a `ws://` (or, with the `tls` feature, `wss://`) URL with the default
 /// configuration and runs the opening handshake. Returns the open connection and the
