@@ -628,6 +628,13 @@ impl Connection {
         conn
     }
 
+    /// For a connection made with [`open`](Self::open): records the subprotocol that the
+    /// handshake done elsewhere agreed (RFC 6455 §1.9), for [`subprotocol`](Self::subprotocol).
+    pub fn with_subprotocol(mut self, protocol: Option<&str>) -> Self {
+        self.subprotocol = protocol.map(|p| Box::new(Box::from(p)));
+        self
+    }
+
     // ---- getters ----
 
     /// Client or server.

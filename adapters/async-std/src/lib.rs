@@ -275,7 +275,7 @@ pub fn from_upgraded<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tether_driver::open(runtime(), io(stream), role, deflate, &config)
+    tether_driver::open(runtime(), io(stream), role, deflate, None, &config)
 }
 
 /// Starts building a [`ReconnectingClient`]: a client that redials lost connections as the

@@ -381,17 +381,19 @@ impl Drop for Designated<'_> {
 }
 
 /// Wraps a transport whose opening handshake was done elsewhere (for example by an HTTP
-/// server that upgraded the request), open from the start. `deflate` is what that
-/// handshake negotiated.
+/// server that upgraded the request), open from the start. `deflate` and `subprotocol`
+/// are what that handshake negotiated.
 pub fn open<T: Transport>(
     runtime: Arc<dyn Runtime>,
     io: T,
     role: Role,
     deflate: Option<DeflateParams>,
+    subprotocol: Option<&str>,
     config: &Config,
 ) -> Result<WebSocket, Error> {
     let now = runtime.now();
-    let conn = Connection::open(config.connection_config(), role, deflate, seed()?, now);
+    let conn = Connection::open(config.connection_config(), role, deflate, seed()?, now)
+        .with_subprotocol(subprotocol);
     let ws = start(runtime, io, conn, config, true);
     ws.inner().set_info(&ws.inner().lock().conn, None);
     // Nobody drives yet: the background task arms the timers (keep-alive) and reads.

@@ -382,7 +382,7 @@ impl Sim {
         };
         let now = self.rt.clock.now();
         let conn = Connection::open(peer_config(), peer_role, None, [7; 32], now);
-        let ws = crate::open(self.runtime(), end, role, None, config).expect("open");
+        let ws = crate::open(self.runtime(), end, role, None, None, config).expect("open");
         (ws, self.peer(conn, pipe))
     }
 

@@ -342,7 +342,7 @@ pub fn from_upgraded<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    tether_driver::open(runtime(), Io(stream), role, deflate, &config)
+    tether_driver::open(runtime(), Io(stream), role, deflate, None, &config)
 }
 
 /// Starts building a [`ReconnectingClient`]: a client that redials lost connections as the
@@ -501,7 +501,7 @@ fn default_tls() -> Arc<rustls::ClientConfig> {
 
 /// The tokio runtime the caller runs on. Connections share one handle per runtime (kept
 /// per thread), instead of allocating one each.
-fn runtime() -> Arc<dyn tether_driver::Runtime> {
+pub(crate) fn runtime() -> Arc<dyn tether_driver::Runtime> {
     thread_local! {
         static CACHE: std::cell::RefCell<Option<(tokio::runtime::Id, Arc<dyn tether_driver::Runtime>)>> =
             const { std::cell::RefCell::new(None) };
@@ -562,7 +562,7 @@ impl tether_driver::Timer for Sleep {
 }
 
 /// Any tokio stream as the driver's transport.
-struct Io<S>(S);
+pub(crate) struct Io<S>(pub(crate) S);
 
 impl<S> tether_driver::Transport for Io<S>
 where

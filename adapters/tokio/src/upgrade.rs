@@ -87,10 +87,8 @@ impl Negotiated {
         response
     }
 
-    /// The subprotocol the [`Accept`] chose, if any.
-    ///
-    /// The [`WebSocket`] made by [`into_websocket`](Self::into_websocket) does not know it
-    /// (its [`WebSocket::subprotocol`] is `None`): keep it from here.
+    /// The subprotocol the [`Accept`] chose, if any (the [`WebSocket`] made by
+    /// [`into_websocket`](Self::into_websocket) reports it too).
     pub fn subprotocol(&self) -> Option<&str> {
         self.answer.subprotocol()
     }
@@ -109,7 +107,14 @@ impl Negotiated {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::from_upgraded(io, Role::Server, self.deflate_params(), self.config)
+        tether_driver::open(
+            crate::runtime(),
+            crate::Io(io),
+            Role::Server,
+            self.deflate_params(),
+            self.subprotocol(),
+            &self.config,
+        )
     }
 }
 

@@ -45,6 +45,11 @@ async fn ws(State(app): State<App>, mut request: Request) -> Response {
             let seen = app.seen.clone();
             tokio::spawn(async move {
                 let mut ws = upgrading.await.unwrap();
+                assert_eq!(
+                    ws.subprotocol(),
+                    negotiated.subprotocol(),
+                    "the WebSocket knows its subprotocol"
+                );
                 seen.lock().unwrap().push((
                     negotiated.subprotocol().map(str::to_owned),
                     negotiated.deflate_params(),
@@ -201,7 +206,7 @@ async fn rfc6455_4_2_1_bad_requests_get_their_status_and_the_health_route_still_
         .unwrap()
         .subprotocol("bogus");
     match connect_with(request, Config::default()).await {
-        Err(Error::Handshake(HandshakeError::Rejected { status, .. })) => assert_eq!(status, 500),
+        Err(Error::Rejected { status, .. }) => assert_eq!(status, 500),
         other => panic!("{:?}", other.map(|(_, r)| r)),
     }
 }

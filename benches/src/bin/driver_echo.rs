@@ -116,6 +116,7 @@ fn main() {
         pipe.clone(),
         Role::Server,
         None,
+        None,
         &Config::default(),
     )
     .expect("open");
