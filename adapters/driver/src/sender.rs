@@ -2,7 +2,8 @@
 //! cloneable [`Sender`] that any task can send through, without waiting or with.
 
 use crate::error::Error;
-use crate::shared::{Inner, Shared, add_waiter};
+use crate::shared::Inner;
+use crate::state::{Shared, add_waiter};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;

@@ -4,7 +4,8 @@
 use crate::driver::Drive;
 use crate::error::Error;
 use crate::sender::{ConnectionId, Sender};
-use crate::shared::{Inner, Shared, set_waker};
+use crate::shared::Inner;
+use crate::state::{Shared, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;

@@ -4,8 +4,9 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
-use crate::shared::{Handshake, Inner};
+use crate::shared::Inner;
 use crate::socket::WebSocket;
+use crate::state::Handshake;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
