@@ -45,7 +45,25 @@ pub(crate) enum Drive {
 
 impl Shared {
     /// One round of work, under the connection's lock. `cx` carries the connection's own
-    /// waker (the transport's wake-ups go to whoever drives).
+    /// waker (the transport's wake-ups go to whoever drives). A round goes through these
+    /// phases, in this order:
+    ///
+    /// 1. [timers](Shared::fire_timers): let go of a read buffer kept too long, fire the
+    ///    core's due timers;
+    /// 2. [handles gone](Shared::handles_gone): with no handle left, close politely (or
+    ///    drop a half-open handshake: [`Step::Done`]); then hand the core's events to the
+    ///    handles ([`Shared::pump`]) and, once the WebSocket is closed, start the linger;
+    /// 3. [output](Shared::take_output): move what the core queued into the write buffer
+    ///    (unless bytes of an earlier round are still there), and decide whether input is
+    ///    [held](Shared::hold_input) for the application;
+    /// 4. [write](Shared::write): write and flush the buffer, wake waiting senders, shut the
+    ///    transport down once the core asks and everything is out;
+    /// 5. [read](Shared::read): unless input is held, read once and feed the core;
+    /// 6. [park](Shared::park): with nothing more to do, give the buffers back to the pool
+    ///    and arm the timer ([`Step::Wait`]); otherwise go round again ([`Step::Again`]).
+    ///
+    /// A request/reply round (the common case) reads one message, hands it to the reader
+    /// waiting in `recv()` and parks; the reply's round writes it and parks.
     pub(crate) fn step<E: Entry>(
         &mut self,
         rt: &Arc<Rt>,
@@ -54,6 +72,41 @@ impl Shared {
         cx: &mut Context<'_>,
     ) -> Step {
         let t = self.nanos(now);
+        self.fire_timers(now, t);
+        if self.handles_gone(now) {
+            return Step::Done;
+        }
+        self.pump();
+        if self.conn.state() == State::Closed && self.app.linger().is_none() {
+            // The WebSocket is closed: the transport is kept for the close timeout at most,
+            // to write what is left and see the peer's end of stream, even if the peer
+            // never reads what is queued (its close frame included).
+            self.app.cold().linger = now.checked_add(self.linger());
+        }
+        let behind = self.take_output();
+        self.hold_input(now, t);
+        if self.app.linger().is_some_and(|at| at <= now) {
+            return Step::Done;
+        }
+        let mut again = match self.write(now, t, behind, cx) {
+            Ok(again) => again,
+            Err(step) => return step,
+        };
+        match self.read(now, t, cx) {
+            Ok(more) => again |= more,
+            Err(step) => return step,
+        }
+        if again {
+            // The next round arms the timer, if it is still needed then.
+            return Step::Again;
+        }
+        self.park(rt, entry, t)
+    }
+
+    /// Phase 1 of [`Shared::step`]: lets go of a read buffer kept too long, and fires the
+    /// core's timers if one is due at `t`.
+    #[inline(always)]
+    fn fire_timers(&mut self, now: Instant, t: Nanos) {
         let io = &mut self.io;
         if io.release_at <= t {
             // Quiet for a while: let go of a read buffer still shared with messages.
@@ -69,23 +122,30 @@ impl Shared {
             self.conn.handle_timeout(now);
             self.io.worked(t);
         }
+    }
+
+    /// Phase 2 of [`Shared::step`]: with every handle gone, closes the WebSocket politely;
+    /// returns whether the connection is to be dropped at once (a half-open handshake).
+    #[inline(always)]
+    fn handles_gone(&mut self, now: Instant) -> bool {
         if !self.app.reader && !self.app.writer {
             // Every handle is gone: finish politely, or drop a half-open handshake.
             match self.conn.state() {
                 State::Open => {
                     let _ = self.conn.close(now, CloseCode::NORMAL, "");
                 }
-                State::Handshake | State::Accepting => return Step::Done,
+                State::Handshake | State::Accepting => return true,
                 State::Closing | State::Closed => {}
             }
         }
-        self.pump();
-        if self.conn.state() == State::Closed && self.app.linger().is_none() {
-            // The WebSocket is closed: the transport is kept for the close timeout at most,
-            // to write what is left and see the peer's end of stream, even if the peer
-            // never reads what is queued (its close frame included).
-            self.app.cold().linger = now.checked_add(self.linger());
-        }
+        false
+    }
+
+    /// Phase 3 of [`Shared::step`]: moves what the core queued into the write buffer, all
+    /// frames together, unless bytes of an earlier round are still unwritten. Returns
+    /// whether they were (`behind`: what the core queued since could not be taken yet).
+    #[inline(always)]
+    fn take_output(&mut self) -> bool {
         let io = &mut self.io;
         // Whether the write buffer still held bytes of an earlier round, so that what the
         // core queued since could not be taken yet.
@@ -122,6 +182,14 @@ impl Shared {
                 bufs.count_chunks();
             }
         }
+        behind
+    }
+
+    /// Phase 3 of [`Shared::step`], continued: whether input waits for the application
+    /// (too many messages unread, or messages just handed to the reader, for at most
+    /// [`REPLY_GRACE`]).
+    #[inline(always)]
+    fn hold_input(&mut self, now: Instant, t: Nanos) {
         self.app.read_paused = self.app.reader && self.too_many_pending();
         // A slow application is not a dead peer: no keep-alive verdict while paused.
         self.conn.set_input_paused(now, self.app.read_paused);
@@ -132,11 +200,22 @@ impl Shared {
         } else if io.reply_grace == NEVER {
             io.reply_grace = after(t, REPLY_GRACE);
         }
-        if self.app.linger().is_some_and(|at| at <= now) {
-            return Step::Done;
-        }
+    }
+
+    /// Phase 4 of [`Shared::step`]: writes everything the core handed out, in as few
+    /// writes as the transport allows, flushes, and shuts the transport down once asked
+    /// to and everything is out. Returns whether to go round again, or how the round ends.
+    #[inline(always)]
+    fn write(
+        &mut self,
+        now: Instant,
+        t: Nanos,
+        behind: bool,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, Step> {
+        let io = &mut self.io;
         let Some(transport) = self.transport.as_deref_mut() else {
-            return Step::Done;
+            return Err(Step::Done);
         };
 
         let mut again = false;
@@ -150,14 +229,14 @@ impl Shared {
             while bufs.unwritten() > 0 {
                 match bufs.poll_write(transport, cx) {
                     Poll::Ready(Ok(0)) => {
-                        return self.fail(now, io::ErrorKind::WriteZero.into());
+                        return Err(self.fail(now, io::ErrorKind::WriteZero.into()));
                     }
                     Poll::Ready(Ok(n)) => {
                         bufs.advance(n);
                         io.needs_flush = true;
                         progress = true;
                     }
-                    Poll::Ready(Err(e)) => return self.fail(now, e),
+                    Poll::Ready(Err(e)) => return Err(self.fail(now, e)),
                     Poll::Pending => break,
                 }
             }
@@ -169,7 +248,7 @@ impl Shared {
                     io.needs_flush = false;
                     progress = true;
                 }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Ready(Err(e)) => return Err(self.fail(now, e)),
                 Poll::Pending => {}
             }
         }
@@ -195,9 +274,20 @@ impl Shared {
             }
         }
         if io.shutdown == Shutdown::Sent && io.eof {
-            return Step::Done;
+            return Err(Step::Done);
         }
+        Ok(again)
+    }
 
+    /// Phase 5 of [`Shared::step`]: unless input is held for the application, reads once
+    /// and feeds the core. Returns whether to go round again, or how the round ends.
+    #[inline(always)]
+    fn read(&mut self, now: Instant, t: Nanos, cx: &mut Context<'_>) -> Result<bool, Step> {
+        let io = &mut self.io;
+        let Some(transport) = self.transport.as_deref_mut() else {
+            return Err(Step::Done);
+        };
+        let mut again = false;
         // Input waits while messages are held for the application, and while the output
         // is at its high-water mark with messages still waiting for the application: an
         // application whose sends wait for room (an echo to a peer that sends but does not
@@ -251,25 +341,26 @@ impl Shared {
                         again = true;
                     }
                 }
-                Poll::Ready(Err(e)) => return self.fail(now, e),
+                Poll::Ready(Err(e)) => return Err(self.fail(now, e)),
                 Poll::Pending => {}
             }
         }
 
-        if again {
-            // The next round arms the timer, if it is still needed then.
-            return Step::Again;
-        }
-        // Nothing more to do for now: the buffers go back to the pool, the timer is armed.
+        Ok(again)
+    }
+
+    /// Phase 6 of [`Shared::step`]: nothing more to do for now: the buffers go back to the
+    /// pool and the timer is armed ([`Step::Wait`]), unless a deadline is due already.
+    #[inline(always)]
+    fn park<E: Entry>(&mut self, rt: &Arc<Rt>, entry: &Arc<E>, t: Nanos) -> Step {
         self.io.park_buffers(t);
         let at = self.deadline(t);
         if at <= t {
-            again = true;
+            return Step::Again;
         } else if at != NEVER {
             self.arm_timer(rt, entry, at, t);
         }
-
-        if again { Step::Again } else { Step::Wait }
+        Step::Wait
     }
 
     /// How long the transport is kept once the WebSocket is closed: the close timeout, or
