@@ -426,7 +426,7 @@ impl Shared {
 
     /// The transport failed: report the error, end the connection, drop the transport.
     fn fail(&mut self, now: Instant, error: io::Error) -> Step {
-        if !self.app.ended {
+        if !self.app.is_ended() {
             self.app.cold().io_error = Some(error);
             self.conn.handle_eof(now);
             self.pump();
@@ -447,15 +447,14 @@ impl Shared {
         if let Some(bufs) = io.bufs.take() {
             let _ = pool::park(bufs, io.read_size as usize);
         }
-        self.app.driver_done = true;
-        if !self.app.ended {
+        if !self.app.is_ended() {
             self.conn.handle_eof(now);
             self.pump();
         }
-        if !self.app.ended {
-            self.app.ended = true;
+        if !self.app.is_ended() {
             self.app.cold().error.get_or_insert(crate::Error::Abnormal);
         }
+        self.app.finished();
         self.app.wake_handles();
     }
 }

@@ -176,7 +176,7 @@ impl Sender {
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let inner = &self.inner;
         let mut sh = inner.lock();
-        if sh.conn.state() == State::Open && !sh.app.driver_done {
+        if sh.conn.state() == State::Open && !sh.app.driver_done() {
             let now = inner.runtime().now();
             sh.conn.close(now, code.into(), reason)?;
             // Sends waiting for room fail now.
@@ -257,7 +257,7 @@ impl Sender {
 
 /// Whether the connection can no longer send.
 fn closed(sh: &Shared) -> bool {
-    sh.app.driver_done || sh.conn.state() != State::Open
+    sh.app.driver_done() || sh.conn.state() != State::Open
 }
 
 impl fmt::Debug for Sender {
@@ -279,7 +279,7 @@ impl Future for Closed {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<CloseReason>> {
         let mut sh = self.inner.lock();
-        if sh.app.ended || sh.app.driver_done {
+        if sh.app.is_ended() {
             let reason = sh.app.close_reason();
             return Poll::Ready(reason.unwrap_or_else(|| Arc::new(CloseReason::Abnormal)));
         }

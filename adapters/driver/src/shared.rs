@@ -9,7 +9,7 @@ use crate::driver::{Drive, Step};
 use crate::io::Io;
 use crate::runtime::{Runtime, Transport};
 use crate::sender::ConnectionId;
-use crate::state::{App, NOT_SETTLED, Shared};
+use crate::state::{App, End, NOT_SETTLED, Shared};
 use crate::time::{NEVER, after};
 use crate::timers::{self, Entry, Rt};
 use std::future::Future;
@@ -69,13 +69,12 @@ impl Inner {
                     reader_waiting: false,
                     send_waker: None,
                     reader_task: None,
-                    ended: false,
+                    end: End::Running,
                     handshake_taken,
                     read_paused: false,
                     awaiting_app: false,
                     reader: true,
                     writer: true,
-                    driver_done: false,
                     reply_due: false,
                     closing: false,
                 },
@@ -159,7 +158,7 @@ impl Inner {
     /// due deadline needs the background task, whoever is designated.
     pub(crate) fn on_timer(self: &Arc<Self>) {
         let due = match self.shared.try_lock() {
-            Ok(sh) if sh.app.driver_done => false,
+            Ok(sh) if sh.app.driver_done() => false,
             Ok(mut sh) => {
                 let t = sh.nanos(self.runtime().now());
                 if sh.timer_due(t) {
@@ -192,7 +191,7 @@ impl Inner {
     /// [`Inner::drive`], with the time if the caller has just read the clock.
     pub(crate) fn drive_at(self: &Arc<Self>, sh: &mut Shared, now: Option<Instant>) -> Drive {
         sh.app.kick = false;
-        if sh.app.driver_done {
+        if sh.app.driver_done() {
             return Drive::Finished;
         }
         // The events so far are handled now, whoever was woken for them.
@@ -361,7 +360,7 @@ impl Drop for Background {
         let Ok(mut sh) = inner.shared.try_lock() else {
             return;
         };
-        if !sh.app.driver_done {
+        if !sh.app.driver_done() {
             let now = inner.runtime().now();
             sh.finish(&inner.rt, timers::key(&*inner), now);
             drop(sh);

@@ -302,7 +302,7 @@ fn poll_recv(
         if let Some(error) = sh.app.take_error() {
             break Some(Err(error));
         }
-        if sh.app.ended {
+        if sh.app.is_ended() {
             break None;
         }
         if drove {

@@ -54,7 +54,7 @@ fn poll_handshake(
         if let Some(error) = sh.app.take_error() {
             break Err(error);
         }
-        if sh.app.ended {
+        if sh.app.is_ended() {
             break Err(Error::Abnormal);
         }
         if drove {

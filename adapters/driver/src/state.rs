@@ -51,8 +51,8 @@ pub(crate) struct App {
     pub(crate) reader_task: Option<Waker>,
     /// `reader_task` waits for a message, and is not driving the connection itself.
     pub(crate) reader_waiting: bool,
-    /// The terminal event was seen (or the driver is gone).
-    pub(crate) ended: bool,
+    /// How far the connection's end has come (see [`End`]).
+    pub(crate) end: End,
     /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
     pub(crate) handshake_taken: bool,
     /// The driver stopped reading because messages pile up unread.
@@ -65,12 +65,36 @@ pub(crate) struct App {
     pub(crate) reader: bool,
     /// A write handle is alive.
     pub(crate) writer: bool,
-    /// The connection's I/O is finished (or its driver was dropped by the runtime).
-    pub(crate) driver_done: bool,
     /// A message was taken and no send has been written at once since.
     pub(crate) reply_due: bool,
     /// `Sink::poll_close` queued a close frame and waits for it to be flushed.
     pub(crate) closing: bool,
+}
+
+/// How far a connection's end has come. It only moves forward:
+///
+/// ```text
+///            terminal event seen                 I/O finished
+///            (Shared::end)                       (Shared::finish)
+///   Running ───────────────────────▶ Ended ──────────────────────▶ Finished
+///      │                                                              ▲
+///      └──────────────────────────────────────────────────────────────┘
+///        I/O finished first (transport error, runtime gone): the end is
+///        recorded then (1006, or the transport's error)
+/// ```
+///
+/// `Ended`: the handles report the end (after the messages before it); the driver may
+/// still write the last bytes and wait for the peer's end of stream. `Finished`: nobody
+/// moves bytes any more; sends and flushes stop waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum End {
+    /// The connection runs.
+    Running,
+    /// The terminal event was seen.
+    Ended,
+    /// The connection's I/O is finished (or its driver was dropped by the runtime); it has
+    /// ended too.
+    Finished,
 }
 
 /// What a connection has only at its start (the handshake's event) or once it is over
@@ -122,7 +146,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("state", &self.conn.state())
             .field("pending_messages", &self.pending_messages())
-            .field("ended", &self.app.ended)
+            .field("end", &self.app.end)
             .finish_non_exhaustive()
     }
 }
@@ -142,7 +166,7 @@ impl Shared {
 
     /// Whether everything queued has been written and flushed (or never will be).
     pub(crate) fn is_flushed(&self) -> bool {
-        self.app.driver_done
+        self.app.driver_done()
             || (self.conn.buffered_output() == 0
                 && self.io.unwritten() == 0
                 && !self.io.needs_flush())
@@ -276,7 +300,7 @@ impl Shared {
     /// Records the terminal event and wakes every waiter.
     pub(crate) fn end(&mut self, reason: CloseReason) {
         let app = &mut self.app;
-        app.ended = true;
+        app.ended();
         let cold = app.cold();
         let io = cold.io_error.take();
         match reason {
@@ -309,6 +333,31 @@ impl Shared {
 }
 
 impl App {
+    /// Whether the terminal event was seen (or the driver is gone).
+    #[inline]
+    pub(crate) fn is_ended(&self) -> bool {
+        self.end != End::Running
+    }
+
+    /// Whether the connection's I/O is finished (or its driver was dropped by the runtime).
+    #[inline]
+    pub(crate) fn driver_done(&self) -> bool {
+        self.end == End::Finished
+    }
+
+    /// The terminal event was seen: [`End::Running`] → [`End::Ended`].
+    fn ended(&mut self) {
+        if self.end == End::Running {
+            self.end = End::Ended;
+        }
+    }
+
+    /// The connection's I/O is finished: → [`End::Finished`]. Call once its end is
+    /// recorded.
+    pub(crate) fn finished(&mut self) {
+        self.end = End::Finished;
+    }
+
     /// The rare state, made when first needed.
     pub(crate) fn cold(&mut self) -> &mut Cold {
         self.cold.get_or_insert_with(Default::default)
