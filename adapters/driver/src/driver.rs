@@ -128,7 +128,7 @@ impl Shared {
     /// returns whether the connection is to be dropped at once (a half-open handshake).
     #[inline(always)]
     fn handles_gone(&mut self, now: Instant) -> bool {
-        if !self.app.reader && !self.app.writer {
+        if !self.app.has_reader() && !self.app.writer {
             // Every handle is gone: finish politely, or drop a half-open handshake.
             match self.conn.state() {
                 State::Open => {
@@ -190,7 +190,7 @@ impl Shared {
     /// [`REPLY_GRACE`]).
     #[inline(always)]
     fn hold_input(&mut self, now: Instant, t: Nanos) {
-        self.app.read_paused = self.app.reader && self.too_many_pending();
+        self.app.read_paused = self.app.has_reader() && self.too_many_pending();
         // A slow application is not a dead peer: no keep-alive verdict while paused.
         self.conn.set_input_paused(now, self.app.read_paused);
         let io = &mut self.io;

@@ -9,7 +9,7 @@ use crate::driver::{Drive, Step};
 use crate::io::Io;
 use crate::runtime::{Runtime, Transport};
 use crate::sender::ConnectionId;
-use crate::state::{App, End, NOT_SETTLED, Shared};
+use crate::state::{App, End, NOT_SETTLED, Reader, Shared};
 use crate::time::{NEVER, after};
 use crate::timers::{self, Entry, Rt};
 use std::future::Future;
@@ -66,14 +66,13 @@ impl Inner {
                     settled: NOT_SETTLED,
                     hwm: u32::try_from(config.write_high_water_mark).unwrap_or(u32::MAX),
                     cold: None,
-                    reader_waiting: false,
                     send_waker: None,
                     reader_task: None,
                     end: End::Running,
                     handshake_taken,
                     read_paused: false,
                     awaiting_app: false,
-                    reader: true,
+                    reader: Reader::Idle,
                     writer: true,
                     reply_due: false,
                     closing: false,

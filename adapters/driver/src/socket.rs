@@ -293,7 +293,7 @@ fn poll_recv(
     let mut sh = inner.lock();
     // Not waiting while this task drives: the messages its own drive brings need no
     // wake-up.
-    sh.app.reader_waiting = false;
+    sh.app.reader_drives();
     let mut drove = false;
     let ready = loop {
         if let Some(message) = sh.next_message() {
@@ -360,9 +360,7 @@ impl Drop for ReadHalf {
     fn drop(&mut self) {
         {
             let mut sh = self.inner.lock();
-            sh.app.reader = false;
-            sh.app.reader_waiting = false;
-            sh.app.reader_task = None;
+            sh.app.reader_gone();
             sh.clear_messages();
         }
         self.inner.wake.forget_app();

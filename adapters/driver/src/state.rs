@@ -46,11 +46,11 @@ pub(crate) struct App {
     /// A sender or flusher waiting for room or for the write to finish.
     pub(crate) send_waker: Option<Waker>,
     /// The task that last waited in `recv()` (or for the handshake): woken by a message
-    /// that another task's drive brings while it waits ([`App::reader_waiting`]); its first
+    /// that another task's drive brings while it waits ([`Reader::Waiting`]); its first
     /// send after taking a message is written at once.
     pub(crate) reader_task: Option<Waker>,
-    /// `reader_task` waits for a message, and is not driving the connection itself.
-    pub(crate) reader_waiting: bool,
+    /// Whether a read handle is alive, and whether its task waits (see [`Reader`]).
+    pub(crate) reader: Reader,
     /// How far the connection's end has come (see [`End`]).
     pub(crate) end: End,
     /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
@@ -61,14 +61,39 @@ pub(crate) struct App {
     /// application comes back (see [`Shared::app_returned`]) or a short grace period
     /// passes, so that its replies go out before a close caused by later input.
     pub(crate) awaiting_app: bool,
-    /// A read handle is alive.
-    pub(crate) reader: bool,
     /// A write handle is alive.
     pub(crate) writer: bool,
     /// A message was taken and no send has been written at once since.
     pub(crate) reply_due: bool,
     /// `Sink::poll_close` queued a close frame and waits for it to be flushed.
     pub(crate) closing: bool,
+}
+
+/// The read side, as the driver sees it:
+///
+/// ```text
+///              reader_waits: recv() (or the handshake) found nothing
+///        ┌───────────────────────────────────────────────────┐
+///        │                                                   ▼
+///      Idle ◀──────────────────────────────────────────── Waiting
+///        │    wake_reader: a drive brought a message, the     │
+///        │    handshake's event or the end (the task is woken) │
+///        │    reader_drives: its task drives the connection    │
+///        │                                                    │
+///        └──────────────── reader_gone ──────────▶ Gone ◀─────┘
+/// ```
+///
+/// With no reader every message is dropped as it comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// A read handle is alive; its task is not waiting for a message (it is busy, or
+    /// drives the connection itself).
+    Idle,
+    /// [`App::reader_task`] waits for a message and does not drive the connection: a
+    /// message that another task's drive brings must wake it.
+    Waiting,
+    /// The read handle is gone.
+    Gone,
 }
 
 /// How far a connection's end has come. It only moves forward:
@@ -216,7 +241,7 @@ impl Shared {
                 self.on_event(event);
             }
         }
-        if !self.app.reader {
+        if !self.app.has_reader() {
             while let Some(event) = self.conn.poll_event() {
                 self.on_event(event);
             }
@@ -265,9 +290,9 @@ impl Shared {
     /// Handles one event; returns it as a message for the reader, if it is one.
     fn on_event(&mut self, event: Event) -> Option<Message> {
         match event {
-            Event::Message(m) => return self.app.reader.then_some(m),
-            Event::Ping(p) => return self.app.reader.then_some(Message::Ping(p)),
-            Event::Pong(p) => return self.app.reader.then_some(Message::Pong(p)),
+            Event::Message(m) => return self.app.has_reader().then_some(m),
+            Event::Ping(p) => return self.app.has_reader().then_some(Message::Ping(p)),
+            Event::Pong(p) => return self.app.has_reader().then_some(Message::Pong(p)),
             Event::Request(r) => {
                 self.app.handshake_taken = true;
                 self.app.cold().handshake = Some(Handshake::Request(r));
@@ -417,19 +442,44 @@ impl App {
         }
     }
 
-    /// Wakes the reader if it waits for a message (see [`App::reader_waiting`]).
+    /// Whether a read handle is alive.
+    #[inline]
+    pub(crate) fn has_reader(&self) -> bool {
+        self.reader != Reader::Gone
+    }
+
+    /// Wakes the reader if it waits for a message: [`Reader::Waiting`] → [`Reader::Idle`].
     pub(crate) fn wake_reader(&mut self) {
-        if std::mem::take(&mut self.reader_waiting)
-            && let Some(w) = &self.reader_task
-        {
-            w.wake_by_ref();
+        if self.reader == Reader::Waiting {
+            self.reader = Reader::Idle;
+            if let Some(w) = &self.reader_task {
+                w.wake_by_ref();
+            }
         }
     }
 
-    /// The task of `waker` waits for a message (or the handshake's event).
+    /// The task of `waker` waits for a message (or the handshake's event):
+    /// [`Reader::Idle`] → [`Reader::Waiting`].
     pub(crate) fn reader_waits(&mut self, waker: &Waker) {
         set_waker(&mut self.reader_task, waker);
-        self.reader_waiting = true;
+        if self.reader == Reader::Idle {
+            self.reader = Reader::Waiting;
+        }
+    }
+
+    /// The reader's task drives the connection itself: the messages its own drive brings
+    /// need no wake-up. [`Reader::Waiting`] → [`Reader::Idle`].
+    #[inline]
+    pub(crate) fn reader_drives(&mut self) {
+        if self.reader == Reader::Waiting {
+            self.reader = Reader::Idle;
+        }
+    }
+
+    /// The read handle is dropped: → [`Reader::Gone`].
+    pub(crate) fn reader_gone(&mut self) {
+        self.reader = Reader::Gone;
+        self.reader_task = None;
     }
 }
 
