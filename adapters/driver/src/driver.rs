@@ -403,7 +403,7 @@ impl Shared {
         self.deadline(t) <= t || self.io.background_until <= t
     }
 
-    /// Arms the timer for `at` (see [`Io::arm_timer`]).
+    /// Arms the timer for `at` (see [`crate::io::Io::arm_timer`]).
     #[inline]
     pub(crate) fn arm_timer<E: Entry>(
         &mut self,

@@ -52,7 +52,7 @@ pub(crate) struct Io {
     pub(crate) needs_flush: bool,
     pub(crate) shutdown: Shutdown,
     pub(crate) eof: bool,
-    /// The background task is the one driving (see [`Background`]).
+    /// The background task is the one driving (see [`crate::shared::Background`]).
     pub(crate) in_background: bool,
     /// While a background task exists: the moment it ends if it has had no work since.
     pub(crate) background_until: Nanos,

@@ -37,7 +37,7 @@ pub(crate) struct App {
     /// The application created work for the driver: the caller wakes it after unlocking.
     pub(crate) kick: bool,
     /// The count of wake-ups seen by the last drive, if it found nothing more to do, or
-    /// [`NOT_SETTLED`] (see [`Inner::needs_drive`]).
+    /// [`NOT_SETTLED`] (see [`crate::shared::Inner::needs_drive`]).
     pub(crate) settled: u32,
     /// Sends wait while `buffered()` is at least this (4 bytes: the idle state is small).
     pub(crate) hwm: u32,
