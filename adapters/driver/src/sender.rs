@@ -2,45 +2,15 @@
 //! cloneable [`Sender`] that any task can send through, without waiting or with.
 
 use crate::error::Error;
+use crate::id::ConnectionId;
 use crate::shared::Inner;
 use crate::state::{Shared, add_waiter};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tether_core::{CloseCode, CloseReason, Message, PreparedFrame, SendError, State};
-
-/// A connection's number: unique among the connections of the process (never reused),
-/// cheap to copy, hash and compare. [`Display`](fmt::Display) shows the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnectionId(u64);
-
-impl ConnectionId {
-    /// The next number (the first is 1).
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<ConnectionId> for u64 {
-    fn from(id: ConnectionId) -> u64 {
-        id.0
-    }
-}
 
 /// Why [`Sender::try_send`] (or [`Sender::try_send_prepared`]) did not queue a message.
 /// `Full` and `Closed` hand the message back.

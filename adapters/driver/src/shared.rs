@@ -6,9 +6,9 @@
 use crate::config::Config;
 use crate::dispatch::{BACKGROUND_LINGER, Route, Source, WakeState};
 use crate::driver::{Drive, Step};
+use crate::id::ConnectionId;
 use crate::io::Io;
 use crate::runtime::{Runtime, Transport};
-use crate::sender::ConnectionId;
 use crate::state::{App, End, NOT_SETTLED, Reader, Shared};
 use crate::time::{NEVER, after};
 use crate::timers::{self, Entry, Rt};

@@ -3,7 +3,8 @@
 
 use crate::driver::Drive;
 use crate::error::Error;
-use crate::sender::{ConnectionId, Sender};
+use crate::id::ConnectionId;
+use crate::sender::Sender;
 use crate::shared::Inner;
 use crate::state::{Shared, set_waker};
 use bytes::Bytes;
