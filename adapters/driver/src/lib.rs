@@ -72,30 +72,61 @@
 //! callbacks. The loop is written once here, over [`Runtime`] and a [`Dialer`].
 #![forbid(unsafe_code)]
 
+// The modules, from the bottom up: each uses only those above it (tests aside).
+//
+// - `time`: moments as nanoseconds after a base (`Nanos`), with saturating arithmetic.
+// - `config`, `error`, `id`, `runtime`, `pool`: the settings, the error type, a
+//   connection's number, the `Runtime` and `Transport` traits, the per-thread buffer pool.
+// - `timers`: the per-thread queue of deadlines (`Rt`); holds its entries as `timers::Entry`.
+// - `dispatch`: which task a wake-up goes to (`WakeState`); decides, never spawns.
+// - `io`: a connection's transport state, buffers and timer entry (`Io`).
+// - `state`: everything behind a connection's lock (`Shared`), and what the driver and the
+//   handles tell each other (`App`).
+// - `driver`: one round of I/O (`Shared::step`), and how a connection finishes.
+// - `shared`: the connection (`Inner`, one allocation) with all its methods (routing its
+//   wake-ups, driving it), and its background task.
+// - `sender`, `socket`, `start`, `reconnect`: what the application holds and calls (each
+//   uses only those before it).
+// - `net`: connecting and accepting over the network for the adapters (uses `start`).
+mod time;
+
 mod config;
-mod dispatch;
-mod driver;
 mod error;
-pub mod net;
+mod id;
 mod pool;
-mod reconnect;
 mod runtime;
-mod sender;
+
+mod timers;
+
+mod dispatch;
+
+mod io;
+
+mod state;
+
+mod driver;
+
 mod shared;
+
+mod reconnect;
+mod sender;
 mod socket;
 mod start;
+
+pub mod net;
+
 #[cfg(test)]
 mod testing;
-mod timers;
 
 pub use config::Config;
 pub use error::Error;
+pub use id::ConnectionId;
 pub use reconnect::{
     ClientEvent, ClientHandle, ClientSendFuture, DialFuture, Dialer, DisconnectReason, Heartbeat,
     OutboxError, OutboxLimits, ReconnectBuilder, ReconnectingClient,
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
-pub use sender::{Closed, ConnectionId, Sender, TrySendError};
+pub use sender::{Closed, Sender, TrySendError};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
 pub use start::{Accepting, Incoming, IncomingFuture, accept, client, incoming, open};
 

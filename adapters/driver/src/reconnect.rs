@@ -3,8 +3,8 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::runtime::{Runtime, Timer};
-use crate::shared::{set_waker, wake};
 use crate::socket::WebSocket;
+use crate::state::{set_waker, wake};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;

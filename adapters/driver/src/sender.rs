@@ -2,44 +2,15 @@
 //! cloneable [`Sender`] that any task can send through, without waiting or with.
 
 use crate::error::Error;
-use crate::shared::{Inner, Shared, add_waiter};
+use crate::id::ConnectionId;
+use crate::shared::Inner;
+use crate::state::{Shared, add_waiter};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tether_core::{CloseCode, CloseReason, Message, PreparedFrame, SendError, State};
-
-/// A connection's number: unique among the connections of the process (never reused),
-/// cheap to copy, hash and compare. [`Display`](fmt::Display) shows the number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnectionId(u64);
-
-impl ConnectionId {
-    /// The next number (the first is 1).
-    pub(crate) fn next() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// The number.
-    pub fn get(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for ConnectionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl From<ConnectionId> for u64 {
-    fn from(id: ConnectionId) -> u64 {
-        id.0
-    }
-}
 
 /// Why [`Sender::try_send`] (or [`Sender::try_send_prepared`]) did not queue a message.
 /// `Full` and `Closed` hand the message back.
@@ -175,7 +146,7 @@ impl Sender {
     pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
         let inner = &self.inner;
         let mut sh = inner.lock();
-        if sh.conn.state() == State::Open && !sh.app.driver_done {
+        if sh.conn.state() == State::Open && !sh.app.driver_done() {
             let now = inner.runtime().now();
             sh.conn.close(now, code.into(), reason)?;
             // Sends waiting for room fail now.
@@ -256,7 +227,7 @@ impl Sender {
 
 /// Whether the connection can no longer send.
 fn closed(sh: &Shared) -> bool {
-    sh.app.driver_done || sh.conn.state() != State::Open
+    sh.app.driver_done() || sh.conn.state() != State::Open
 }
 
 impl fmt::Debug for Sender {
@@ -278,7 +249,7 @@ impl Future for Closed {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Arc<CloseReason>> {
         let mut sh = self.inner.lock();
-        if sh.app.ended || sh.app.driver_done {
+        if sh.app.is_ended() {
             let reason = sh.app.close_reason();
             return Poll::Ready(reason.unwrap_or_else(|| Arc::new(CloseReason::Abnormal)));
         }

@@ -1,29 +1,26 @@
-//! State shared by the connection's driver and the application's handles: one allocation
-//! per connection.
+//! One connection: [`Inner`], the one allocation its handles, its driver and its timer
+//! entry share, with every method of it in this module (building it, locking it, routing
+//! its wake-ups, driving it), and [`Background`], the task that drives it while no
+//! application task does.
 
 use crate::config::Config;
-use crate::dispatch::WakeState;
-use crate::driver::Io;
-use crate::error::Error;
+use crate::dispatch::{BACKGROUND_LINGER, Route, Source, WakeState};
+use crate::driver::{Drive, Step};
+use crate::id::ConnectionId;
+use crate::io::Io;
 use crate::runtime::{Runtime, Transport};
-use crate::sender::ConnectionId;
-use crate::timers::Rt;
-use std::collections::VecDeque;
-use std::io;
+use crate::state::{App, End, NOT_SETTLED, Reader, Shared};
+use crate::time::{NEVER, after};
+use crate::timers::{self, Entry, Rt};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::Waker;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
-use tether_core::{
-    CloseReason, Connection, DeflateParams, Event, Message, Request, Response, State,
-};
+use tether_core::{Connection, DeflateParams, Request};
 
-/// [`App::settled`] when the last drive did not settle: odd, so never a count of events
-/// (see `WakeState::events`).
-pub(crate) const NOT_SETTLED: u32 = 1;
-
-/// Bytes counted for each message waiting for the application on top of its payload, so
-/// that a flood of empty pings or pongs is bounded too.
-const MESSAGE_OVERHEAD: usize = 64;
+/// Rounds of work (reads, writes, timer firings) before the driver yields to its executor.
+const BUDGET: usize = 32;
 
 /// What the handshake settled, readable without the lock.
 #[derive(Debug, Default)]
@@ -69,16 +66,14 @@ impl Inner {
                     settled: NOT_SETTLED,
                     hwm: u32::try_from(config.write_high_water_mark).unwrap_or(u32::MAX),
                     cold: None,
-                    reader_waiting: false,
                     send_waker: None,
                     reader_task: None,
-                    ended: false,
+                    end: End::Running,
                     handshake_taken,
                     read_paused: false,
                     awaiting_app: false,
-                    reader: true,
+                    reader: Reader::Idle,
                     writer: true,
-                    driver_done: false,
                     reply_due: false,
                     closing: false,
                 },
@@ -117,393 +112,264 @@ impl Inner {
     pub(crate) fn info(&self) -> Option<&Info> {
         self.info.get().and_then(|i| i.as_deref())
     }
-}
 
-/// Everything behind the connection's lock.
-pub(crate) struct Shared {
-    pub(crate) conn: Connection,
-    /// The transport; `None` once the connection's I/O is finished.
-    pub(crate) transport: Option<Box<dyn Transport>>,
-    /// The transport's state, its buffers and its deadlines.
-    pub(crate) io: Io,
-    /// What the handles and the driver tell each other.
-    pub(crate) app: App,
-}
-
-/// The connection's end, handshake results and wakers, between the driver and the
-/// handles.
-pub(crate) struct App {
-    /// The application created work for the driver: the caller wakes it after unlocking.
-    pub(crate) kick: bool,
-    /// The count of wake-ups seen by the last drive, if it found nothing more to do, or
-    /// [`NOT_SETTLED`] (see [`Inner::needs_drive`]).
-    pub(crate) settled: u32,
-    /// Sends wait while `buffered()` is at least this (4 bytes: the idle state is small).
-    pub(crate) hwm: u32,
-    /// What only the start and the end of a connection have (see [`Cold`]).
-    pub(crate) cold: Option<Box<Cold>>,
-    /// A sender or flusher waiting for room or for the write to finish.
-    pub(crate) send_waker: Option<Waker>,
-    /// The task that last waited in `recv()` (or for the handshake): woken by a message
-    /// that another task's drive brings while it waits ([`App::reader_waiting`]); its first
-    /// send after taking a message is written at once.
-    pub(crate) reader_task: Option<Waker>,
-    /// `reader_task` waits for a message, and is not driving the connection itself.
-    pub(crate) reader_waiting: bool,
-    /// The terminal event was seen (or the driver is gone).
-    pub(crate) ended: bool,
-    /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
-    pub(crate) handshake_taken: bool,
-    /// The driver stopped reading because messages pile up unread.
-    pub(crate) read_paused: bool,
-    /// Messages were handed to the reader: the driver holds further input until the
-    /// application comes back (see [`Shared::app_returned`]) or a short grace period
-    /// passes, so that its replies go out before a close caused by later input.
-    pub(crate) awaiting_app: bool,
-    /// A read handle is alive.
-    pub(crate) reader: bool,
-    /// A write handle is alive.
-    pub(crate) writer: bool,
-    /// The connection's I/O is finished (or its driver was dropped by the runtime).
-    pub(crate) driver_done: bool,
-    /// A message was taken and no send has been written at once since.
-    pub(crate) reply_due: bool,
-    /// `Sink::poll_close` queued a close frame and waits for it to be flushed.
-    pub(crate) closing: bool,
-}
-
-/// What a connection has only at its start (the handshake's event) or once it is over
-/// (the error, how it ended, messages set aside): boxed, and let go in between, so that an
-/// open connection's state stays small.
-#[derive(Default)]
-pub(crate) struct Cold {
-    /// The terminal error, handed to the reader once after the messages before it.
-    pub(crate) error: Option<Error>,
-    /// A transport error, reported instead of the core's "abnormal closure".
-    pub(crate) io_error: Option<io::Error>,
-    /// How the connection ended, once it has.
-    pub(crate) close_reason: Option<Arc<CloseReason>>,
-    /// The handshake's event, waiting for `accept` or `client`.
-    pub(crate) handshake: Option<Handshake>,
-    /// Messages the connection delivered before it ended and the application has not
-    /// taken yet (they leave the core so that its end can be reported at once).
-    pub(crate) leftover: VecDeque<Message>,
-    /// Once the core is finished: the moment the driver gives up on the transport.
-    pub(crate) linger: Option<Instant>,
-    /// Tasks waiting in [`crate::Sender::closed`] for the connection's end.
-    pub(crate) closed_waiters: Vec<Waker>,
-    /// Tasks waiting in [`crate::Sender::send`] for room below the high-water mark
-    /// (a [`crate::WriteHalf`] waits in [`App::send_waker`]).
-    pub(crate) send_waiters: Vec<Waker>,
-}
-
-impl Cold {
-    fn is_empty(&self) -> bool {
-        self.error.is_none()
-            && self.io_error.is_none()
-            && self.close_reason.is_none()
-            && self.handshake.is_none()
-            && self.leftover.is_empty()
-            && self.linger.is_none()
-            && self.closed_waiters.is_empty()
-            && self.send_waiters.is_empty()
-    }
-}
-
-/// The opening handshake's result, for `accept` or `client`.
-pub(crate) enum Handshake {
-    Request(Box<Request>),
-    Response(Box<Response>),
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("state", &self.conn.state())
-            .field("pending_messages", &self.pending_messages())
-            .field("ended", &self.app.ended)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    /// Bytes queued for the transport: in the core and in the driver's write buffer.
-    pub(crate) fn buffered(&self) -> usize {
-        self.conn.buffered_output() + self.io.unwritten()
+    /// Delivers a wake-up to whoever drives (see [`crate::dispatch`]). Never call it with
+    /// the connection's lock held.
+    pub(crate) fn dispatch(self: &Arc<Self>, source: Source) {
+        let route = self.wake.route(source);
+        self.follow(route);
     }
 
-    /// Whether the bytes queued for the transport reach the high-water mark: sends wait
-    /// (or are refused by `try_send`), and the driver stops reading.
-    pub(crate) fn output_full(&self) -> bool {
-        let buffered = self.buffered();
-        buffered > 0 && buffered >= self.app.hwm as usize
-    }
-
-    /// Whether everything queued has been written and flushed (or never will be).
-    pub(crate) fn is_flushed(&self) -> bool {
-        self.app.driver_done
-            || (self.conn.buffered_output() == 0
-                && self.io.unwritten() == 0
-                && !self.io.needs_flush())
-    }
-
-    /// Messages waiting for the application.
-    pub(crate) fn pending_messages(&self) -> usize {
-        self.conn.pending_events().0 + self.app.cold.as_ref().map_or(0, |c| c.leftover.len())
-    }
-
-    /// Whether the messages waiting for the application take more room than it may have
-    /// (the driver then stops reading).
-    pub(crate) fn too_many_pending(&self) -> bool {
-        let (events, bytes) = self.conn.pending_events();
-        // Messages wait in the core until the application takes them. The driver stops
-        // reading while they leave less room than one more message of the largest size,
-        // so that a slow application pushes back on the peer instead of failing the
-        // connection with 1009.
-        let limits = &self.conn.config().limits;
-        let max_pending = limits
-            .max_buffered_input
-            .saturating_sub(limits.max_message_size.saturating_add(16));
-        bytes + events * MESSAGE_OVERHEAD > max_pending
-    }
-
-    /// Handles the core's events that are not for the reader, after the driver gave the
-    /// core input or time: the handshake's event, and, once the connection is over, its
-    /// end (the messages before it are set aside for the reader). Without a reader every
-    /// message is dropped. Returns whether messages wait for the reader.
-    #[inline]
-    pub(crate) fn pump(&mut self) -> bool {
-        if !self.conn.has_events() {
-            return false;
+    /// The designated task stops waiting in `recv()`; the background task takes over (and
+    /// is woken, or spawned, if an event came in that the task did not handle). Never call
+    /// it with the connection's lock held.
+    pub(crate) fn resign(self: &Arc<Self>) {
+        if self.wake.resign() {
+            self.wake_background();
         }
-        self.pump_events()
     }
 
-    /// [`Shared::pump`] with events to handle (out of line: most calls find none).
-    #[inline(never)]
-    fn pump_events(&mut self) -> bool {
-        if !self.app.handshake_taken {
-            // The handshake's event comes before any message.
-            while !self.app.handshake_taken {
-                let Some(event) = self.conn.poll_event() else {
-                    return false;
-                };
-                self.on_event(event);
+    /// Wakes (or spawns) the background task, whoever is designated. Never call it with the
+    /// connection's lock held.
+    pub(crate) fn wake_background(self: &Arc<Self>) {
+        let route = self.wake.route_to_background();
+        self.follow(route);
+    }
+
+    /// Carries out a wake-up decided under the slots' lock, outside it: a waker may do
+    /// anything, even wake this connection again.
+    fn follow(self: &Arc<Self>, route: Route) {
+        if let Some(w) = route.background {
+            w.wake();
+        }
+        if route.spawn {
+            self.rt
+                .runtime
+                .spawn(Box::pin(Background::new(self.clone())));
+        }
+    }
+
+    /// The connection's entry in the timer queue came due (see [`crate::timers`]).
+    ///
+    /// The entry is set for the earliest deadline and left in place when a later one
+    /// replaces it (say, once a reply has gone out), so it can come due with nothing due.
+    /// Then it is simply armed again here: no task is woken, or spawned, for it. Only a
+    /// due deadline needs the background task, whoever is designated.
+    pub(crate) fn on_timer(self: &Arc<Self>) {
+        let due = match self.shared.try_lock() {
+            Ok(sh) if sh.app.driver_done() => false,
+            Ok(mut sh) => {
+                let t = sh.nanos(self.runtime().now());
+                if sh.timer_due(t) {
+                    true
+                } else {
+                    let at = sh.deadline(t);
+                    if at != NEVER {
+                        sh.arm_timer(&self.rt, self, at, t);
+                    }
+                    false
+                }
             }
+            // Someone drives right now (perhaps this very thread): let the background
+            // task look.
+            Err(_) => true,
+        };
+        if due {
+            self.dispatch(Source::Timer);
         }
-        if !self.app.reader {
-            while let Some(event) = self.conn.poll_event() {
-                self.on_event(event);
-            }
-            return false;
+    }
+
+    /// Drives the connection from the calling task, under its lock: rounds of reading,
+    /// writing and timers until nothing is left to do (the transport and the timer then
+    /// wake the connection), or the budget is spent (the caller then wakes the driver once
+    /// it has unlocked: [`Drive::Busy`] sets the kick).
+    pub(crate) fn drive(self: &Arc<Self>, sh: &mut Shared) -> Drive {
+        self.drive_at(sh, None)
+    }
+
+    /// [`Inner::drive`], with the time if the caller has just read the clock.
+    pub(crate) fn drive_at(self: &Arc<Self>, sh: &mut Shared, now: Option<Instant>) -> Drive {
+        sh.app.kick = false;
+        if sh.app.driver_done() {
+            return Drive::Finished;
         }
-        if self.conn.state() != State::Open && !self.conn.has_deferred_end() {
-            // Closing or over: the end is reported as soon as it comes, the messages before
-            // it stay for the reader.
-            while let Some(event) = self.conn.poll_event() {
-                if let Some(message) = self.on_event(event) {
-                    self.app.cold().leftover.push_back(message);
+        // The events so far are handled now, whoever was woken for them.
+        let seen = self.wake.driving();
+        sh.app.settled = NOT_SETTLED;
+        // Taken out while driving (and put back unless the connection finished, which
+        // lets go of it).
+        let waker = sh
+            .io
+            .waker
+            .take()
+            .unwrap_or_else(|| Waker::from(self.clone()));
+        let mut cx = Context::from_waker(&waker);
+        let now = now.unwrap_or_else(|| self.runtime().now());
+        let mut drive = Drive::Busy;
+        for _ in 0..BUDGET {
+            match sh.step(&self.rt, self, now, &mut cx) {
+                Step::Again => {}
+                Step::Wait => {
+                    sh.app.settled = seen;
+                    drive = Drive::Waiting;
+                    break;
+                }
+                Step::Done => {
+                    sh.finish(&self.rt, timers::key(&**self), now);
+                    // A background task waiting for work ends now.
+                    if let Some(w) = self.wake.finished() {
+                        w.wake();
+                    }
+                    return Drive::Finished;
                 }
             }
         }
-        let waiting = self.pending_messages() > 0;
-        if waiting {
-            self.app.wake_reader();
+        sh.io.waker = Some(waker);
+        if drive == Drive::Busy {
+            // Let other tasks run; the designated driver comes back to it.
+            sh.app.kick = true;
         }
-        waiting
+        drive
     }
 
-    /// Takes the next message for the reader: one set aside, else the core's next event.
-    /// Taking events may make the connection fail (a violation found behind them): the
-    /// driver is then kicked to write the close frame.
-    pub(crate) fn next_message(&mut self) -> Option<Message> {
-        if let Some(message) = self.app.cold.as_mut().and_then(|c| c.leftover.pop_front()) {
-            return Some(message);
+    /// Whether driving now could do anything: not when the last drive found nothing to do,
+    /// no wake-up came since, and the application created no work.
+    pub(crate) fn needs_drive(&self, sh: &Shared) -> bool {
+        sh.app.kick || sh.app.settled != self.wake.events()
+    }
+
+    /// Hands work the application created (a queued message, a close, room for more
+    /// input) to the designated driver, once the caller has unlocked the connection: call
+    /// it with the `kick` taken from [`App::kick`](crate::shared::App::kick).
+    pub(crate) fn kick(self: &Arc<Self>, kick: bool) {
+        if kick {
+            self.dispatch(crate::dispatch::Source::Io);
         }
-        loop {
-            let deferred = self.conn.has_deferred_end();
-            let event = self.conn.poll_event();
-            if deferred {
-                self.app.kick = true;
+    }
+
+    /// Unlocks the connection, then hands the driver the work the application created
+    /// while holding the lock ([`App::kick`](crate::shared::App::kick), taken here), so
+    /// that no wake-up happens under the lock.
+    pub(crate) fn unlock_and_kick(self: &Arc<Self>, mut sh: MutexGuard<'_, Shared>) {
+        let kick = std::mem::take(&mut sh.app.kick);
+        drop(sh);
+        self.kick(kick);
+    }
+}
+
+/// Transport wake-ups (and the application's work for the driver) go to the designated
+/// driver.
+impl Wake for Inner {
+    fn wake(self: Arc<Self>) {
+        self.dispatch(Source::Io);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.dispatch(Source::Io);
+    }
+}
+
+/// The timer queue tells the connection when its entry comes due.
+impl Entry for Inner {
+    fn due(self: Arc<Self>) {
+        self.on_timer();
+    }
+}
+
+impl Drop for Inner {
+    /// A connection dropped before its I/O finished leaves no entry in the timer queue.
+    fn drop(&mut self) {
+        let key = timers::key(self);
+        let sh = self
+            .shared
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        sh.disarm_timer(&self.rt, key);
+    }
+}
+
+/// The connection's background task: it drives the connection while no task waits in
+/// `recv()`, so that pings, pongs, timeouts and queued writes keep going while the
+/// application does something else. It is spawned when a wake-up finds no driver (see
+/// [`crate::dispatch`]), and ends once it has had no work for [`BACKGROUND_LINGER`], or
+/// once the connection's I/O is finished.
+pub(crate) struct Background {
+    /// `None` once the task has ended normally.
+    inner: Option<Arc<Inner>>,
+}
+
+impl Background {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
+        Self { inner: Some(inner) }
+    }
+}
+
+impl Future for Background {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_ref() else {
+            return Poll::Ready(());
+        };
+        inner.wake.background_polled(cx.waker());
+        let mut sh = inner.lock();
+        let now = inner.runtime().now();
+        let t = sh.nanos(now);
+        if sh.io.background_until == NEVER {
+            // Just spawned: there was work.
+            sh.io.background_until = after(t, BACKGROUND_LINGER);
+        }
+        sh.io.in_background = true;
+        let drive = inner.drive_at(&mut sh, Some(now));
+        sh.io.in_background = false;
+        match drive {
+            Drive::Finished => {}
+            Drive::Busy => {
+                sh.app.kick = false;
+                drop(sh);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
-            let event = event?;
-            if let Some(message) = self.on_event(event) {
-                if self.app.read_paused && !self.too_many_pending() {
-                    // Room again: let the driver read.
-                    self.app.kick = true;
+            Drive::Waiting => {
+                let quiet = sh.io.background_until <= t;
+                let seen = sh.app.settled;
+                if !(quiet && seen != NOT_SETTLED && inner.wake.background_may_end(seen)) {
+                    return Poll::Pending;
                 }
-                return Some(message);
+                sh.io.background_until = NEVER;
             }
         }
+        drop(sh);
+        this.inner = None;
+        Poll::Ready(())
     }
+}
 
-    /// Handles one event; returns it as a message for the reader, if it is one.
-    fn on_event(&mut self, event: Event) -> Option<Message> {
-        match event {
-            Event::Message(m) => return self.app.reader.then_some(m),
-            Event::Ping(p) => return self.app.reader.then_some(Message::Ping(p)),
-            Event::Pong(p) => return self.app.reader.then_some(Message::Pong(p)),
-            Event::Request(r) => {
-                self.app.handshake_taken = true;
-                self.app.cold().handshake = Some(Handshake::Request(r));
-                self.app.wake_reader();
-            }
-            Event::Connected(r) => {
-                self.app.handshake_taken = true;
-                self.app.cold().handshake = Some(Handshake::Response(r));
-                self.app.wake_reader();
-            }
-            Event::Closed(reason) => {
-                self.app.handshake_taken = true;
-                self.end(reason);
-            }
-            // Fragments are never produced: the adapters turn `stream_fragments` off.
-            _ => {}
-        }
-        None
-    }
-
-    /// The application is back after taking messages: it queued a send, or waits in
-    /// `recv` again, with nothing left to read. The driver may take in more input.
-    pub(crate) fn app_returned(&mut self) {
-        if self.app.awaiting_app && self.pending_messages() == 0 {
-            self.app.awaiting_app = false;
-            self.app.kick = true;
-        }
-    }
-
-    /// Records the terminal event and wakes every waiter.
-    pub(crate) fn end(&mut self, reason: CloseReason) {
-        let app = &mut self.app;
-        app.ended = true;
-        let cold = app.cold();
-        let io = cold.io_error.take();
-        match reason {
-            CloseReason::HandshakeFailed(e) => {
-                cold.error = Some(io.map_or_else(|| Error::from(e), Error::Io));
-            }
-            reason => {
-                cold.error = Error::from_close(&reason, io);
-                cold.close_reason = Some(Arc::new(reason));
-            }
-        }
-        app.wake_handles();
-    }
-
-    /// Drops every message waiting for the reader (it is gone).
-    pub(crate) fn clear_messages(&mut self) {
-        if let Some(cold) = self.app.cold.as_mut() {
-            cold.leftover = VecDeque::new();
-        }
-        self.app.awaiting_app = false;
-        while self.conn.has_events() {
-            match self.conn.poll_event() {
-                Some(event) => {
-                    self.on_event(event);
-                }
-                None => break,
-            }
+impl Drop for Background {
+    /// When the runtime drops the task (it shuts down, or refused to start it) the
+    /// connection cannot go on: the handles must not wait for it.
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        inner.wake.background_dropped();
+        // Never wait for the lock here: the runtime may drop the task while this very
+        // thread holds it.
+        let Ok(mut sh) = inner.shared.try_lock() else {
+            return;
+        };
+        if !sh.app.driver_done() {
+            let now = inner.runtime().now();
+            sh.finish(&inner.rt, timers::key(&*inner), now);
+            drop(sh);
+            let _ = inner.wake.finished();
         }
     }
 }
 
-impl App {
-    /// The rare state, made when first needed.
-    pub(crate) fn cold(&mut self) -> &mut Cold {
-        self.cold.get_or_insert_with(Default::default)
-    }
-
-    /// Lets go of the rare state once nothing is left in it.
-    pub(crate) fn trim(&mut self) {
-        if self.cold.as_ref().is_some_and(|c| c.is_empty()) {
-            self.cold = None;
-        }
-    }
-
-    /// Takes the terminal error, if it is there.
-    pub(crate) fn take_error(&mut self) -> Option<Error> {
-        let error = self.cold.as_mut()?.error.take();
-        self.trim();
-        error
-    }
-
-    /// Takes the handshake's event, if it is there.
-    pub(crate) fn take_handshake(&mut self) -> Option<Handshake> {
-        let handshake = self.cold.as_mut()?.handshake.take();
-        self.trim();
-        handshake
-    }
-
-    /// Once the core is finished: the moment the driver gives up on the transport.
-    pub(crate) fn linger(&self) -> Option<Instant> {
-        self.cold.as_ref()?.linger
-    }
-
-    /// How the connection ended, once it has.
-    pub(crate) fn close_reason(&self) -> Option<Arc<CloseReason>> {
-        self.cold.as_ref()?.close_reason.clone()
-    }
-
-    /// Wakes every task waiting on the connection: the reader, the senders, and those
-    /// waiting for its end.
-    pub(crate) fn wake_handles(&mut self) {
-        self.wake_reader();
-        self.wake_senders();
-        if let Some(cold) = self.cold.as_mut() {
-            cold.closed_waiters.drain(..).for_each(Waker::wake);
-        }
-        self.trim();
-    }
-
-    /// Wakes the tasks waiting for room to send or for the write to finish.
-    #[inline]
-    pub(crate) fn wake_senders(&mut self) {
-        wake(&mut self.send_waker);
-        if let Some(cold) = self.cold.as_mut()
-            && !cold.send_waiters.is_empty()
-        {
-            cold.send_waiters.drain(..).for_each(Waker::wake);
-            self.trim();
-        }
-    }
-
-    /// Wakes the reader if it waits for a message (see [`App::reader_waiting`]).
-    pub(crate) fn wake_reader(&mut self) {
-        if std::mem::take(&mut self.reader_waiting)
-            && let Some(w) = &self.reader_task
-        {
-            w.wake_by_ref();
-        }
-    }
-
-    /// The task of `waker` waits for a message (or the handshake's event).
-    pub(crate) fn reader_waits(&mut self, waker: &Waker) {
-        set_waker(&mut self.reader_task, waker);
-        self.reader_waiting = true;
-    }
-}
-
-/// Stores `waker` in `slot` unless an equivalent one is already there.
-pub(crate) fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
-    match slot {
-        Some(w) if w.will_wake(waker) => {}
-        _ => *slot = Some(waker.clone()),
-    }
-}
-
-/// Registers `waker` in `list` unless an equivalent one is already there.
-pub(crate) fn add_waiter(list: &mut Vec<Waker>, waker: &Waker) {
-    if !list.iter().any(|w| w.will_wake(waker)) {
-        list.push(waker.clone());
-    }
-}
-
-/// Wakes and clears `slot`.
-pub(crate) fn wake(slot: &mut Option<Waker>) {
-    if let Some(w) = slot.take() {
-        w.wake();
-    }
-}
+#[cfg(test)]
+mod wake_tests;
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,10 @@
 
 use crate::driver::Drive;
 use crate::error::Error;
-use crate::sender::{ConnectionId, Sender};
-use crate::shared::{Inner, Shared, set_waker};
+use crate::id::ConnectionId;
+use crate::sender::Sender;
+use crate::shared::Inner;
+use crate::state::{Shared, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -292,7 +294,7 @@ fn poll_recv(
     let mut sh = inner.lock();
     // Not waiting while this task drives: the messages its own drive brings need no
     // wake-up.
-    sh.app.reader_waiting = false;
+    sh.app.reader_drives();
     let mut drove = false;
     let ready = loop {
         if let Some(message) = sh.next_message() {
@@ -301,7 +303,7 @@ fn poll_recv(
         if let Some(error) = sh.app.take_error() {
             break Some(Err(error));
         }
-        if sh.app.ended {
+        if sh.app.is_ended() {
             break None;
         }
         if drove {
@@ -359,9 +361,7 @@ impl Drop for ReadHalf {
     fn drop(&mut self) {
         {
             let mut sh = self.inner.lock();
-            sh.app.reader = false;
-            sh.app.reader_waiting = false;
-            sh.app.reader_task = None;
+            sh.app.reader_gone();
             sh.clear_messages();
         }
         self.inner.wake.forget_app();

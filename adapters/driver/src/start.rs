@@ -4,8 +4,9 @@
 use crate::config::Config;
 use crate::error::Error;
 use crate::runtime::{Runtime, Transport};
-use crate::shared::{Handshake, Inner};
+use crate::shared::Inner;
 use crate::socket::WebSocket;
+use crate::state::Handshake;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io;
@@ -53,7 +54,7 @@ fn poll_handshake(
         if let Some(error) = sh.app.take_error() {
             break Err(error);
         }
-        if sh.app.ended {
+        if sh.app.is_ended() {
             break Err(Error::Abnormal);
         }
         if drove {

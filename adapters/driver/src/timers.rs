@@ -5,9 +5,9 @@
 //! bytes for a tokio `Sleep`) and one for its waker. Instead each connection keeps at most
 //! one entry in the queue of the [`Rt`] it was made with. The connections made on one
 //! thread with one runtime share that `Rt`; its task exists while the queue has entries,
-//! sleeps until the earliest one, and then hands each due connection to
-//! [`Inner::on_timer`], which wakes (or spawns) the connection's background task if a
-//! deadline is due, or arms the connection's entry again if its deadline moved.
+//! sleeps until the earliest one, and then tells each due connection ([`Entry::due`]:
+//! `Inner::on_timer`, which wakes (or spawns) the connection's background task if a
+//! deadline is due, or arms the connection's entry again if its deadline moved).
 //!
 //! The queue holds connections weakly: an entry never keeps a connection alive. A
 //! connection removes its entry when its I/O finishes, and when it is dropped.
@@ -16,9 +16,8 @@
 //! own lock, timer and task, so that the connections of a multi-threaded server, whose
 //! accept loop usually runs on one thread, do not all contend for one lock.
 
-use crate::driver::{Nanos, since};
 use crate::runtime::{Runtime, Timer};
-use crate::shared::Inner;
+use crate::time::{Nanos, since};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +29,13 @@ use std::time::{Duration, Instant};
 
 /// Rounds of due entries the queue's task handles before it yields to its executor.
 const BUDGET: usize = 16;
+
+/// What the queue holds (weakly): a connection, told when its deadline comes.
+pub(crate) trait Entry: Send + Sync + 'static {
+    /// The entry's deadline came. (It may find nothing due: a connection leaves its entry
+    /// in place when its deadline moves later.)
+    fn due(self: Arc<Self>);
+}
 
 /// A connection's runtime, and the timer queue it shares with the other connections made
 /// on the same thread with the same runtime.
@@ -47,7 +53,7 @@ const MAX_SHARDS: usize = 16;
 struct Queue {
     /// (deadline in nanoseconds after the epoch, the connection's address) → the
     /// connection.
-    entries: BTreeMap<(Nanos, usize), Weak<Inner>>,
+    entries: BTreeMap<(Nanos, usize), Weak<dyn Entry>>,
     task: Task,
     /// The task's runtime timer, and the deadline it is set for.
     sleep: Option<Pin<Box<dyn Timer>>>,
@@ -72,9 +78,9 @@ impl fmt::Debug for Rt {
     }
 }
 
-/// The key of `inner` in a queue: its address, unique while it (or a `Weak` to it) lives.
-pub(crate) fn key(inner: &Inner) -> usize {
-    std::ptr::from_ref(inner) as usize
+/// The key of `entry` in a queue: its address, unique while it (or a `Weak` to it) lives.
+pub(crate) fn key<E: Entry + ?Sized>(entry: &E) -> usize {
+    std::ptr::from_ref(entry).cast::<()>() as usize
 }
 
 impl Rt {
@@ -133,16 +139,16 @@ impl Rt {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Moves the entry of `inner` from `old` (if it has one) to `at`. May spawn the
+    /// Moves the entry of `entry` from `old` (if it has one) to `at`. May spawn the
     /// queue's task: never call it while holding a lock the runtime needs to drop a task
     /// (the connection's own lock is fine: the task's drop does not take it).
-    pub(crate) fn schedule(
+    pub(crate) fn schedule<E: Entry>(
         self: &Arc<Self>,
-        inner: &Arc<Inner>,
+        entry: &Arc<E>,
         old: Option<Instant>,
         at: Instant,
     ) {
-        let key = key(inner);
+        let key = key(&**entry);
         let shard = self.shard(key);
         let mut spawn = false;
         let mut wake = None;
@@ -151,8 +157,9 @@ impl Rt {
             if let Some(old) = old {
                 q.entries.remove(&(self.tick(old), key));
             }
+            let weak: Weak<E> = Arc::downgrade(entry);
             q.entries
-                .insert((self.tick(at), key), Arc::downgrade(inner));
+                .insert((self.tick(at), key), weak as Weak<dyn Entry>);
             match &q.task {
                 Task::None => {
                     q.task = Task::Spawned;
@@ -200,10 +207,10 @@ impl Rt {
         waker.wake();
     }
 
-    /// Whether the queue has an entry for `inner` at `at` (for tests).
+    /// Whether the queue has an entry for `entry` at `at` (for tests).
     #[cfg(test)]
-    pub(crate) fn has_entry(&self, inner: &Inner, at: Instant) -> bool {
-        let key = key(inner);
+    pub(crate) fn has_entry<E: Entry>(&self, entry: &E, at: Instant) -> bool {
+        let key = key(entry);
         self.lock(self.shard(key))
             .entries
             .contains_key(&(self.tick(at), key))
@@ -248,7 +255,7 @@ struct QueueTask {
     rt: Arc<Rt>,
     shard: usize,
     /// The connections due in this round (kept to be reused).
-    due: Vec<Weak<Inner>>,
+    due: Vec<Weak<dyn Entry>>,
     /// It has ended by itself (and is no longer the queue's task).
     done: bool,
 }
@@ -296,9 +303,9 @@ impl Future for QueueTask {
                 }
             }
             // Unlocked: a connection arms its entry again from here.
-            for inner in this.due.drain(..) {
-                if let Some(inner) = inner.upgrade() {
-                    inner.on_timer();
+            for entry in this.due.drain(..) {
+                if let Some(entry) = entry.upgrade() {
+                    entry.due();
                 }
             }
         }

@@ -314,7 +314,10 @@ fn a_send_waiting_for_room_fails_when_the_application_closes() {
         Some(Err(Error::Timeout(Timeout::Close)))
     ));
     sim.advance(Duration::from_secs(5));
-    assert!(ws.inner().lock().app.driver_done, "the transport is let go");
+    assert!(
+        ws.inner().lock().app.driver_done(),
+        "the transport is let go"
+    );
 }
 
 /// A peer that stops reading while our output is full: the keep-alive's pong deadline
@@ -340,11 +343,14 @@ fn a_peer_that_stops_reading_is_let_go_after_the_pong_and_close_timeouts() {
         Some(Err(Error::Timeout(Timeout::Pong)))
     ));
     assert!(
-        !ws.inner().lock().app.driver_done,
+        !ws.inner().lock().app.driver_done(),
         "still writing what it can"
     );
     sim.advance(Duration::from_secs(5));
-    assert!(ws.inner().lock().app.driver_done, "the transport is let go");
+    assert!(
+        ws.inner().lock().app.driver_done(),
+        "the transport is let go"
+    );
     assert_eq!(peer.unread(), 1024, "the peer never read");
     sim.advance(Duration::from_secs(2));
     assert_eq!(sim.tasks(), 0, "no task left");
