@@ -51,15 +51,33 @@
 //! The driver stops reading while the messages waiting for the application would leave
 //! less than one message of [`Limits::max_message_size`] below
 //! [`Limits::max_buffered_input`], which pushes back on the peer through TCP flow control
-//! instead of failing the connection with 1009. A peer that floods pings and reads
-//! nothing gets only the latest pong once 16 KiB of output wait (RFC 6455 §5.5.3).
+//! instead of failing the connection with 1009. It also stops reading while its output is
+//! at the high-water mark and messages still wait for the application (whose sends then
+//! wait too): a peer that sends and never reads costs about the mark plus one read. A
+//! reader waiting in `recv()` keeps reading at the mark, so that two peers which both
+//! send more than they read do not wait for each other. A peer that floods pings and
+//! reads nothing gets only the latest pong once 16 KiB of output wait (RFC 6455 §5.5.3).
+//! Once the WebSocket is closed, the transport is kept for the close timeout at most, even
+//! while a peer that reads nothing leaves output unwritten.
 //!
-//! Replies come before failures. When the driver hands messages to a reader waiting in
-//! `recv()`, it takes in no further input until the application sends something or comes
-//! back to `recv()` with nothing left to read, or 100 ms pass. A request/reply loop thus
-//! sees the same order as a blocking one: if the peer breaks the protocol right after a
-//! message, the reply to that message is sent before the close frame (RFC 6455 §7.1.7).
+//! Replies come before failures and before a clean close. When the driver hands messages
+//! to a reader waiting in `recv()`, it takes in no further input until the application
+//! sends something or comes back to `recv()` with nothing left to read, or 100 ms pass. A
+//! request/reply loop thus sees the same order as a blocking one: if the peer breaks the
+//! protocol right after a message, the reply to that message is sent before the close
+//! frame (RFC 6455 §7.1.7). A peer's close frame behind messages not yet taken waits for
+//! them in the core, so the replies to them go out before our close frame (§5.5.1).
 //! Timers keep running meanwhile.
+//!
+//! ## Holding connections
+//!
+//! Every connection has a [`ConnectionId`], and any number of [`Sender`]s
+//! ([`WebSocket::sender`]) that other tasks send through: [`Sender::try_send`] never waits,
+//! [`Sender::try_send_prepared`] queues a [`PreparedFrame`] encoded once for many
+//! connections (its bytes shared, written with one vectored write, from 256 bytes on), and
+//! [`Sender::closed`] resolves once with how the connection ended. A server connection can
+//! be accepted in two steps ([`incoming`]): the application sees the request, awaits its
+//! own checks, then accepts or rejects it.
 //!
 //! [`WebSocket::recv`] and [`WebSocket::send`] are cancel-safe: a message is taken or
 //! queued only by the poll that returns `Ready`.
