@@ -1030,13 +1030,14 @@ impl Connection {
     }
 
     /// [`poll_transmit`](Self::poll_transmit) with something to hand out.
-    #[inline(never)]
+    #[inline]
     fn transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
         self.transmit_into(buf, None)
     }
 
     /// Hands out the output: shared bytes as `chunks` when given, copied into `buf`
     /// otherwise (see [`poll_transmit_vectored`](Self::poll_transmit_vectored)).
+    #[inline(never)]
     fn transmit_into(
         &mut self,
         buf: &mut Vec<u8>,

@@ -51,9 +51,18 @@ impl Buffers {
     }
 
     /// Forgets the output (all of it written, or none of it to be).
+    #[inline]
     pub(crate) fn clear_output(&mut self) {
         self.write.clear();
         self.write_pos = 0;
+        if !self.chunks.is_empty() {
+            self.clear_chunks();
+        }
+    }
+
+    /// Lets go of the chunks (out of line: most output has none).
+    #[inline(never)]
+    fn clear_chunks(&mut self) {
         self.chunks.clear();
         self.chunk_pos = 0;
         self.chunk_bytes = 0;
@@ -70,14 +79,25 @@ impl Buffers {
     /// Writes some of the output to `transport`: with one plain write while no shared
     /// chunk is left, with one vectored write otherwise. Returns how many bytes were
     /// written (the caller then calls [`Buffers::advance`]).
+    #[inline]
     pub(crate) fn poll_write(
         &self,
         transport: &mut dyn Transport,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
-        if self.chunk_pos == self.chunks.len() {
+        if self.chunks.is_empty() {
             return transport.poll_write(cx, &self.write[self.write_pos..]);
         }
+        self.poll_write_vectored(transport, cx)
+    }
+
+    /// [`Buffers::poll_write`] with chunks (out of line: most output has none).
+    #[inline(never)]
+    fn poll_write_vectored(
+        &self,
+        transport: &mut dyn Transport,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         let empty = IoSlice::new(&[]);
         let mut slices = [empty; MAX_SLICES];
         let mut n = 0;
@@ -107,7 +127,18 @@ impl Buffers {
     }
 
     /// Marks `n` more bytes of the output written.
-    pub(crate) fn advance(&mut self, mut n: usize) {
+    #[inline]
+    pub(crate) fn advance(&mut self, n: usize) {
+        if self.chunks.is_empty() {
+            self.write_pos += n;
+        } else {
+            self.advance_chunks(n);
+        }
+    }
+
+    /// [`Buffers::advance`] with chunks (out of line: most output has none).
+    #[inline(never)]
+    fn advance_chunks(&mut self, mut n: usize) {
         // (Also steps over an empty chunk once its place is reached.)
         while n > 0
             || self

@@ -431,8 +431,17 @@ impl App {
     }
 
     /// Wakes the tasks waiting for room to send or for the write to finish.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake_senders(&mut self) {
+        if self.send_waker.is_some() || self.cold.is_some() {
+            self.wake_waiting_senders();
+        }
+    }
+
+    /// [`App::wake_senders`] with someone perhaps waiting (out of line: most writes have
+    /// nobody to wake).
+    #[inline(never)]
+    fn wake_waiting_senders(&mut self) {
         wake(&mut self.send_waker);
         if let Some(cold) = self.cold.as_mut()
             && !cold.send_waiters.is_empty()
