@@ -623,19 +623,7 @@ fn rfc6455_5_5_1_a_clients_replies_to_messages_before_a_close_go_out_first() {
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
             let now = Instant::now();
-            let mut conn = tether_core::Connection::server(tether_core::Config::default(), now);
-            let mut buf = [0u8; 4096];
-            'read: loop {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "client went away during the handshake");
-                conn.handle_input(now, &buf[..n]);
-                while let Some(event) = conn.poll_event() {
-                    if let tether_core::Event::Request(_) = event {
-                        break 'read;
-                    }
-                }
-            }
-            conn.accept(now, Accept::new()).unwrap();
+            let mut conn = raw_accept(&mut stream);
             for i in 0..100 {
                 conn.send(now, Message::text(format!("m{i}"))).unwrap();
             }

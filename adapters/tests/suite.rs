@@ -119,23 +119,8 @@ fn silent_server(handshake: bool) -> (SocketAddr, Silent) {
     std::thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
         if handshake {
-            let now = Instant::now();
-            let mut conn = tether_core::Connection::server(tether_core::Config::default(), now);
-            let mut buf = [0u8; 4096];
-            'read: loop {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "client went away during the handshake");
-                conn.handle_input(now, &buf[..n]);
-                while let Some(event) = conn.poll_event() {
-                    if let tether_core::Event::Request(_) = event {
-                        break 'read;
-                    }
-                }
-            }
-            conn.accept(now, Accept::new()).unwrap();
-            let mut out = Vec::new();
-            while let Some(tether_core::Transmit::Data) = conn.poll_transmit(&mut out) {}
-            stream.write_all(&out).unwrap();
+            let mut conn = raw_accept(&mut stream);
+            stream.write_all(&raw_output(&mut conn)).unwrap();
         }
         // Silent until the test drops its guard.
         let _ = rx.recv();
@@ -153,26 +138,32 @@ fn raw_server(extra: Vec<u8>) -> (SocketAddr, std::thread::JoinHandle<Vec<tether
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        let now = Instant::now();
-        let mut conn = tether_core::Connection::server(tether_core::Config::default(), now);
-        let mut buf = [0u8; 4096];
-        'read: loop {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0, "client went away during the handshake");
-            conn.handle_input(now, &buf[..n]);
-            while let Some(event) = conn.poll_event() {
-                if let tether_core::Event::Request(_) = event {
-                    break 'read;
-                }
-            }
-        }
-        conn.accept(now, Accept::new()).unwrap();
+        let mut conn = raw_accept(&mut stream);
         let mut out = raw_output(&mut conn);
         out.extend_from_slice(&extra);
         stream.write_all(&out).unwrap();
         raw_read_all(&mut stream, &mut conn)
     });
     (addr, handle)
+}
+
+/// Reads an upgrade request from a blocking socket into a server connection of the core
+/// and accepts it; the 101 waits in the connection's output.
+fn raw_accept(stream: &mut std::net::TcpStream) -> tether_core::Connection {
+    let now = Instant::now();
+    let mut conn = tether_core::Connection::server(tether_core::Config::default(), now);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "client went away during the handshake");
+        conn.handle_input(now, &buf[..n]);
+        while let Some(event) = conn.poll_event() {
+            if let tether_core::Event::Request(_) = event {
+                conn.accept(now, Accept::new()).unwrap();
+                return conn;
+            }
+        }
+    }
 }
 
 /// A client that completes the opening handshake by hand over a blocking socket: returns

@@ -27,6 +27,20 @@ fn numbered(i: usize, len: usize) -> Message {
     Message::text(text)
 }
 
+/// A server connection with a write high-water mark of 1 KiB over a pipe that takes 1 KiB
+/// towards a peer that reads nothing, filled with 1,000-byte messages until its output is
+/// at the mark; returns it, its peer and the message's payload.
+fn full_at_the_mark(sim: &Sim, mut config: Config) -> (WebSocket, Peer, bytes::Bytes) {
+    config.write_high_water_mark = 1024;
+    let (mut ws, peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
+    let data = bytes::Bytes::from(vec![0u8; 1000]);
+    while ws.buffered_amount() < 1024 {
+        sim.block_on(ws.send_binary(data.clone())).unwrap();
+        sim.run();
+    }
+    (ws, peer, data)
+}
+
 /// Sends `message`, letting the peer read (into `replies`) whenever the send waits.
 fn send_while_the_peer_reads(
     sim: &Sim,
@@ -254,14 +268,7 @@ fn a_recv_dropped_in_a_select_loses_nothing() {
 #[test]
 fn a_send_waiting_for_room_fails_when_the_peer_closes() {
     let sim = Sim::new();
-    let mut config = quiet();
-    config.write_high_water_mark = 1024;
-    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
-    let data = bytes::Bytes::from(vec![0u8; 1000]);
-    while ws.buffered_amount() < 1024 {
-        sim.block_on(ws.send_binary(data.clone())).unwrap();
-        sim.run();
-    }
+    let (mut ws, mut peer, data) = full_at_the_mark(&sim, quiet());
     let mut send = pin!(ws.send_binary(data.clone()));
     assert!(sim.poll(send.as_mut()).is_pending());
     peer.close(CloseCode::NORMAL, "bye");
@@ -283,14 +290,7 @@ fn a_send_waiting_for_room_fails_when_the_peer_closes() {
 #[test]
 fn a_send_waiting_for_room_fails_when_the_application_closes() {
     let sim = Sim::new();
-    let mut config = quiet();
-    config.write_high_water_mark = 1024;
-    let (mut ws, _peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
-    let data = bytes::Bytes::from(vec![0u8; 1000]);
-    while ws.buffered_amount() < 1024 {
-        sim.block_on(ws.send_binary(data.clone())).unwrap();
-        sim.run();
-    }
+    let (mut ws, _peer, data) = full_at_the_mark(&sim, quiet());
     let sender = ws.sender();
     let mut send = pin!(sender.send(Message::Binary(data.clone())));
     assert!(sim.poll(send.as_mut()).is_pending());
@@ -330,13 +330,7 @@ fn a_peer_that_stops_reading_is_let_go_after_the_pong_and_close_timeouts() {
     config.timeouts.ping_interval = Some(Duration::from_secs(20));
     config.timeouts.pong_timeout = Some(Duration::from_secs(20));
     config.timeouts.close = Some(Duration::from_secs(5));
-    config.write_high_water_mark = 1024;
-    let (mut ws, peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
-    let data = bytes::Bytes::from(vec![0u8; 1000]);
-    while ws.buffered_amount() < 1024 {
-        sim.block_on(ws.send_binary(data.clone())).unwrap();
-        sim.run();
-    }
+    let (mut ws, peer, _) = full_at_the_mark(&sim, config);
     sim.advance(Duration::from_secs(40));
     assert!(matches!(
         sim.block_on(ws.recv()),
@@ -392,14 +386,7 @@ fn replies_go_out_before_the_close_echo() {
 #[test]
 fn a_background_task_does_not_spin_on_output_that_cannot_be_written() {
     let sim = Sim::new();
-    let mut config = quiet();
-    config.write_high_water_mark = 1024;
-    let (mut ws, mut peer) = sim.open_with_capacity(Role::Server, &config, 1024, 1 << 20);
-    let data = bytes::Bytes::from(vec![0u8; 1000]);
-    while ws.buffered_amount() < 1024 {
-        sim.block_on(ws.send_binary(data.clone())).unwrap();
-        sim.run();
-    }
+    let (ws, mut peer, _) = full_at_the_mark(&sim, quiet());
     sim.advance(Duration::from_secs(10));
     assert_eq!(sim.tasks(), 0, "a task still waits for the stuck output");
     let mut received = peer.read().len();
