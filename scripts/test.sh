@@ -43,30 +43,26 @@ cargo test --workspace --quiet 2>&1 | grep -v -E '^\s*$|^running [0-9]+ tests?$|
 # Re-run to get the real exit status (the filter above hides it); cached, so this is fast.
 cargo test --workspace --quiet >/dev/null 2>&1 || { echo "cargo test failed"; cargo test --workspace 2>&1 | tail -60; exit 1; }
 
+# Tests behind a feature of tether-tokio (off by default, so that `cargo test --workspace`
+# needs only Rust), run once each, their output kept for the failure report.
+feature_test() {
+  local feature=$1 test=$2 log
+  log=$(mktemp)
+  if ! cargo test -p tether-tokio --features "$feature" --test "$test" >"$log" 2>&1; then
+    echo "FAILED: cargo test -p tether-tokio --features $feature --test $test"
+    tail -60 "$log"
+    rm -f "$log"
+    exit 1
+  fi
+  grep -E '^test result:' "$log" || true
+  rm -f "$log"
+}
+
 step "cargo test -p tether-tokio --features interop --test interop (Python websockets, Node ws)"
-# Off by default (the feature), so that `cargo test --workspace` needs only Rust. Run once
-# (the peers make it slow), its output kept for the failure report.
-interop_log=$(mktemp)
-if ! cargo test -p tether-tokio --features interop --test interop >"$interop_log" 2>&1; then
-  echo "FAILED: cargo test -p tether-tokio --features interop --test interop"
-  tail -60 "$interop_log"
-  rm -f "$interop_log"
-  exit 1
-fi
-grep -E '^test result:' "$interop_log" || true
-rm -f "$interop_log"
+feature_test interop interop
 
 step "cargo test -p tether-tokio --features hyper --test hyper (WebSockets served from axum)"
-# The `hyper` feature (off by default, like `interop`) and its test against an axum router.
-hyper_log=$(mktemp)
-if ! cargo test -p tether-tokio --features hyper --test hyper >"$hyper_log" 2>&1; then
-  echo "FAILED: cargo test -p tether-tokio --features hyper --test hyper"
-  tail -60 "$hyper_log"
-  rm -f "$hyper_log"
-  exit 1
-fi
-grep -E '^test result:' "$hyper_log" || true
-rm -f "$hyper_log"
+feature_test hyper hyper
 
 step "benchmarks build (cargo bench --no-run; run them with scripts/bench.sh)"
 # With the dev profile the benchmarks reuse what `cargo test` just compiled; scripts/bench.sh

@@ -38,18 +38,6 @@ WHAT="axum interop"
 # shellcheck source=scripts/interop/server.sh
 source scripts/interop/server.sh
 STARTED=$SECONDS
-fail=0
-step() {
-  local name=$1
-  shift
-  local rc
-  timeout "$STEP_TIMEOUT" "$@"
-  rc=$?
-  if [ "$rc" -eq 124 ]; then
-    echo "axum interop $name: FAILED: timed out after $STEP_TIMEOUT s"
-  fi
-  if [ "$rc" -ne 0 ]; then fail=1; fi
-}
 
 step node-client node scripts/interop/node_client.js "ws://127.0.0.1:$PORT/ws" --deflate
 step node-client node scripts/interop/node_client.js "ws://127.0.0.1:$PORT/"

@@ -33,18 +33,6 @@ WHAT="interop"
 # shellcheck source=scripts/interop/server.sh
 source scripts/interop/server.sh
 STARTED=$SECONDS
-fail=0
-step() {
-  local name=$1
-  shift
-  local rc
-  timeout "$STEP_TIMEOUT" "$@"
-  rc=$?
-  if [ "$rc" -eq 124 ]; then
-    echo "interop $name -> $URL: FAILED: timed out after $STEP_TIMEOUT s"
-  fi
-  if [ "$rc" -ne 0 ]; then fail=1; fi
-}
 
 step py-client "$PY" scripts/interop/py_client.py "$URL"
 step py-client "$PY" scripts/interop/py_client.py "$URL" --deflate

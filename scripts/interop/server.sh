@@ -1,7 +1,8 @@
-# Sourced by run.sh and browser.sh: starts the echo server binary "$BIN" on a free loopback
-# port, waits (at most 10 s) until it accepts TCP connections, and sets PORT, URL,
+# Sourced by run.sh, axum.sh and browser.sh: starts the echo server binary "$BIN" on a free
+# loopback port, waits (at most 10 s) until it accepts TCP connections, and sets PORT, URL,
 # SERVER_PID and LOG (its stderr). The server is stopped when the script exits. $WHAT names
-# the caller in messages.
+# the caller in messages. Also defines `step NAME CMD...`: runs CMD bounded by
+# $STEP_TIMEOUT seconds and sets fail=1 if it fails.
 
 SERVER_PID=
 LOG=$(mktemp)
@@ -32,3 +33,16 @@ if [ "$ready" -ne 1 ]; then
   exit 1
 fi
 URL="ws://127.0.0.1:$PORT/"
+
+fail=0
+step() {
+  local name=$1
+  shift
+  local rc
+  timeout "$STEP_TIMEOUT" "$@"
+  rc=$?
+  if [ "$rc" -eq 124 ]; then
+    echo "$WHAT $name -> 127.0.0.1:$PORT: FAILED: timed out after $STEP_TIMEOUT s"
+  fi
+  if [ "$rc" -ne 0 ]; then fail=1; fi
+}
