@@ -19,6 +19,23 @@ fn small_buffer_listener() -> std::net::TcpListener {
     socket.into()
 }
 
+/// A server that accepts one WebSocket (accepting any request) and runs `f` on it; returns
+/// its address and the future of `f`'s output.
+fn serve_once<F, Fut>(f: F) -> (SocketAddr, impl Future<Output = Fut::Output>)
+where
+    F: FnOnce(ws::WebSocket) -> Fut + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let listener = rt::listener(std_listener(None));
+    let addr = listener.local_addr().unwrap();
+    let server = rt::spawn(async move {
+        let stream = rt::accept(&listener).await;
+        f(ws::accept(stream).await.unwrap()).await
+    });
+    (addr, server)
+}
+
 /// Accepts `count` connections on `listener` and returns their senders, in order.
 async fn accept_senders(
     listener: rt::Listener,
@@ -291,11 +308,7 @@ fn backpressure_a_peer_that_sends_and_never_reads_costs_the_mark_not_its_flood()
 #[test]
 fn dropping_the_write_half_leaves_the_connection_working_through_the_read_half() {
     rt::block_on(async {
-        let listener = rt::listener(std_listener(None));
-        let addr = listener.local_addr().unwrap();
-        let server = rt::spawn(async move {
-            let stream = rt::accept(&listener).await;
-            let mut ws = ws::accept(stream).await.unwrap();
+        let (addr, server) = serve_once(|mut ws| async move {
             // The client drops its write half, then sends through a Sender.
             expect_text(&mut ws, "from the sender").await;
             ws.send_text("one").await.unwrap();
@@ -343,11 +356,7 @@ async fn expect_text_half(read: &mut ws::ReadHalf, expected: &str) {
 #[test]
 fn dropping_both_halves_closes_normally_even_while_senders_live() {
     rt::block_on(async {
-        let listener = rt::listener(std_listener(None));
-        let addr = listener.local_addr().unwrap();
-        let server = rt::spawn(async move {
-            let stream = rt::accept(&listener).await;
-            let mut ws = ws::accept(stream).await.unwrap();
+        let (addr, server) = serve_once(|mut ws| async move {
             assert!(timeout(Duration::from_secs(5), ws.recv()).await.unwrap().is_none());
             ws.close_reason().unwrap()
         });
@@ -555,28 +564,8 @@ fn plain_http_requests_get_400_when_not_enabled() {
 
 #[test]
 fn incoming_tls_is_bounded_by_the_handshake_timeout_and_accepts() {
-    use ws::rustls;
     rt::block_on(async {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let cert_der = cert.cert.der().clone();
-        let key_der =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_tls = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert_der.clone()], key_der)
-                .unwrap(),
-        );
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert_der).unwrap();
-        let client_tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let (server_tls, client_tls) = tls_configs();
         let listener = rt::listener(std_listener(None));
         let port = listener.local_addr().unwrap().port();
         let server = rt::spawn(async move {
@@ -645,13 +634,7 @@ fn rfc6455_5_5_1_a_clients_replies_to_messages_before_a_close_go_out_first() {
         assert_eq!(echoed, 100);
         assert!(client.close_reason().unwrap().is_clean());
         let events = server.join().unwrap();
-        let texts: Vec<String> = events
-            .iter()
-            .filter_map(|e| match e {
-                tether_core::Event::Message(m) => m.as_text().map(str::to_owned),
-                _ => None,
-            })
-            .collect();
+        let texts = raw_texts(&events);
         let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
         assert_eq!(texts, sent, "{events:?}");
         match events.last() {

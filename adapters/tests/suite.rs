@@ -190,6 +190,17 @@ fn raw_client(addr: SocketAddr) -> (std::net::TcpStream, tether_core::Connection
     }
 }
 
+/// The text messages among a raw peer's events.
+fn raw_texts(events: &[tether_core::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            tether_core::Event::Message(m) => m.as_text().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
 fn raw_output(conn: &mut tether_core::Connection) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(tether_core::Transmit::Data) = conn.poll_transmit(&mut out) {}
@@ -737,13 +748,7 @@ fn rfc6455_7_1_7_replies_to_messages_before_a_violation_go_out_first() {
         input.extend_from_slice(&[0x83, 0x80, 0, 0, 0, 0]);
         raw.write_all(&input).unwrap();
         let events = raw_read_all(&mut raw, &mut conn);
-        let texts: Vec<String> = events
-            .iter()
-            .filter_map(|e| match e {
-                tether_core::Event::Message(Message::Text(t)) => Some(t.to_string()),
-                _ => None,
-            })
-            .collect();
+        let texts = raw_texts(&events);
         assert_eq!(texts, ["a", "b"], "{events:?}");
         match events.last() {
             Some(tether_core::Event::Closed(reason)) => {
@@ -768,13 +773,7 @@ fn rfc6455_5_5_1_replies_to_messages_before_a_close_go_out_first() {
         // The messages and the close frame, in one write.
         raw.write_all(&raw_output(&mut conn)).unwrap();
         let events = raw_read_all(&mut raw, &mut conn);
-        let texts: Vec<String> = events
-            .iter()
-            .filter_map(|e| match e {
-                tether_core::Event::Message(Message::Text(t)) => Some(t.to_string()),
-                _ => None,
-            })
-            .collect();
+        let texts = raw_texts(&events);
         let sent: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
         assert_eq!(texts, sent, "{events:?}");
         match events.last() {
@@ -1148,32 +1147,36 @@ fn connect_errors_are_typed() {
     });
 }
 
+/// A server configuration with a certificate for `localhost` generated on the spot, and a
+/// client configuration that trusts it (rustls with the ring provider).
+fn tls_configs() -> (Arc<ws::rustls::ServerConfig>, ws::rustls::ClientConfig) {
+    use ws::rustls;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_der = cert.cert.der().clone();
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    (Arc::new(server), client)
+}
+
 #[test]
 fn tls_round_trip_with_a_generated_certificate() {
-    use ws::rustls;
     rt::block_on(async {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let cert_der = cert.cert.der().clone();
-        let key_der =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der.clone()], key_der)
-            .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert_der).unwrap();
-        let client_tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-
+        let (server_tls, client_tls) = tls_configs();
         let listener = rt::listener(std_listener(None));
         let port = listener.local_addr().unwrap().port();
-        let server_tls = Arc::new(server_tls);
         drop(rt::spawn(async move {
             let stream = rt::accept(&listener).await;
             let tls = rt::tls_accept(server_tls, stream).await;
