@@ -60,6 +60,12 @@ pub struct Timeouts {
     /// After sending a close frame, give up on the peer's after this long; a client also
     /// waits this long for the server to close TCP. Default 5 s.
     pub close: Option<Duration>,
+    /// How long input is held after a read brought messages, while the application has
+    /// neither sent anything nor come back for more with nothing left to take (see
+    /// [`Connection::input_held`](crate::Connection::input_held)): its replies then go out
+    /// before anything later input causes, a close frame for a protocol violation included
+    /// (RFC 6455 §7.1.7), as with a blocking request/reply loop. Default 100 ms.
+    pub reply_grace: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -70,6 +76,7 @@ impl Default for Timeouts {
             pong_timeout: Some(Duration::from_secs(20)),
             idle: None,
             close: Some(Duration::from_secs(5)),
+            reply_grace: Some(Duration::from_millis(100)),
         }
     }
 }

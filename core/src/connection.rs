@@ -18,6 +18,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long [`Connection::linger`] keeps a closed connection's transport without a close
+/// timeout.
+const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+
 /// Where a connection is in its life (RFC 6455 §4, §7).
 ///
 /// ```text
@@ -718,6 +722,30 @@ impl Connection {
         self.shutdown == Shutdown::Done && self.traffic.as_ref().is_none_or(|t| !t.has_output())
     }
 
+    /// How long a driver keeps the transport once the connection is [`State::Closed`], to
+    /// write what is left (the close frame included) and see the peer's end of stream,
+    /// before it drops the transport whatever remains: the close timeout, or 10 seconds
+    /// without one. A peer that reads nothing thus cannot hold a closed connection's
+    /// transport and buffers for longer.
+    pub fn linger(&self) -> Duration {
+        self.config.timeouts.close.unwrap_or(DEFAULT_LINGER)
+    }
+
+    /// Every handle of the application is gone (the driver's "close on drop"): an open
+    /// connection starts a normal closing handshake (1000) and runs until it ends; one
+    /// still in its opening handshake is given up. Returns whether the caller should drop
+    /// the transport at once (the opening handshake was not finished).
+    pub fn abandon(&mut self, now: Instant) -> bool {
+        match self.state {
+            State::Open => {
+                let _ = self.close(now, CloseCode::NORMAL, "");
+                false
+            }
+            State::Handshake | State::Accepting => true,
+            State::Closing | State::Closed => false,
+        }
+    }
+
     /// Whether [`poll_event`](Self::poll_event) has an event to return now.
     pub fn has_events(&self) -> bool {
         self.traffic
@@ -800,8 +828,11 @@ impl Connection {
         if data.is_empty() || self.state == State::Closed || self.has_deferred_end() {
             return;
         }
-        self.tr().in_buf.extend_from_slice(data);
+        let t = self.tr();
+        let before = t.events.len();
+        t.in_buf.extend_from_slice(data);
         self.process(now);
+        self.hold_for_reply(now, before);
         self.settle();
     }
 
@@ -815,10 +846,12 @@ impl Connection {
             return;
         }
         let t = self.tr();
+        let before = t.events.len();
         if !t.in_buf.is_empty() {
             t.in_buf.extend_from_slice(data);
             data.clear();
             self.process(now);
+            self.hold_for_reply(now, before);
             self.settle();
             return;
         }
@@ -838,7 +871,50 @@ impl Connection {
                 *data = t.in_buf.split_off(t.in_buf.len());
             }
         }
+        self.hold_for_reply(now, before);
         self.settle();
+    }
+
+    /// Whether the caller should hold further input for now: the last read brought events
+    /// (messages, pings) and the application has neither sent anything since nor come back
+    /// for more with nothing left to take (a [`poll_event`](Self::poll_event) that returned
+    /// `None`), and [`Timeouts::reply_grace`](crate::Timeouts) has not passed (the hold
+    /// then ends by [`handle_timeout`](Self::handle_timeout)). A driver that respects it
+    /// sends the application's replies before anything later input causes: a close frame
+    /// for a protocol violation right behind a message (RFC 6455 §7.1.7) goes out after
+    /// the reply to that message, as with a blocking request/reply loop. It also spares a
+    /// read that would find nothing while the application works on what it got.
+    #[inline]
+    pub fn input_held(&self) -> bool {
+        self.timers.is_armed(TimerKind::Reply)
+    }
+
+    /// After input: holds further input for the application's reply (see
+    /// [`input_held`](Self::input_held)) if it brought events, counted from `before`.
+    #[inline]
+    fn hold_for_reply(&mut self, now: Instant, before: usize) {
+        if let Some(grace) = self.config.timeouts.reply_grace
+            && self
+                .traffic
+                .as_ref()
+                .is_some_and(|t| t.events.len() > before)
+            && self.state == State::Open
+            && !self.timers.is_armed(TimerKind::Reply)
+            && !self.has_deferred_end()
+        {
+            self.timers.set_in(TimerKind::Reply, now, Some(grace));
+        }
+    }
+
+    /// The application is back: it sent something with nothing left to take, or asked for
+    /// an event and found none. Input is no longer held for it.
+    #[inline]
+    fn app_returned(&mut self) {
+        if self.timers.is_armed(TimerKind::Reply)
+            && self.traffic.as_ref().is_none_or(|t| t.events.is_empty())
+        {
+            self.timers.stop(TimerKind::Reply);
+        }
     }
 
     /// The transport reached end of stream (§7.1.5): without a closing handshake this is an
@@ -948,6 +1024,7 @@ impl Connection {
     /// Queues a message encoded once for many connections.
     pub fn send_prepared(&mut self, now: Instant, frame: &PreparedFrame) -> Result<(), SendError> {
         self.check_can_send()?;
+        self.app_returned();
         self.touch_idle(now);
         if self.role == Role::Server {
             if let Some(d) = &self.deflate {
@@ -1090,12 +1167,16 @@ impl Connection {
     /// The next event, or `None` when there is none until more input or a timeout.
     #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let t = self.traffic.as_deref_mut()?;
+        let Some(t) = self.traffic.as_deref_mut() else {
+            self.app_returned();
+            return None;
+        };
         if t.deferred.is_some() {
             return self.poll_event_deferred();
         }
         let Some(event) = t.events.pop_front() else {
             // Drained: the traffic state goes back to the pool if nothing else is in it.
+            self.app_returned();
             self.settle();
             return None;
         };
@@ -1339,6 +1420,8 @@ impl Connection {
                 State::Closing => self.terminate(CloseReason::TimedOut(Timeout::Close)),
                 _ => self.begin_shutdown(),
             },
+            // The grace for the application's reply is over: input flows again.
+            TimerKind::Reply => {}
         }
     }
 
@@ -1857,6 +1940,7 @@ impl Connection {
         compress: bool,
     ) -> Result<(), SendError> {
         self.check_can_send()?;
+        self.app_returned();
         match message {
             Message::Text(t) => {
                 self.touch_idle(now);

@@ -15,15 +15,18 @@ pub(crate) enum TimerKind {
     Idle = 3,
     /// The closing handshake (or, for a client, the server's TCP close) must finish by then.
     Close = 4,
+    /// Input is held for the application's reply until then (see `Connection::input_held`).
+    Reply = 5,
 }
 
 impl TimerKind {
-    pub(crate) const ALL: [TimerKind; 5] = [
+    pub(crate) const ALL: [TimerKind; 6] = [
         TimerKind::Handshake,
         TimerKind::KeepAlive,
         TimerKind::Pong,
         TimerKind::Idle,
         TimerKind::Close,
+        TimerKind::Reply,
     ];
 }
 
@@ -41,7 +44,7 @@ const UNARMED: u64 = u64::MAX;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timers {
     base: Instant,
-    at: [u64; 5],
+    at: [u64; 6],
     next: u64,
 }
 
@@ -57,7 +60,7 @@ impl Timers {
     pub(crate) fn new(base: Instant) -> Self {
         Self {
             base,
-            at: [UNARMED; 5],
+            at: [UNARMED; 6],
             next: UNARMED,
         }
     }
@@ -123,7 +126,7 @@ impl Timers {
     }
 
     pub(crate) fn stop_all(&mut self) {
-        self.at = [UNARMED; 5];
+        self.at = [UNARMED; 6];
         self.next = UNARMED;
     }
 
@@ -170,14 +173,14 @@ mod tests {
         let ms = Duration::from_millis;
         let mut timers = Timers::new(t0);
         // The reference: the same deadlines as instants.
-        let mut reference: [Option<Instant>; 5] = [None; 5];
+        let mut reference: [Option<Instant>; 6] = [None; 6];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..10_000 {
             // A small xorshift: deterministic, and enough to mix the operations.
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let kind = TimerKind::ALL[(x % 5) as usize];
+            let kind = TimerKind::ALL[(x % 6) as usize];
             match (x >> 8) % 4 {
                 0 => {
                     timers.stop(kind);

@@ -6,22 +6,14 @@
 use crate::io::Shutdown;
 use crate::pool;
 use crate::state::Shared;
-use crate::time::{NEVER, Nanos, after, instant, nanos, since};
+use crate::time::{NEVER, Nanos, instant, nanos, since};
 use crate::timers::{Entry, Rt};
 use bytes::BytesMut;
 use std::io;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tether_core::{CloseCode, State, Transmit};
-
-/// How long the driver holds further input after handing messages to a waiting reader,
-/// if the application neither replies nor comes back to `recv` (see `App::awaiting_app`).
-const REPLY_GRACE: Duration = Duration::from_millis(100);
-
-/// How long the driver keeps a finished connection's transport to write out the last bytes
-/// and see the peer's end of stream, when the close timeout is off.
-const DEFAULT_LINGER: Duration = Duration::from_secs(10);
+use std::time::Instant;
+use tether_core::{State, Transmit};
 
 pub(crate) enum Step {
     /// Something happened; go round again.
@@ -50,15 +42,19 @@ impl Shared {
     ///
     /// 1. [timers](Shared::fire_timers): let go of a read buffer kept too long, fire the
     ///    core's due timers;
-    /// 2. [handles gone](Shared::handles_gone): with no handle left, close politely (or
-    ///    drop a half-open handshake: [`Step::Done`]); then hand the core's events to the
-    ///    handles ([`Shared::pump`]) and, once the WebSocket is closed, start the linger;
+    /// 2. [handles gone](Shared::handles_gone): with no handle left, tell the core
+    ///    ([`Connection::abandon`](tether_core::Connection::abandon): it closes politely,
+    ///    or a half-open handshake is dropped: [`Step::Done`]); then hand the core's events
+    ///    to the handles ([`Shared::pump`]) and, once the WebSocket is closed, start the
+    ///    core's [linger](tether_core::Connection::linger);
     /// 3. [output](Shared::take_output): move what the core queued into the write buffer
-    ///    (unless bytes of an earlier round are still there), and decide whether input is
-    ///    [held](Shared::hold_input) for the application;
+    ///    (unless bytes of an earlier round are still there), and
+    ///    [pause input](Shared::pause_input) while messages pile up unread;
     /// 4. [write](Shared::write): write and flush the buffer, wake waiting senders, shut the
     ///    transport down once the core asks and everything is out;
-    /// 5. [read](Shared::read): unless input is held, read once and feed the core;
+    /// 5. [read](Shared::read): unless input is held (paused, held by the core for the
+    ///    application's reply, or output full with messages unread), read once and feed
+    ///    the core;
     /// 6. [park](Shared::park): with nothing more to do, give the buffers back to the pool
     ///    and arm the timer ([`Step::Wait`]); otherwise go round again ([`Step::Again`]).
     ///
@@ -81,10 +77,10 @@ impl Shared {
             // The WebSocket is closed: the transport is kept for the close timeout at most,
             // to write what is left and see the peer's end of stream, even if the peer
             // never reads what is queued (its close frame included).
-            self.app.cold().linger = now.checked_add(self.linger());
+            self.app.cold().linger = now.checked_add(self.conn.linger());
         }
         let behind = self.take_output();
-        self.hold_input(now, t);
+        self.pause_input(now);
         if self.app.linger().is_some_and(|at| at <= now) {
             return Step::Done;
         }
@@ -124,21 +120,12 @@ impl Shared {
         }
     }
 
-    /// Phase 2 of [`Shared::step`]: with every handle gone, closes the WebSocket politely;
-    /// returns whether the connection is to be dropped at once (a half-open handshake).
+    /// Phase 2 of [`Shared::step`]: with every handle gone, the core decides what that
+    /// means (it closes an open WebSocket with 1000); returns whether the connection is to
+    /// be dropped at once (a half-open handshake).
     #[inline(always)]
     fn handles_gone(&mut self, now: Instant) -> bool {
-        if !self.app.has_reader() && !self.app.writer {
-            // Every handle is gone: finish politely, or drop a half-open handshake.
-            match self.conn.state() {
-                State::Open => {
-                    let _ = self.conn.close(now, CloseCode::NORMAL, "");
-                }
-                State::Handshake | State::Accepting => return true,
-                State::Closing | State::Closed => {}
-            }
-        }
-        false
+        !self.app.has_reader() && !self.app.has_writer() && self.conn.abandon(now)
     }
 
     /// Phase 3 of [`Shared::step`]: moves what the core queued into the write buffer, all
@@ -185,21 +172,13 @@ impl Shared {
         behind
     }
 
-    /// Phase 3 of [`Shared::step`], continued: whether input waits for the application
-    /// (too many messages unread, or messages just handed to the reader, for at most
-    /// [`REPLY_GRACE`]).
+    /// Phase 3 of [`Shared::step`], continued: whether input is paused because too many
+    /// messages wait for the application.
     #[inline(always)]
-    fn hold_input(&mut self, now: Instant, t: Nanos) {
+    fn pause_input(&mut self, now: Instant) {
         self.app.read_paused = self.app.has_reader() && self.too_many_pending();
         // A slow application is not a dead peer: no keep-alive verdict while paused.
         self.conn.set_input_paused(now, self.app.read_paused);
-        let io = &mut self.io;
-        if !self.app.awaiting_app || io.reply_grace <= t {
-            self.app.awaiting_app = false;
-            io.reply_grace = NEVER;
-        } else if io.reply_grace == NEVER {
-            io.reply_grace = after(t, REPLY_GRACE);
-        }
     }
 
     /// Phase 4 of [`Shared::step`]: writes everything the core handed out, in as few
@@ -288,7 +267,9 @@ impl Shared {
             return Err(Step::Done);
         };
         let mut again = false;
-        // Input waits while messages are held for the application, and while the output
+        // Input waits while too many messages wait for the application, while the core
+        // holds it for the application's reply (its reply to what the last read brought
+        // goes out before anything later input causes, RFC 6455 §7.1.7), and while the output
         // is at its high-water mark with messages still waiting for the application: an
         // application whose sends wait for room (an echo to a peer that sends but does not
         // read) then costs the mark plus what one read brings, not whatever the peer
@@ -298,7 +279,7 @@ impl Shared {
         let backlog = self.conn.buffered_output() + io.unwritten();
         let output_full = backlog > 0 && backlog >= self.app.hwm as usize;
         let hold = self.app.read_paused
-            || self.app.awaiting_app
+            || self.conn.input_held()
             || (output_full
                 && (self.conn.pending_events().0 > 0
                     || self
@@ -315,31 +296,19 @@ impl Shared {
                     again = true;
                 }
                 Poll::Ready(Ok(_)) => {
-                    let before = self.conn.pending_events().0;
                     self.conn.handle_input_buf(now, read);
                     io.worked(t);
                     let waiting = self.pump();
-                    if waiting && self.conn.pending_events().0 > before {
-                        // Whether or not the reader is waiting yet: its reply to these
-                        // messages must get a chance to go out before anything later input
-                        // causes.
-                        self.app.awaiting_app = true;
-                    }
                     // Usually the read brought messages for the reader and nothing to
-                    // send: hand them over and wait, rather than go round again only to
-                    // find input held for the reader.
+                    // send: hand them over and wait (the core holds input for the reply),
+                    // rather than go round again only to find input held.
                     let handed_over = waiting
+                        && self.conn.input_held()
                         && self.conn.state() == State::Open
                         && self.conn.buffered_output() == 0
                         && !self.conn.has_deferred_end()
                         && !self.too_many_pending();
-                    if handed_over {
-                        if self.io.reply_grace == NEVER {
-                            self.io.reply_grace = after(t, REPLY_GRACE);
-                        }
-                    } else {
-                        again = true;
-                    }
+                    again |= !handed_over;
                 }
                 Poll::Ready(Err(e)) => return Err(self.fail(now, e)),
                 Poll::Pending => {}
@@ -361,12 +330,6 @@ impl Shared {
             self.arm_timer(rt, entry, at, t);
         }
         Step::Wait
-    }
-
-    /// How long the transport is kept once the WebSocket is closed: the close timeout, or
-    /// [`DEFAULT_LINGER`] without one.
-    fn linger(&self) -> Duration {
-        self.conn.config().timeouts.close.unwrap_or(DEFAULT_LINGER)
     }
 
     /// `now` in nanoseconds after the connection's start (see [`Nanos`]).
@@ -392,13 +355,12 @@ impl Shared {
             .poll_timeout_since_start()
             .map_or(NEVER, nanos)
             .min(linger)
-            .min(io.reply_grace)
             .min(io.release_at)
             .min(background)
     }
 
-    /// Whether a deadline is due at `t`: the core's timers, the linger, the reply grace,
-    /// a shared read buffer to let go, or a background task that may end.
+    /// Whether a deadline is due at `t`: the core's timers (the reply grace among them),
+    /// the linger, a shared read buffer to let go, or a background task that may end.
     pub(crate) fn timer_due(&self, t: Nanos) -> bool {
         self.deadline(t) <= t || self.io.background_until <= t
     }

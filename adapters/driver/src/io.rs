@@ -56,8 +56,6 @@ pub(crate) struct Io {
     pub(crate) in_background: bool,
     /// While a background task exists: the moment it ends if it has had no work since.
     pub(crate) background_until: Nanos,
-    /// While input is held for the application: the moment to stop holding it.
-    pub(crate) reply_grace: Nanos,
     /// While a read buffer shared with the application's messages is kept: the moment to
     /// let it go.
     pub(crate) release_at: Nanos,
@@ -75,7 +73,6 @@ impl Io {
             eof: false,
             in_background: false,
             background_until: NEVER,
-            reply_grace: NEVER,
             release_at: NEVER,
         }
     }

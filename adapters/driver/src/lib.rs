@@ -60,9 +60,12 @@
 //! Once the WebSocket is closed, the transport is kept for the close timeout at most, even
 //! while a peer that reads nothing leaves output unwritten.
 //!
-//! Replies come before failures and before a clean close. When the driver hands messages
-//! to a reader waiting in `recv()`, it takes in no further input until the application
-//! sends something or comes back to `recv()` with nothing left to read, or 100 ms pass. A
+//! Replies come before failures and before a clean close. After a read that brought
+//! messages, the core holds further input
+//! ([`Connection::input_held`](tether_core::Connection::input_held)) until the application
+//! sends something or comes back to `recv()` with nothing left to read, or
+//! [`Timeouts::reply_grace`](tether_core::Timeouts) (100 ms) passes, and the driver reads
+//! nothing meanwhile. A
 //! request/reply loop thus sees the same order as a blocking one: if the peer breaks the
 //! protocol right after a message, the reply to that message is sent before the close
 //! frame (RFC 6455 §7.1.7). A peer's close frame behind messages not yet taken waits for
@@ -100,7 +103,9 @@
 // - `io`: a connection's transport state, buffers and timer entry (`Io`).
 // - `state`: everything behind a connection's lock (`Shared`), and what the driver and the
 //   handles tell each other (`App`).
-// - `driver`: one round of I/O (`Shared::step`), and how a connection finishes.
+// - `driver`: one round of I/O (`Shared::step`), and how a connection finishes. What to
+//   do is the core's policy (holding input for a reply, closing when every handle is
+//   gone, how long to linger once closed); the driver moves the bytes and keeps the time.
 // - `shared`: the connection (`Inner`, one allocation) with all its methods (routing its
 //   wake-ups, driving it), and its background task.
 // - `sender`, `socket`, `start`, `reconnect`: what the application holds and calls (each
@@ -132,6 +137,8 @@ mod socket;
 mod start;
 
 pub mod net;
+
+mod functions;
 
 #[cfg(test)]
 mod testing;

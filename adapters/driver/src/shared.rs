@@ -9,7 +9,7 @@ use crate::driver::{Drive, Step};
 use crate::id::ConnectionId;
 use crate::io::Io;
 use crate::runtime::{Runtime, Transport};
-use crate::state::{App, End, NOT_SETTLED, Reader, Shared};
+use crate::state::{App, NOT_SETTLED, Phase, Reader, Shared, Writer};
 use crate::time::{NEVER, after};
 use crate::timers::{self, Entry, Rt};
 use std::future::Future;
@@ -68,14 +68,15 @@ impl Inner {
                     cold: None,
                     send_waker: None,
                     reader_task: None,
-                    end: End::Running,
-                    handshake_taken,
+                    phase: if handshake_taken {
+                        Phase::Running
+                    } else {
+                        Phase::Handshake
+                    },
                     read_paused: false,
-                    awaiting_app: false,
                     reader: Reader::Idle,
-                    writer: true,
+                    writer: Writer::Alive,
                     reply_due: false,
-                    closing: false,
                 },
             }),
             rt: Rt::for_thread(runtime),

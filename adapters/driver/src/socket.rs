@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::id::ConnectionId;
 use crate::sender::Sender;
 use crate::shared::Inner;
-use crate::state::{Shared, set_waker};
+use crate::state::{Shared, Writer, set_waker};
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -311,7 +311,6 @@ fn poll_recv(
             inner.unlock_and_kick(sh);
             return Poll::Pending;
         }
-        sh.app_returned();
         let same_task = sh
             .app
             .reader_task
@@ -418,7 +417,6 @@ impl WriteHalf {
             sh.conn.close(now, code.into(), reason)?;
             // Sends waiting for room fail now.
             sh.app.wake_senders();
-            sh.app_returned();
             self.inner.drive_at(&mut sh, Some(now));
             std::mem::take(&mut sh.app.kick)
         };
@@ -473,7 +471,6 @@ impl WriteHalf {
         };
         let now = inner.runtime().now();
         let result = sh.conn.send(now, message);
-        sh.app_returned();
         if result.is_ok() {
             write_or_kick(inner, &mut sh, cx, now);
         }
@@ -499,7 +496,6 @@ impl WriteHalf {
             let mut sh = self.inner.lock();
             let now = self.inner.runtime().now();
             let result = sh.conn.send(now, message);
-            sh.app_returned();
             sh.app.kick = false;
             result
         };
@@ -528,14 +524,14 @@ impl WriteHalf {
     fn poll_close_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         {
             let mut sh = self.inner.lock();
-            if !sh.app.closing {
+            if sh.app.writer == Writer::Alive {
                 if sh.conn.state() == State::Open {
                     let now = self.inner.runtime().now();
                     let frame = CloseFrame::new(CloseCode::NORMAL, "");
                     sh.conn.send(now, Message::Close(Some(frame)))?;
                     sh.app.wake_senders();
                 }
-                sh.app.closing = true;
+                sh.app.writer = Writer::Closing;
             }
         }
         self.poll_flush_inner(cx)
@@ -619,7 +615,7 @@ impl Drop for WriteHalf {
     fn drop(&mut self) {
         {
             let mut sh = self.inner.lock();
-            sh.app.writer = false;
+            sh.app.writer = Writer::Gone;
             sh.app.send_waker = None;
         }
         self.inner.kick(true);

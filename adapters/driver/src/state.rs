@@ -51,22 +51,38 @@ pub(crate) struct App {
     pub(crate) reader_task: Option<Waker>,
     /// Whether a read handle is alive, and whether its task waits (see [`Reader`]).
     pub(crate) reader: Reader,
-    /// How far the connection's end has come (see [`End`]).
-    pub(crate) end: End,
-    /// The handshake's event (`Request` or `Connected`) was taken, or there is none.
-    pub(crate) handshake_taken: bool,
-    /// The driver stopped reading because messages pile up unread.
+    /// Where the connection is in its life, as the handles see it (see [`Phase`]).
+    pub(crate) phase: Phase,
+    /// The driver stopped reading because messages pile up unread (recomputed by every
+    /// round, see `Shared::pause_input`).
     pub(crate) read_paused: bool,
-    /// Messages were handed to the reader: the driver holds further input until the
-    /// application comes back (see [`Shared::app_returned`]) or a short grace period
-    /// passes, so that its replies go out before a close caused by later input.
-    pub(crate) awaiting_app: bool,
-    /// A write handle is alive.
-    pub(crate) writer: bool,
-    /// A message was taken and no send has been written at once since.
+    /// Whether a write handle is alive, and whether it closes (see [`Writer`]).
+    pub(crate) writer: Writer,
+    /// A message was taken and no send has been written at once since: the reader's next
+    /// send is its reply, written at once (see `socket::write_or_kick`).
     pub(crate) reply_due: bool,
+}
+
+/// The write side, as the driver sees it:
+///
+/// ```text
+///            Sink::poll_close (the close frame is queued once)
+///   Alive ───────────────────────────────────────▶ Closing
+///     │                                               │
+///     └──────── the write handle is dropped ──▶ Gone ◀─┘
+/// ```
+///
+/// With neither a reader nor a writer the core decides what is left to do
+/// ([`Connection::abandon`](tether_core::Connection::abandon)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Writer {
+    /// A write handle is alive.
+    Alive,
     /// `Sink::poll_close` queued a close frame and waits for it to be flushed.
-    pub(crate) closing: bool,
+    Closing,
+    /// The write handle is gone (a [`crate::Sender`] does not count: it keeps no
+    /// connection open).
+    Gone,
 }
 
 /// The read side, as the driver sees it:
@@ -96,23 +112,27 @@ pub(crate) enum Reader {
     Gone,
 }
 
-/// How far a connection's end has come. It only moves forward:
+/// Where a connection is in its life, as its handles see it. It only moves forward:
 ///
 /// ```text
-///            terminal event seen                 I/O finished
-///            (Shared::end)                       (Shared::finish)
-///   Running ───────────────────────▶ Ended ──────────────────────▶ Finished
-///      │                                                              ▲
-///      └──────────────────────────────────────────────────────────────┘
-///        I/O finished first (transport error, runtime gone): the end is
-///        recorded then (1006, or the transport's error)
+///             handshake's event        terminal event seen       I/O finished
+///             (Request, Connected)     (Shared::end)             (Shared::finish)
+///  Handshake ─────────────────▶ Running ─────────────────▶ Ended ─────────────────▶ Finished
+///      │                                                     ▲                         ▲
+///      └── the handshake failed (Shared::end) ───────────────┘                         │
+///  Handshake or Running ── I/O finished first (transport error, runtime gone): the end ─┘
+///                          is recorded then (1006, or the transport's error)
 /// ```
 ///
-/// `Ended`: the handles report the end (after the messages before it); the driver may
-/// still write the last bytes and wait for the peer's end of stream. `Finished`: nobody
-/// moves bytes any more; sends and flushes stop waiting.
+/// `Handshake`: the opening handshake's event (a server's request, a client's response)
+/// has not come yet; it comes before any message (a connection made open starts at
+/// `Running`). `Ended`: the handles report the end (after the messages before it); the
+/// driver may still write the last bytes and wait for the peer's end of stream.
+/// `Finished`: nobody moves bytes any more; sends and flushes stop waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum End {
+pub(crate) enum Phase {
+    /// The opening handshake's event has not been seen yet.
+    Handshake,
     /// The connection runs.
     Running,
     /// The terminal event was seen.
@@ -171,7 +191,7 @@ impl std::fmt::Debug for Shared {
         f.debug_struct("Shared")
             .field("state", &self.conn.state())
             .field("pending_messages", &self.pending_messages())
-            .field("end", &self.app.end)
+            .field("phase", &self.app.phase)
             .finish_non_exhaustive()
     }
 }
@@ -232,9 +252,9 @@ impl Shared {
     /// [`Shared::pump`] with events to handle (out of line: most calls find none).
     #[inline(never)]
     fn pump_events(&mut self) -> bool {
-        if !self.app.handshake_taken {
+        if self.app.phase == Phase::Handshake {
             // The handshake's event comes before any message.
-            while !self.app.handshake_taken {
+            while self.app.phase == Phase::Handshake {
                 let Some(event) = self.conn.poll_event() else {
                     return false;
                 };
@@ -266,17 +286,27 @@ impl Shared {
     /// Takes the next message for the reader: one set aside, else the core's next event.
     /// Taking events may make the connection fail (a violation found behind them): the
     /// driver is then kicked to write the close frame.
+    ///
+    /// Coming back with nothing left to take ends the core's hold on input for the
+    /// application's reply ([`Connection::input_held`](tether_core::Connection::input_held)):
+    /// the driver is kicked to read again.
     pub(crate) fn next_message(&mut self) -> Option<Message> {
         if let Some(message) = self.app.cold.as_mut().and_then(|c| c.leftover.pop_front()) {
             return Some(message);
         }
+        let held = self.conn.input_held();
         loop {
             let deferred = self.conn.has_deferred_end();
             let event = self.conn.poll_event();
             if deferred {
                 self.app.kick = true;
             }
-            let event = event?;
+            let Some(event) = event else {
+                if held && !self.conn.input_held() {
+                    self.app.kick = true;
+                }
+                return None;
+            };
             if let Some(message) = self.on_event(event) {
                 if self.app.read_paused && !self.too_many_pending() {
                     // Room again: let the driver read.
@@ -294,32 +324,20 @@ impl Shared {
             Event::Ping(p) => return self.app.has_reader().then_some(Message::Ping(p)),
             Event::Pong(p) => return self.app.has_reader().then_some(Message::Pong(p)),
             Event::Request(r) => {
-                self.app.handshake_taken = true;
+                self.app.phase = Phase::Running;
                 self.app.cold().handshake = Some(Handshake::Request(r));
                 self.app.wake_reader();
             }
             Event::Connected(r) => {
-                self.app.handshake_taken = true;
+                self.app.phase = Phase::Running;
                 self.app.cold().handshake = Some(Handshake::Response(r));
                 self.app.wake_reader();
             }
-            Event::Closed(reason) => {
-                self.app.handshake_taken = true;
-                self.end(reason);
-            }
+            Event::Closed(reason) => self.end(reason),
             // Fragments are never produced: the adapters turn `stream_fragments` off.
             _ => {}
         }
         None
-    }
-
-    /// The application is back after taking messages: it queued a send, or waits in
-    /// `recv` again, with nothing left to read. The driver may take in more input.
-    pub(crate) fn app_returned(&mut self) {
-        if self.app.awaiting_app && self.pending_messages() == 0 {
-            self.app.awaiting_app = false;
-            self.app.kick = true;
-        }
     }
 
     /// Records the terminal event and wakes every waiter.
@@ -345,14 +363,9 @@ impl Shared {
         if let Some(cold) = self.app.cold.as_mut() {
             cold.leftover = VecDeque::new();
         }
-        self.app.awaiting_app = false;
-        while self.conn.has_events() {
-            match self.conn.poll_event() {
-                Some(event) => {
-                    self.on_event(event);
-                }
-                None => break,
-            }
+        // (Until `None`, which also ends the core's hold on input for the reader's reply.)
+        while let Some(event) = self.conn.poll_event() {
+            self.on_event(event);
         }
     }
 }
@@ -361,26 +374,33 @@ impl App {
     /// Whether the terminal event was seen (or the driver is gone).
     #[inline]
     pub(crate) fn is_ended(&self) -> bool {
-        self.end != End::Running
+        self.phase >= Phase::Ended
     }
 
     /// Whether the connection's I/O is finished (or its driver was dropped by the runtime).
     #[inline]
     pub(crate) fn driver_done(&self) -> bool {
-        self.end == End::Finished
+        self.phase == Phase::Finished
     }
 
-    /// The terminal event was seen: [`End::Running`] → [`End::Ended`].
+    /// The terminal event was seen: [`Phase::Handshake`] or [`Phase::Running`] →
+    /// [`Phase::Ended`].
     fn ended(&mut self) {
-        if self.end == End::Running {
-            self.end = End::Ended;
+        if self.phase < Phase::Ended {
+            self.phase = Phase::Ended;
         }
     }
 
-    /// The connection's I/O is finished: → [`End::Finished`]. Call once its end is
+    /// The connection's I/O is finished: → [`Phase::Finished`]. Call once its end is
     /// recorded.
     pub(crate) fn finished(&mut self) {
-        self.end = End::Finished;
+        self.phase = Phase::Finished;
+    }
+
+    /// Whether a write handle is alive (closing or not).
+    #[inline]
+    pub(crate) fn has_writer(&self) -> bool {
+        self.writer != Writer::Gone
     }
 
     /// The rare state, made when first needed.

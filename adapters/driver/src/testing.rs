@@ -596,6 +596,14 @@ impl Peer {
         self.conn.send(now, message).expect("the peer can send");
     }
 
+    /// Writes `bytes` as they are (a frame the peer's core would not make, such as a
+    /// protocol violation), after what it queued before, as far as the pipe takes them.
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.unsent.extend(bytes);
+        self.flush();
+    }
+
     /// Queues a close frame and writes what fits.
     pub(crate) fn close(&mut self, code: CloseCode, reason: &str) {
         let now = self.clock.now();

@@ -9,7 +9,10 @@
 //! cargo run --release -p tether-tokio --example echo_server -- 127.0.0.1:9001
 //! ```
 
-use tether_tokio::{Accept, Config, Message, accept_with};
+use tether_tokio::{self as ws, Accept, accept_with};
+
+#[path = "../../examples/echo.rs"]
+mod echo;
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -21,29 +24,15 @@ fn main() -> std::io::Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         eprintln!("echo_server listening on {}", listener.local_addr()?);
-        let mut config = Config::default();
-        config.deflate.enabled = true;
-        // Compress every message, however short (the Autobahn runner expects even 16-byte
-        // echoes compressed).
-        config.deflate.threshold = 0;
+        let config = echo::config();
         loop {
             let (stream, _) = listener.accept().await?;
             stream.set_nodelay(true)?;
             // The connection starts now; its task awaits the handshake and echoes.
             let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
             tokio::spawn(async move {
-                let Ok(mut ws) = accepting.await else {
-                    return;
-                };
-                loop {
-                    let Some(Ok(message)) = ws.recv().await else {
-                        break;
-                    };
-                    if matches!(message, Message::Text(_) | Message::Binary(_))
-                        && ws.send(message).await.is_err()
-                    {
-                        break;
-                    }
+                if let Ok(ws) = accepting.await {
+                    echo::echo(ws).await;
                 }
             });
         }

@@ -380,6 +380,56 @@ fn replies_go_out_before_the_close_echo() {
     assert_eq!(sim.elapsed(), Duration::ZERO, "no timer was needed");
 }
 
+/// A masked frame with a reserved opcode (0x3): a protocol violation (1002) from a client.
+const VIOLATION: [u8; 6] = [0x83, 0x80, 1, 2, 3, 4];
+
+/// The core holds input after a read that brought a message, until the application
+/// replies: a violation that arrives meanwhile is read only after the reply went out, so
+/// the peer sees the reply before the close frame (RFC 6455 §7.1.7), even when the
+/// application takes its time (less than the grace).
+#[test]
+fn input_is_held_for_the_reply_then_read() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    peer.send(Message::text("m"));
+    let message = sim.block_on(ws.recv()).unwrap().unwrap();
+    assert_eq!(message.as_text(), Some("m"));
+    peer.write_raw(&VIOLATION);
+    sim.advance(ms(60));
+    assert_eq!(peer.unread_by_driver(), VIOLATION.len(), "input is held");
+    sim.block_on(ws.send(Message::text("re m"))).unwrap();
+    sim.run();
+    assert_eq!(peer.unread_by_driver(), 0, "the reply ended the hold");
+    let events = peer.read();
+    assert_eq!(texts(&events), ["re m"]);
+    match events.last() {
+        Some(Event::Closed(reason)) => assert_eq!(reason.code(), CloseCode::PROTOCOL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(sim.block_on(ws.recv()), Some(Err(_))));
+}
+
+/// Without a reply, the hold ends with the core's reply grace (100 ms by default).
+#[test]
+fn the_hold_ends_after_the_reply_grace() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    peer.send(Message::text("m"));
+    let _message = sim.block_on(ws.recv()).unwrap().unwrap();
+    peer.write_raw(&VIOLATION);
+    sim.advance(ms(99));
+    assert_eq!(peer.unread_by_driver(), VIOLATION.len(), "input is held");
+    sim.advance(ms(1));
+    assert_eq!(peer.unread_by_driver(), 0, "the grace is over");
+    let events = peer.read();
+    assert!(texts(&events).is_empty());
+    match events.last() {
+        Some(Event::Closed(reason)) => assert_eq!(reason.code(), CloseCode::PROTOCOL_ERROR),
+        other => panic!("{other:?}"),
+    }
+    assert!(sim.block_on(ws.send(Message::text("late"))).is_err());
+}
+
 /// Output stuck behind a peer that reads nothing is not work: the background task ends
 /// after its linger instead of waking every second, and the peer's next read brings one
 /// back to write the rest.
