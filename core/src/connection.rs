@@ -1168,17 +1168,13 @@ impl Connection {
     #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         let Some(t) = self.traffic.as_deref_mut() else {
-            self.app_returned();
-            return None;
+            return self.drained();
         };
         if t.deferred.is_some() {
             return self.poll_event_deferred();
         }
         let Some(event) = t.events.pop_front() else {
-            // Drained: the traffic state goes back to the pool if nothing else is in it.
-            self.app_returned();
-            self.settle();
-            return None;
+            return self.drained();
         };
         match &event {
             Event::Message(m) => t.event_bytes -= m.len(),
@@ -1186,6 +1182,16 @@ impl Connection {
             _ => {}
         }
         Some(event)
+    }
+
+    /// [`poll_event`](Self::poll_event) with nothing to return (out of line: the common
+    /// call returns an event): the application came back, and the traffic state goes back
+    /// to the pool if nothing else is in it.
+    #[inline(never)]
+    fn drained(&mut self) -> Option<Event> {
+        self.app_returned();
+        self.settle();
+        None
     }
 
     /// [`poll_event`](Self::poll_event) while the end waits behind events: it counts them
