@@ -1,0 +1,3 @@
+//! The `tether` binary (work in progress).
+
+fn main() {}
