@@ -3,9 +3,11 @@
 //! This crate is the `tether` binary and the modules it is built from:
 //!
 //! - [`config`]: the configuration (TOML file, `TETHER_*` environment, flags), validated;
+//! - [`auth`]: JWT and the dev mode's identities, before the upgrade;
 //! - [`origin`]: the `Origin` check of upgrades;
 //! - [`error`]: the JSON error of HTTP refusals.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod origin;
