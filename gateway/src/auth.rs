@@ -358,7 +358,13 @@ impl Authenticator {
                     "tokens with `alg: none` are never accepted: sign the token",
                 )
             } else {
-                AuthError::new("invalid_token", format!("the token is malformed: {e}"))
+                AuthError::new(
+                    "invalid_token",
+                    format!(
+                        "the token is malformed ({e:?}): a JWT is three base64url parts, \
+                         header.claims.signature"
+                    ),
+                )
             }
         })?;
         let alg = header.alg;

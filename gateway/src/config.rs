@@ -471,7 +471,7 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {
-            Some(key) => write!(f, "configuration key `{key}` {}", self.message),
+            Some(key) => write!(f, "configuration key `{key}`: {}", self.message),
             None => write!(f, "configuration: {}", self.message),
         }
     }
@@ -727,6 +727,8 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
         }
         None => toml::Table::new(),
     };
+    // Which layer set each key last, to say so in errors.
+    let mut set_by: Vec<(&'static str, String)> = Vec::new();
     for (name, raw) in &sources.env {
         if !name.starts_with("TETHER_") || OTHER_ENV.contains(&name.as_str()) {
             continue;
@@ -738,23 +740,49 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
             ))
         })?;
         set(&mut table, key, raw, name)?;
+        set_by.push((key.path, name.clone()));
     }
     for (path, raw) in &sources.flags {
         let key = find_key(path)
             .ok_or_else(|| ConfigError::general(format!("unknown configuration key `{path}`")))?;
-        set(&mut table, key, raw, &format!("--{}", key.flag()))?;
+        let flag = format!("--{}", key.flag());
+        set(&mut table, key, raw, &flag)?;
+        set_by.push((key.path, flag));
     }
+    let from_file = sources
+        .file
+        .as_ref()
+        .map(|p| format!("in `{}`", p.display()));
+    let source_of = |key: &str| {
+        set_by
+            .iter()
+            .rev()
+            .find(|(path, _)| key == *path || key.starts_with(&format!("{path}[")))
+            .map(|(_, source)| format!("set by {source}"))
+            .or_else(|| from_file.clone())
+    };
     let config: Config =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let path = e.path().to_string();
+            // The first line: toml adds the key's name on the next ones.
             let inner = e.into_inner().to_string();
+            let inner = inner.lines().next().unwrap_or("").to_owned();
             if path == "." || path.is_empty() {
                 ConfigError::general(inner)
             } else {
-                ConfigError::key(path, inner)
+                let message = match source_of(&path) {
+                    Some(source) => format!("{inner} ({source})"),
+                    None => inner,
+                };
+                ConfigError::key(path, message)
             }
         })?;
-    config.validate()?;
+    config.validate().map_err(|mut e| {
+        if let Some(source) = e.key.as_deref().and_then(source_of) {
+            e.message = format!("{} ({source})", e.message);
+        }
+        e
+    })?;
     Ok(config)
 }
 
@@ -997,6 +1025,20 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("workers"));
         assert!(e.message.contains("TETHER_WORKERS"), "{e}");
+        let e = load(&Sources {
+            env: env(&[("TETHER_LIMITS__BURST", "0")]),
+            ..Sources::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("limits.burst"));
+        assert!(e.message.contains("set by TETHER_LIMITS__BURST"), "{e}");
+        let e = load(&Sources {
+            flags: vec![("listen".into(), "nowhere".into())],
+            ..Sources::default()
+        })
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("listen"));
+        assert!(e.message.contains("set by --listen"), "{e}");
         let e = load(&Sources {
             env: env(&[("TETHER_DEV", "maybe")]),
             ..Sources::default()

@@ -7,6 +7,7 @@
 //! - [`origin`]: the `Origin` check of upgrades;
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
+//! - [`server`]: the axum router and [`server::serve`] (`/health`, `/`, `/ws`);
 //! - [`error`]: the JSON error of HTTP refusals.
 
 pub mod auth;
@@ -15,3 +16,4 @@ pub mod envelope;
 pub mod error;
 pub mod origin;
 pub mod ratelimit;
+pub mod server;

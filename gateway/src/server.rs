@@ -1,0 +1,392 @@
+//! The HTTP server: the axum router (`/health`, `/`, `/ws`) and [`serve`].
+//!
+//! `/ws` checks the `Origin` ([`crate::origin`]), authenticates ([`crate::auth`]) and counts
+//! the connection against the limits **before** answering the upgrade, so a refused request
+//! gets a 401, 403, 429 or 503 with a JSON body, never a 101.
+//!
+//! **Temporary:** until the hub (tether-hub) is there, an accepted connection echoes every
+//! message back (within the rate limit). The envelope handling replaces the echo.
+
+use crate::auth::{self, Authenticator, Identity};
+use crate::config::Config;
+use crate::envelope::{Envelope, ErrorCode};
+use crate::error::HttpError;
+use crate::origin::OriginPolicy;
+use crate::ratelimit::TokenBucket;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tether_tokio::{Accept, CloseCode, Message, WebSocket};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// How long [`serve`] waits for WebSocket connections to close after a shutdown request
+/// before it returns anyway.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What the handlers share: the configuration and what was built from it.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    auth: Authenticator,
+    origins: OriginPolicy,
+    websocket: tether_tokio::Config,
+    connections: Arc<Connections>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// Builds the state of a validated configuration: reads the keys (the error names the
+    /// configuration key at fault). `shutdown` turning `true` closes the WebSocket
+    /// connections with 1001.
+    pub fn new(
+        config: Config,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let auth = Authenticator::from_config(&config)?;
+        let origins = OriginPolicy::from_config(&config);
+        let mut websocket = tether_tokio::Config::default();
+        let max = config.limits.max_message_size;
+        websocket.limits.max_message_size = max;
+        websocket.limits.max_frame_size = max;
+        websocket.limits.max_buffered_input = websocket
+            .limits
+            .max_buffered_input
+            .max(max.saturating_mul(2).saturating_add(64));
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                auth,
+                origins,
+                websocket,
+                connections: Arc::default(),
+                shutdown,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// WebSocket connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.inner.connections.total.load(Ordering::SeqCst)
+    }
+}
+
+/// The gateway's router: `GET /health`, `GET /` and `/ws`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does), so that the
+/// per-IP limit sees the peer's address.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ws", any(ws))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting,
+/// closes the WebSocket connections with 1001 (going away) and waits for them, at most
+/// [`SHUTDOWN_DEADLINE`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// println!("listening on {}", listener.local_addr()?);
+/// let config = tether_gateway::config::Config::default();
+/// tether_gateway::server::serve(config, listener, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop, stopped) = watch::channel(false);
+    let state = AppState::new(config, stopped).map_err(ServeError::Config)?;
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing WebSocket connections with 1001");
+            let _ = stop.send(true);
+        })
+        .await
+        .map_err(ServeError::Io)?;
+    let connections = &state.inner.connections;
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, connections.drained()).await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.total.load(Ordering::SeqCst),
+            "shutdown deadline passed with connections still open"
+        );
+    }
+    Ok(())
+}
+
+/// Why [`serve`] failed.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The configuration's keys could not be used.
+    Config(crate::config::ConfigError),
+    /// Accepting connections failed.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Config(e) => e.fmt(f),
+            ServeError::Io(e) => write!(f, "serving failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+async fn health() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tether</title></head>\n\
+         <body><h1>tether</h1>\n<p>The gateway is running: WebSocket at <code>/ws</code>, health at \
+         <code>/health</code>.</p>\n<p>The demo chat arrives with the hub. Until then <code>/ws</code> \
+         echoes every message back.</p></body></html>\n",
+    )
+}
+
+async fn not_found() -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such path: the WebSocket is at /ws, the health check at /health",
+    )
+}
+
+/// The upgrade: origin, authentication, limits, then 101 and the connection's task.
+async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
+    let inner = &state.inner;
+    if let Err(e) = inner.origins.check(request.headers()) {
+        tracing::info!(code = e.code, "upgrade refused: origin");
+        return e.into_response();
+    }
+    let identity = match inner.auth.authenticate(request.headers(), request.uri()) {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::info!(code = e.code, "upgrade refused: authentication");
+            return e.to_http().into_response();
+        }
+    };
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let guard = match inner.connections.admit(ip, &inner.config) {
+        Ok(guard) => guard,
+        Err(e) => {
+            tracing::info!(code = e.code, "upgrade refused: connection limit");
+            return e.into_response();
+        }
+    };
+    let mut accept = Accept::new();
+    if let Some(protocol) = auth::choose_subprotocol(request.headers()) {
+        accept = accept.subprotocol(protocol);
+    }
+    match tether_tokio::upgrade(&mut request, &inner.websocket, accept) {
+        Ok((response, upgrading)) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                match upgrading.await {
+                    Ok(ws) => run_echo(state, ws, identity, guard).await,
+                    Err(e) => tracing::debug!("upgrade failed: {e}"),
+                }
+            });
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+/// TEMPORARY, until the hub: echoes each message back, within the rate limit (over it, an
+/// `error` envelope with `rate_limited` instead). Closes with 1001 on shutdown.
+async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard: ConnectionGuard) {
+    let inner = &state.inner;
+    let limits = &inner.config.limits;
+    let mut bucket = TokenBucket::new(limits.messages_per_second, limits.burst, Instant::now());
+    let stop = stopping(inner.shutdown.clone());
+    tokio::pin!(stop);
+    tracing::debug!(user = %identity.user_id, "connection open (echo until the hub)");
+    loop {
+        tokio::select! {
+            () = &mut stop => {
+                let _ = ws.close(CloseCode::GOING_AWAY, "server shutting down").await;
+                // Drain until the peer answers the close (or the connection ends).
+                while let Some(Ok(_)) = ws.recv().await {}
+                break;
+            }
+            message = ws.recv() => {
+                let Some(Ok(message)) = message else { break };
+                if !matches!(message, Message::Text(_) | Message::Binary(_)) {
+                    continue;
+                }
+                let reply = if bucket.try_take(Instant::now()) {
+                    message
+                } else {
+                    Message::Text(
+                        Envelope::error(
+                            ErrorCode::RateLimited,
+                            "over the connection's rate limit: slow down",
+                            None,
+                        )
+                        .encode()
+                        .into(),
+                    )
+                };
+                if ws.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Completes when the shutdown flag turns true (or its sender is gone).
+async fn stopping(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Open WebSocket connections, in all and per IP address.
+#[derive(Default)]
+struct Connections {
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    none_left: Notify,
+}
+
+/// A connection counted in [`Connections`]; dropping it uncounts it.
+struct ConnectionGuard {
+    connections: Arc<Connections>,
+    ip: Option<IpAddr>,
+}
+
+impl Connections {
+    fn admit(
+        self: &Arc<Self>,
+        ip: Option<IpAddr>,
+        config: &Config,
+    ) -> Result<ConnectionGuard, HttpError> {
+        let limits = &config.limits;
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if self.total.load(Ordering::SeqCst) >= limits.max_connections {
+            return Err(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_connections",
+                "the server is at its connection limit (limits.max_connections): retry later",
+            ));
+        }
+        if let Some(ip) = ip {
+            let count = per_ip.entry(ip).or_insert(0);
+            if *count >= limits.max_connections_per_ip {
+                return Err(HttpError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_connections_from_ip",
+                    "too many connections from this address \
+                     (limits.max_connections_per_ip): close some first",
+                ));
+            }
+            *count += 1;
+        }
+        self.total.fetch_add(1, Ordering::SeqCst);
+        Ok(ConnectionGuard {
+            connections: self.clone(),
+            ip,
+        })
+    }
+
+    async fn drained(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            if self.total.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let c = &self.connections;
+        let mut per_ip = c.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ip) = self.ip
+            && let Some(count) = per_ip.get_mut(&ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+        if c.total.fetch_sub(1, Ordering::SeqCst) == 1 {
+            c.none_left.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits() {
+        let config = Config {
+            limits: crate::config::Limits {
+                max_connections: 3,
+                max_connections_per_ip: 2,
+                ..Default::default()
+            },
+            ..Config::default()
+        };
+        let c = Arc::new(Connections::default());
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let a1 = c.admit(Some(a), &config).unwrap();
+        let a2 = c.admit(Some(a), &config).unwrap();
+        let e = c.admit(Some(a), &config).err().unwrap();
+        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
+        let b1 = c.admit(Some(b), &config).unwrap();
+        let e = c.admit(Some(b), &config).err().unwrap();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(c.total.load(Ordering::SeqCst), 3);
+        drop(a1);
+        assert!(
+            c.admit(Some(a), &config).is_ok(),
+            "a slot freed (and freed again)"
+        );
+        drop((a2, b1));
+        assert_eq!(c.total.load(Ordering::SeqCst), 0);
+        assert!(c.per_ip.lock().unwrap().is_empty(), "no entry left behind");
+    }
+}
