@@ -1,14 +1,45 @@
-//! tether-gateway: the tether WebSocket server.
+//! tether-gateway: the tether WebSocket server, as the `tether` binary or embedded in an
+//! axum application.
 //!
-//! This crate is the `tether` binary and the modules it is built from:
+//! The binary (`cargo run -p tether-gateway -- --help`) serves `/ws`, `/health` and `/` from
+//! a configuration read from a TOML file, `TETHER_*` environment variables and flags. An
+//! application embeds the same routes next to its own:
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use std::net::SocketAddr;
+//! use tether_gateway::{AppState, config::Config};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = Config::default();
+//! config.dev = false;
+//! config.auth.hmac_secret = Some(std::env::var("JWT_SECRET")?);
+//! config.validate()?;
+//! let gateway = AppState::new(config)?;
+//! let app = Router::new()
+//!     .route("/hello", get(|| async { "the application's own route" }))
+//!     .merge(tether_gateway::router(gateway.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//!     .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await?;
+//! gateway.shutdown(); // close the WebSocket connections with 1001
+//! gateway.drained().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The modules:
 //!
 //! - [`config`]: the configuration (TOML file, `TETHER_*` environment, flags), validated;
 //! - [`auth`]: JWT and the dev mode's identities, before the upgrade;
 //! - [`origin`]: the `Origin` check of upgrades;
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
-//! - [`server`]: the axum router and [`server::serve`] (`/health`, `/`, `/ws`);
+//! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
 //! - [`error`]: the JSON error of HTTP refusals.
+//!
+//! Until the hub (tether-hub) is integrated, an accepted WebSocket connection echoes its
+//! messages back: this is temporary.
 
 pub mod auth;
 pub mod config;
@@ -17,3 +48,5 @@ pub mod error;
 pub mod origin;
 pub mod ratelimit;
 pub mod server;
+
+pub use server::{AppState, router, serve};

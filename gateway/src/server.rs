@@ -1,4 +1,4 @@
-//! The HTTP server: the axum router (`/health`, `/`, `/ws`) and [`serve`].
+//! The HTTP server: the axum routes (`/ws`, `/health`, `/`) and [`serve`].
 //!
 //! `/ws` checks the `Origin` ([`crate::origin`]), authenticates ([`crate::auth`]) and counts
 //! the connection against the limits **before** answering the upgrade, so a refused request
@@ -44,17 +44,13 @@ struct Inner {
     origins: OriginPolicy,
     websocket: tether_tokio::Config,
     connections: Arc<Connections>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
     /// Builds the state of a validated configuration: reads the keys (the error names the
-    /// configuration key at fault). `shutdown` turning `true` closes the WebSocket
-    /// connections with 1001.
-    pub fn new(
-        config: Config,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<Self, crate::config::ConfigError> {
+    /// configuration key at fault).
+    pub fn new(config: Config) -> Result<Self, crate::config::ConfigError> {
         let auth = Authenticator::from_config(&config)?;
         let origins = OriginPolicy::from_config(&config);
         let mut websocket = tether_tokio::Config::default();
@@ -72,9 +68,21 @@ impl AppState {
                 origins,
                 websocket,
                 connections: Arc::default(),
-                shutdown,
+                shutdown: watch::channel(false).0,
             }),
         })
+    }
+
+    /// Starts the shutdown: every WebSocket connection is closed with 1001 (going away).
+    /// [`serve`] calls it; an application that mounted [`router`] in its own server calls
+    /// it when that server shuts down, then awaits [`drained`](Self::drained).
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Completes when no WebSocket connection is open any more.
+    pub async fn drained(&self) {
+        self.inner.connections.drained().await;
     }
 
     /// The configuration.
@@ -88,16 +96,21 @@ impl AppState {
     }
 }
 
-/// The gateway's router: `GET /health`, `GET /` and `/ws`. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`serve`] does), so that the
-/// per-IP limit sees the peer's address.
+/// The gateway's routes for embedding in an application: `/ws` and `GET /health`, without a
+/// fallback (the application keeps its own). Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so that the per-IP connection limit
+/// sees the peer's address (without it only the total is limited).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/health", get(health))
         .route("/ws", any(ws))
-        .fallback(not_found)
         .with_state(state)
+}
+
+/// What the `tether` binary serves: [`router`], plus the page at `/` and a JSON 404 for
+/// every other path.
+pub fn app(state: AppState) -> Router {
+    router(state).route("/", get(index)).fallback(not_found)
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then stops accepting,
@@ -120,22 +133,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let (stop, stopped) = watch::channel(false);
-    let state = AppState::new(config, stopped).map_err(ServeError::Config)?;
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let state = AppState::new(config).map_err(ServeError::Config)?;
+    let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let on_stop = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing WebSocket connections with 1001");
-            let _ = stop.send(true);
+            on_stop.shutdown();
         })
         .await
         .map_err(ServeError::Io)?;
-    let connections = &state.inner.connections;
-    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, connections.drained()).await;
+    // `serve` may also return without the shutdown future (an accept error): close anyway.
+    state.shutdown();
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, state.drained()).await;
     if drained.is_err() {
         tracing::warn!(
-            open = connections.total.load(Ordering::SeqCst),
+            open = state.open_connections(),
             "shutdown deadline passed with connections still open"
         );
     }
@@ -236,7 +250,7 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
     let inner = &state.inner;
     let limits = &inner.config.limits;
     let mut bucket = TokenBucket::new(limits.messages_per_second, limits.burst, Instant::now());
-    let stop = stopping(inner.shutdown.clone());
+    let stop = stopping(inner.shutdown.subscribe());
     tokio::pin!(stop);
     tracing::debug!(user = %identity.user_id, "connection open (echo until the hub)");
     loop {
@@ -273,7 +287,7 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
     }
 }
 
-/// Completes when the shutdown flag turns true (or its sender is gone).
+/// Completes when the shutdown flag turns true (the sender lives as long as the state).
 async fn stopping(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }

@@ -439,3 +439,37 @@ async fn shutdown_closes_with_1001() {
     tokio::time::timeout(TIMEOUT, stop).await.unwrap().unwrap();
     reply.stream = stream;
 }
+
+#[tokio::test]
+async fn embedded_next_to_an_application_route() {
+    use axum::routing::get;
+    let gateway = tether_gateway::AppState::new(production()).unwrap();
+    let app = axum::Router::new()
+        .route("/hello", get(|| async { "app" }))
+        .merge(tether_gateway::router(gateway.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    let reply = request(addr, "GET", "/hello", &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "app"));
+    assert_eq!(request(addr, "GET", "/health", &[]).await.status, 200);
+    assert_eq!(upgrade(addr, "/ws", &[]).await.status, 401);
+    let token = format!("Bearer {}", hs256(&json!({"sub": "a", "exp": now() + 600})));
+    let mut reply = upgrade(addr, "/ws", &[("Authorization", &token)]).await;
+    assert_eq!(reply.status, 101);
+    assert_eq!(gateway.open_connections(), 1);
+    gateway.shutdown();
+    let (opcode, payload) = read_frame(&mut reply.stream).await;
+    assert_eq!((opcode, close_code(&payload)), (8, 1001));
+    drop(reply);
+    tokio::time::timeout(TIMEOUT, gateway.drained())
+        .await
+        .unwrap();
+    server.abort();
+}
