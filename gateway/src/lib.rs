@@ -36,6 +36,7 @@
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
+//! - [`tls`]: TLS from PEM files with rustls;
 //! - [`error`]: the JSON error of HTTP refusals.
 //!
 //! Until the hub (tether-hub) is integrated, an accepted WebSocket connection echoes its
@@ -48,5 +49,6 @@ pub mod error;
 pub mod origin;
 pub mod ratelimit;
 pub mod server;
+pub mod tls;
 
 pub use server::{AppState, router, serve};

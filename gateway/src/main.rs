@@ -132,11 +132,10 @@ fn main() -> ExitCode {
         eprintln!("tether: {e}");
         return ExitCode::from(2);
     }
-    if config.tls.cert.is_some() {
-        eprintln!(
-            "tether: configuration key `tls.cert` is set, but serving TLS is not implemented \
-             yet: unset tls.cert and tls.key and terminate TLS in a proxy in front for now"
-        );
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key)
+        && let Err(e) = tether_gateway::tls::server_config(cert, key)
+    {
+        eprintln!("tether: {e}");
         return ExitCode::from(2);
     }
     if matches.get_flag("check-config") {
@@ -195,7 +194,12 @@ async fn run(config: Config, workers: usize) -> Result<(), Box<dyn std::error::E
         );
     }
     tracing::warn!("TEMPORARY: /ws echoes messages until the hub is integrated");
-    tracing::info!(%addr, workers, dev = config.dev, "tether listening on http://{addr}");
+    let scheme = if config.tls.cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%addr, workers, dev = config.dev, "tether listening on {scheme}://{addr}");
     tether_gateway::server::serve(config, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

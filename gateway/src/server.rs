@@ -113,7 +113,8 @@ pub fn app(state: AppState) -> Router {
     router(state).route("/", get(index)).fallback(not_found)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting,
+/// Serves the gateway on `listener` (over TLS when `tls.cert` and `tls.key` are set) until
+/// `shutdown` completes, then stops accepting,
 /// closes the WebSocket connections with 1001 (going away) and waits for them, at most
 /// [`SHUTDOWN_DEADLINE`].
 ///
@@ -133,17 +134,29 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(ServeError::Config)?)
+        }
+        _ => None,
+    };
     let state = AppState::new(config).map_err(ServeError::Config)?;
-    let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let on_stop = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing WebSocket connections with 1001");
-            on_stop.shutdown();
-        })
-        .await
-        .map_err(ServeError::Io)?;
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: closing WebSocket connections with 1001");
+        on_stop.shutdown();
+    };
+    match tls {
+        Some(tls) => crate::tls::serve(listener, app(state.clone()), tls, shutdown).await,
+        None => {
+            let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(ServeError::Io)?;
+        }
+    }
     // `serve` may also return without the shutdown future (an accept error): close anyway.
     state.shutdown();
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, state.drained()).await;

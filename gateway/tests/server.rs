@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tether_gateway::config::{AuthConfig, Config, Limits};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -168,7 +168,7 @@ async fn upgrade(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Reply 
 }
 
 /// Writes a masked client frame.
-async fn send_frame(stream: &mut TcpStream, opcode: u8, payload: &[u8]) {
+async fn send_frame<S: AsyncWrite + Unpin>(stream: &mut S, opcode: u8, payload: &[u8]) {
     let mut frame = vec![0x80 | opcode];
     match payload.len() {
         n if n < 126 => frame.push(0x80 | n as u8),
@@ -188,7 +188,7 @@ async fn send_frame(stream: &mut TcpStream, opcode: u8, payload: &[u8]) {
 }
 
 /// Reads one server frame (unmasked): (opcode, payload).
-async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> (u8, Vec<u8>) {
     let read = async {
         let mut head = [0u8; 2];
         stream.read_exact(&mut head).await.unwrap();
@@ -472,4 +472,78 @@ async fn embedded_next_to_an_application_route() {
         .await
         .unwrap();
     server.abort();
+}
+
+#[tokio::test]
+async fn tls_from_pem_files() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("tether-tls-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    let mut config = production();
+    config.tls.cert = Some(cert);
+    config.tls.key = Some(key);
+    config.validate().unwrap();
+    let server = Server::start(config).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(generated.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let connect = || async {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    };
+
+    // GET /health over TLS.
+    let mut stream = connect().await;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
+
+    // wss: refused without a token, 101 and an echo with one.
+    let token = hs256(&json!({"sub": "a", "exp": now() + 600}));
+    for (auth, status) in [(None, "401"), (Some(token), "101")] {
+        let mut stream = connect().await;
+        let mut request = format!(
+            "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n"
+        );
+        if let Some(token) = &auth {
+            request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8(head).unwrap();
+        assert_eq!(&head[9..12], status, "{head}");
+        if auth.is_some() {
+            send_frame(&mut stream, 1, b"over tls").await;
+            assert_eq!(read_frame(&mut stream).await, (1, b"over tls".to_vec()));
+        }
+    }
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
