@@ -45,7 +45,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header, request::Parts};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -145,6 +145,8 @@ impl From<AuthError> for HttpError {
 
 struct PublicKey {
     kid: Option<String>,
+    /// The JWK's `alg`: when set, the only algorithm the key verifies.
+    alg: Option<Algorithm>,
     key: DecodingKey,
 }
 
@@ -200,7 +202,11 @@ impl Authenticator {
                         ),
                     )
                 })?;
-            public.push(PublicKey { kid: None, key });
+            public.push(PublicKey {
+                kid: None,
+                alg: None,
+                key,
+            });
         }
         if let Some(path) = &auth.jwks_file {
             let text = std::fs::read(path).map_err(|e| {
@@ -215,6 +221,7 @@ impl Authenticator {
                     format!("`{}` is not a JWK set: {e}", path.display()),
                 )
             })?;
+            let before = public.len();
             for (i, jwk) in set.keys.iter().enumerate() {
                 if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
                     return Err(ConfigError::key(
@@ -225,13 +232,40 @@ impl Authenticator {
                         ),
                     ));
                 }
+                // Keys for encryption, or with an algorithm that is not a signature one
+                // (RSA-OAEP...), never verify tokens.
+                if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+                    continue;
+                }
+                let alg = match jwk.common.key_algorithm {
+                    Some(alg) => match format!("{alg:?}").parse::<Algorithm>() {
+                        Ok(alg) => Some(alg),
+                        Err(_) => continue,
+                    },
+                    None => None,
+                };
                 let key = DecodingKey::from_jwk(jwk).map_err(|e| {
                     ConfigError::key("auth.jwks_file", format!("key {i} is not usable: {e}"))
                 })?;
+                if let Some(alg) = alg
+                    && alg.family() != key.family()
+                {
+                    return Err(ConfigError::key(
+                        "auth.jwks_file",
+                        format!("key {i} says `alg: {alg:?}`, which is not for its key type"),
+                    ));
+                }
                 public.push(PublicKey {
                     kid: jwk.common.key_id.clone(),
+                    alg,
                     key,
                 });
+            }
+            if public.len() == before {
+                return Err(ConfigError::key(
+                    "auth.jwks_file",
+                    format!("`{}` has no signature key", path.display()),
+                ));
             }
         }
         let mut families: Vec<AlgorithmFamily> = public.iter().map(|k| k.key.family()).collect();
@@ -410,7 +444,7 @@ impl Authenticator {
             let of_family = self
                 .public
                 .iter()
-                .filter(|k| k.key.family() == alg.family());
+                .filter(|k| k.key.family() == alg.family() && k.alg.is_none_or(|a| a == alg));
             match &header.kid {
                 Some(kid) if self.public.iter().any(|k| k.kid.is_some()) => {
                     let keys: Vec<&DecodingKey> = of_family
@@ -787,6 +821,18 @@ mod tests {
         let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
         assert_eq!(code(a.verify(&token)), "unknown_key");
         assert_eq!(code(a.verify(&hs(&claims()))), "algorithm_not_allowed");
+        // A JWK's `alg` is the only algorithm it verifies: the same key marked ES384 does
+        // not verify an ES256 token (same family).
+        let text = std::fs::read_to_string(keys("jwks.json")).unwrap();
+        let path = std::env::temp_dir().join(format!("tether-jwks-{}.json", std::process::id()));
+        std::fs::write(&path, text.replace("\"ES256\"", "\"ES384\"")).unwrap();
+        config.auth.jwks_file = Some(path.clone());
+        let a = authenticator(&config);
+        std::fs::remove_file(path).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("test-es256".to_owned());
+        let token = jsonwebtoken::encode(&header, &claims(), &key).unwrap();
+        assert_eq!(code(a.verify(&token)), "unknown_key");
     }
 
     #[test]

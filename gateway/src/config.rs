@@ -30,6 +30,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The most worker threads `workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
 /// The whole configuration of the gateway. `Config::default()` is what the server runs with
 /// when nothing is configured: dev mode on `127.0.0.1:8080`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -334,6 +337,15 @@ impl Config {
                 format!(
                     "is {} but limits.max_connections is {}: lower it or raise the total",
                     l.max_connections_per_ip, l.max_connections
+                ),
+            ));
+        }
+        if self.workers > MAX_WORKERS {
+            return Err(ConfigError::key(
+                "workers",
+                format!(
+                    "is {}, at most {MAX_WORKERS}: use 0 for one per core",
+                    self.workers
                 ),
             ));
         }
@@ -1006,6 +1018,8 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("origins[0]"), "{e}");
         let e = from_toml("listen = ").unwrap_err();
         assert!(e.key.is_none() && e.message.contains("TOML"), "{e}");
+        let e = from_toml("workers = 100000\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("workers"), "{e}");
         let e = from_toml("admin_listen = \"127.0.0.1:8080\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("admin_listen"), "{e}");
     }

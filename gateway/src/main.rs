@@ -14,7 +14,8 @@ use std::process::ExitCode;
 use tether_gateway::config::{self, Config, KEYS, LogFormat, Sources};
 use tracing_subscriber::EnvFilter;
 
-const ABOUT: &str = "The tether WebSocket gateway.";
+const ABOUT: &str = "The tether WebSocket gateway (/ws echoes messages until the hub is integrated: \
+temporary). --help for the details.";
 
 const LONG_ABOUT: &str = "The tether WebSocket gateway: WebSocket at /ws (authenticated before \
 the upgrade: JWT from the Authorization header, Sec-WebSocket-Protocol `bearer.<jwt>`, or \
