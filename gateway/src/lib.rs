@@ -36,6 +36,7 @@
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
+//! - [`telemetry`]: the Prometheus metrics (`GET /metrics`);
 //! - [`tls`]: TLS from PEM files with rustls;
 //! - [`error`]: the JSON error of HTTP refusals.
 //!
@@ -49,6 +50,7 @@ pub mod error;
 pub mod origin;
 pub mod ratelimit;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 
 pub use server::{AppState, router, serve};

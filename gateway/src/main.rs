@@ -189,10 +189,8 @@ async fn run(config: Config, workers: usize) -> Result<(), Box<dyn std::error::E
             tracing::warn!(%addr, "DEV MODE on a non-loopback address: reachable from other machines");
         }
     }
-    if config.admin_listen.is_some() {
-        tracing::warn!(
-            "admin_listen is set, but the HTTP API arrives with the hub: nothing is served there yet"
-        );
+    if let Some(admin) = config.admin_listen {
+        tracing::info!(%admin, "metrics and health on http://{admin} (the HTTP API joins them with the hub)");
     }
     tracing::warn!("TEMPORARY: /ws echoes messages until the hub is integrated");
     let scheme = if config.tls.cert.is_some() {

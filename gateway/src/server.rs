@@ -13,6 +13,7 @@ use crate::envelope::{Envelope, ErrorCode};
 use crate::error::HttpError;
 use crate::origin::OriginPolicy;
 use crate::ratelimit::TokenBucket;
+use crate::telemetry;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
@@ -45,6 +46,7 @@ struct Inner {
     websocket: tether_tokio::Config,
     connections: Arc<Connections>,
     shutdown: watch::Sender<bool>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
                 websocket,
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
+                metrics: telemetry::recorder(),
             }),
         })
     }
@@ -96,27 +99,46 @@ impl AppState {
     }
 }
 
-/// The gateway's routes for embedding in an application: `/ws` and `GET /health`, without a
-/// fallback (the application keeps its own). Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so that the per-IP connection limit
-/// sees the peer's address (without it only the total is limited).
+/// The gateway's routes for embedding in an application: `/ws`, `GET /health` and
+/// `GET /metrics` (Prometheus), without a fallback (the application keeps its own). Serve it
+/// with `into_make_service_with_connect_info::<SocketAddr>()` so that the per-IP connection
+/// limit sees the peer's address (without it only the total is limited).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ws", any(ws))
         .with_state(state)
 }
 
-/// What the `tether` binary serves: [`router`], plus the page at `/` and a JSON 404 for
-/// every other path.
+/// What the `tether` binary serves on `listen`: `/ws`, `GET /health`, the page at `/`,
+/// `GET /metrics` unless `admin_listen` is set (then [`admin_app`] serves it), and a JSON
+/// 404 for every other path.
 pub fn app(state: AppState) -> Router {
-    router(state).route("/", get(index)).fallback(not_found)
+    let mut app = Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .route("/ws", any(ws));
+    if state.config().admin_listen.is_none() {
+        app = app.route("/metrics", get(metrics));
+    }
+    app.fallback(not_found).with_state(state)
 }
 
-/// Serves the gateway on `listener` (over TLS when `tls.cert` and `tls.key` are set) until
-/// `shutdown` completes, then stops accepting,
-/// closes the WebSocket connections with 1001 (going away) and waits for them, at most
-/// [`SHUTDOWN_DEADLINE`].
+/// What the `tether` binary serves on `admin_listen`: `GET /metrics` and `GET /health`.
+/// (The HTTP API joins them with the hub.)
+pub fn admin_app(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` (over TLS when `tls.cert` and `tls.key` are set), and
+/// [`admin_app`] on `admin_listen` when it is set, until `shutdown` completes; then stops
+/// accepting, closes the WebSocket connections with 1001 (going away) and waits for them,
+/// at most [`SHUTDOWN_DEADLINE`].
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -134,31 +156,73 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let admin = match config.admin_listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            ServeError::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} (key `admin_listen`): {e}"),
+            ))
+        })?),
+        None => None,
+    };
+    serve_with(config, listener, admin, shutdown).await
+}
+
+/// [`serve`] with the admin listener given (bound by the caller, e.g. on port 0 in tests)
+/// instead of bound from `admin_listen`.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let tls = match (&config.tls.cert, &config.tls.key) {
         (Some(cert), Some(key)) => {
             Some(crate::tls::server_config(cert, key).map_err(ServeError::Config)?)
         }
         _ => None,
     };
+    let mut config = config;
+    if admin.is_some() && config.admin_listen.is_none() {
+        // Given an admin listener, /metrics is served there only.
+        config.admin_listen = admin.as_ref().and_then(|l| l.local_addr().ok());
+    }
     let state = AppState::new(config).map_err(ServeError::Config)?;
     let on_stop = state.clone();
-    let shutdown = async move {
+    let forward = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: closing WebSocket connections with 1001");
         on_stop.shutdown();
-    };
-    match tls {
-        Some(tls) => crate::tls::serve(listener, app(state.clone()), tls, shutdown).await,
+    });
+    let admin = admin.map(|listener| {
+        let app = admin_app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let stop = stopping(state.inner.shutdown.subscribe());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        })
+    });
+    let stop = stopping(state.inner.shutdown.subscribe());
+    let result = match tls {
+        Some(tls) => {
+            crate::tls::serve(listener, app(state.clone()), tls, stop).await;
+            Ok(())
+        }
         None => {
             let app = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
+                .with_graceful_shutdown(stop)
                 .await
-                .map_err(ServeError::Io)?;
+                .map_err(ServeError::Io)
         }
-    }
-    // `serve` may also return without the shutdown future (an accept error): close anyway.
+    };
+    // The public server may also end without the shutdown (an error): close anyway.
+    forward.abort();
     state.shutdown();
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, state.drained()).await;
     if drained.is_err() {
         tracing::warn!(
@@ -166,7 +230,7 @@ pub async fn serve(
             "shutdown deadline passed with connections still open"
         );
     }
-    Ok(())
+    result
 }
 
 /// Why [`serve`] failed.
@@ -196,6 +260,13 @@ async fn health() -> impl IntoResponse {
     )
 }
 
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+}
+
 async fn index() -> Html<&'static str> {
     Html(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tether</title></head>\n\
@@ -218,12 +289,14 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let inner = &state.inner;
     if let Err(e) = inner.origins.check(request.headers()) {
         tracing::info!(code = e.code, "upgrade refused: origin");
+        telemetry::upgrade_refused(e.code);
         return e.into_response();
     }
     let identity = match inner.auth.authenticate(request.headers(), request.uri()) {
         Ok(identity) => identity,
         Err(e) => {
             tracing::info!(code = e.code, "upgrade refused: authentication");
+            telemetry::upgrade_refused(e.code);
             return e.to_http().into_response();
         }
     };
@@ -235,6 +308,7 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
         Ok(guard) => guard,
         Err(e) => {
             tracing::info!(code = e.code, "upgrade refused: connection limit");
+            telemetry::upgrade_refused(e.code);
             return e.into_response();
         }
     };
@@ -244,6 +318,7 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     }
     match tether_tokio::upgrade(&mut request, &inner.websocket, accept) {
         Ok((response, upgrading)) => {
+            telemetry::upgrade_accepted();
             let state = state.clone();
             tokio::spawn(async move {
                 match upgrading.await {
@@ -253,7 +328,10 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
             });
             response
         }
-        Err(response) => response,
+        Err(response) => {
+            telemetry::upgrade_refused("bad_upgrade");
+            response
+        }
     }
 }
 
@@ -279,9 +357,11 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
                 if !matches!(message, Message::Text(_) | Message::Binary(_)) {
                     continue;
                 }
+                metrics::counter!(telemetry::MESSAGES_RECEIVED).increment(1);
                 let reply = if bucket.try_take(Instant::now()) {
                     message
                 } else {
+                    metrics::counter!(telemetry::RATE_LIMITED).increment(1);
                     Message::Text(
                         Envelope::error(
                             ErrorCode::RateLimited,
@@ -295,6 +375,7 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
                 if ws.send(reply).await.is_err() {
                     break;
                 }
+                metrics::counter!(telemetry::MESSAGES_SENT).increment(1);
             }
         }
     }
@@ -347,6 +428,7 @@ impl Connections {
             *count += 1;
         }
         self.total.fetch_add(1, Ordering::SeqCst);
+        metrics::gauge!(telemetry::CONNECTIONS).increment(1.0);
         Ok(ConnectionGuard {
             connections: self.clone(),
             ip,
@@ -376,6 +458,7 @@ impl Drop for ConnectionGuard {
                 per_ip.remove(&ip);
             }
         }
+        metrics::gauge!(telemetry::CONNECTIONS).decrement(1.0);
         if c.total.fetch_sub(1, Ordering::SeqCst) == 1 {
             c.none_left.notify_waiters();
         }

@@ -547,3 +547,47 @@ async fn tls_from_pem_files() {
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn metrics_on_the_listener_or_the_admin_listener() {
+    let server = Server::start(production()).await;
+    assert_eq!(upgrade(server.addr, "/ws", &[]).await.status, 401);
+    let reply = request(server.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .body
+            .contains(r#"tether_upgrades_total{result="refused",code="missing_token"}"#),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("# TYPE tether_upgrades_total counter"));
+    server.stop().await;
+
+    // With an admin listener, /metrics is there and not on the public one.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(tether_gateway::server::serve_with(
+        production(),
+        listener,
+        Some(admin),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    assert_eq!(
+        request(admin_addr, "GET", "/metrics", &[]).await.status,
+        200
+    );
+    assert_eq!(request(admin_addr, "GET", "/health", &[]).await.status, 200);
+    assert_eq!(request(addr, "GET", "/metrics", &[]).await.status, 404);
+    assert_eq!(request(addr, "GET", "/health", &[]).await.status, 200);
+    stop.send(()).unwrap();
+    tokio::time::timeout(TIMEOUT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
