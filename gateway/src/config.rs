@@ -122,6 +122,9 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
     /// Whether a token without `exp` is refused.
     pub require_exp: bool,
+    /// Whether a connection is closed (1008) when its token's `exp` passes (plus the
+    /// leeway); otherwise `exp` is only checked at the upgrade.
+    pub expire_connections: bool,
     /// Whether a token may come in the `?token=` query parameter (it ends up in access logs).
     pub query_token: bool,
     /// Dev mode only: whether `?user_id=` is accepted as the identity, without a token.
@@ -143,6 +146,7 @@ impl Default for AuthConfig {
             audience: None,
             leeway_secs: 5,
             require_exp: true,
+            expire_connections: true,
             query_token: false,
             dev_user_id: false,
             rooms_claim: "rooms".to_owned(),
@@ -639,6 +643,11 @@ pub const KEYS: &[Key] = &[
         "auth.require_exp",
         Kind::Bool,
         "Refuse tokens without an exp claim.",
+    ),
+    key(
+        "auth.expire_connections",
+        Kind::Bool,
+        "Close a connection (1008) when its token's exp passes (plus the leeway); off: exp is checked at the upgrade only.",
     ),
     key(
         "auth.query_token",

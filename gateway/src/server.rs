@@ -344,8 +344,18 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
     let stop = stopping(inner.shutdown.subscribe());
     tokio::pin!(stop);
     tracing::debug!(user = %identity.user_id, "connection open (echo until the hub)");
+    let expiry = expiry(&identity, &inner.config);
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            () = &mut expiry => {
+                tracing::debug!(user = %identity.user_id, "token expired: closing");
+                let _ = ws
+                    .close(CloseCode::from(1008), "token expired: reconnect with a new token")
+                    .await;
+                while let Some(Ok(_)) = ws.recv().await {}
+                break;
+            }
             () = &mut stop => {
                 let _ = ws.close(CloseCode::GOING_AWAY, "server shutting down").await;
                 // Drain until the peer answers the close (or the connection ends).
@@ -379,6 +389,23 @@ async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard
             }
         }
     }
+}
+
+/// Completes when the connection's token expires (its `exp` plus the leeway), when
+/// `auth.expire_connections` is on; never otherwise.
+async fn expiry(identity: &Identity, config: &Config) {
+    let Some(exp) = identity
+        .expires_at
+        .filter(|_| config.auth.expire_connections)
+    else {
+        return std::future::pending().await;
+    };
+    let deadline =
+        std::time::UNIX_EPOCH + Duration::from_secs(exp.saturating_add(config.auth.leeway_secs));
+    let left = deadline
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    tokio::time::sleep(left).await;
 }
 
 /// Completes when the shutdown flag turns true (the sender lives as long as the state).

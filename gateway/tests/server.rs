@@ -591,3 +591,21 @@ async fn metrics_on_the_listener_or_the_admin_listener() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn connections_close_when_the_token_expires() {
+    let mut config = production();
+    config.auth.leeway_secs = 0;
+    let server = Server::start(config).await;
+    // At least one whole second left, so that the echo comes before the close.
+    let token = format!("Bearer {}", hs256(&json!({"sub": "a", "exp": now() + 2})));
+    let mut reply = upgrade(server.addr, "/ws", &[("Authorization", &token)]).await;
+    assert_eq!(reply.status, 101);
+    send_frame(&mut reply.stream, 1, b"still valid").await;
+    assert_eq!(read_frame(&mut reply.stream).await.1, b"still valid");
+    let (opcode, payload) = read_frame(&mut reply.stream).await;
+    assert_eq!((opcode, close_code(&payload)), (8, 1008));
+    assert!(String::from_utf8_lossy(&payload[2..]).contains("token expired"));
+    drop(reply);
+    server.stop().await;
+}
