@@ -313,8 +313,21 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
         }
     };
     let mut accept = Accept::new();
-    if let Some(protocol) = auth::choose_subprotocol(request.headers()) {
-        accept = accept.subprotocol(protocol);
+    match auth::choose_subprotocol(request.headers()) {
+        Some(protocol) => accept = accept.subprotocol(protocol),
+        // Browsers fail a handshake whose 101 names no subprotocol when they offered some,
+        // and the token must not be echoed: say so instead of a 101 they would refuse.
+        None if auth::protocol_token(request.headers()).is_some() => {
+            let e = HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "subprotocol_required",
+                "offer a subprotocol next to the token, e.g. new WebSocket(url, \
+                 [\"tether.v1\", \"bearer.\" + token]): the 101 echoes it, never the token",
+            );
+            telemetry::upgrade_refused(e.code);
+            return e.into_response();
+        }
+        None => {}
     }
     match tether_tokio::upgrade(&mut request, &inner.websocket, accept) {
         Ok((response, upgrading)) => {

@@ -348,6 +348,11 @@ async fn es256_token_in_the_protocol_header_upgrades() {
     );
     assert!(!reply.head.contains(&token));
     drop(reply);
+    // A token entry alone: a browser would refuse a 101 without a subprotocol.
+    let alone = format!("bearer.{token}");
+    let reply = upgrade(server.addr, "/ws", &[("Sec-WebSocket-Protocol", &alone)]).await;
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert_eq!(reply.json()["code"], "subprotocol_required");
     // And in the Authorization header.
     let bearer = format!("Bearer {token}");
     let reply = upgrade(server.addr, "/ws", &[("Authorization", &bearer)]).await;
