@@ -20,9 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".to_owned());
-    let config = Config::default();
-    config.validate()?;
-    let gateway = AppState::new(config)?;
+    let gateway = AppState::new(Config::default())?;
     let app = Router::new()
         .route("/hello", get(|| async { "hello from the application\n" }))
         .merge(tether_gateway::router(gateway.clone()));

@@ -14,7 +14,6 @@
 //! let mut config = Config::default();
 //! config.dev = false;
 //! config.auth.hmac_secret = Some(std::env::var("JWT_SECRET")?);
-//! config.validate()?;
 //! let gateway = AppState::new(config)?;
 //! let app = Router::new()
 //!     .route("/hello", get(|| async { "the application's own route" }))

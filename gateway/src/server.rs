@@ -50,9 +50,10 @@ struct Inner {
 }
 
 impl AppState {
-    /// Builds the state of a validated configuration: reads the keys (the error names the
-    /// configuration key at fault).
+    /// Builds the state of a configuration: validates it ([`Config::validate`]) and reads
+    /// the keys; an error names the configuration key at fault.
     pub fn new(config: Config) -> Result<Self, crate::config::ConfigError> {
+        config.validate()?;
         let auth = Authenticator::from_config(&config)?;
         let origins = OriginPolicy::from_config(&config);
         let mut websocket = tether_tokio::Config::default();
