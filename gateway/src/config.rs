@@ -57,6 +57,9 @@ pub struct Config {
     /// Allowed `Origin`s: exact (`https://app.example.com`) or wildcard subdomains
     /// (`https://*.example.com`). Empty means same-origin only (plus localhost in dev mode).
     pub origins: Vec<String>,
+    /// Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For` gives
+    /// the client's address for the per-IP limit. Empty: the peer's address counts.
+    pub trusted_proxies: Vec<String>,
     /// JWT authentication.
     pub auth: AuthConfig,
     /// Limits per connection and per process.
@@ -78,6 +81,7 @@ impl Default for Config {
             admin_listen: None,
             api_key: None,
             origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
             tls: TlsConfig::default(),
@@ -419,6 +423,10 @@ impl Config {
             crate::origin::OriginPattern::parse(origin)
                 .map_err(|e| ConfigError::key(format!("origins[{i}]"), e))?;
         }
+        for (i, proxy) in self.trusted_proxies.iter().enumerate() {
+            crate::proxy::IpNet::parse(proxy)
+                .map_err(|e| ConfigError::key(format!("trusted_proxies[{i}]"), e))?;
+        }
         for (i, rule) in self.rooms.iter().enumerate() {
             if rule.pattern.is_empty() {
                 return Err(ConfigError::key(
@@ -603,6 +611,11 @@ pub const KEYS: &[Key] = &[
         "origins",
         Kind::List,
         "Allowed origins, comma-separated: exact (https://app.example.com) or wildcard subdomains (https://*.example.com). Empty: same-origin only, plus localhost in dev mode.",
+    ),
+    key(
+        "trusted_proxies",
+        Kind::List,
+        "Reverse proxies whose X-Forwarded-For gives the client's address (per-IP limit), comma-separated addresses or networks (10.0.0.0/8). Empty: the peer's address counts.",
     ),
     key(
         "auth.hmac_secret",
@@ -1027,6 +1040,8 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("origins[0]"), "{e}");
         let e = from_toml("listen = ").unwrap_err();
         assert!(e.key.is_none() && e.message.contains("TOML"), "{e}");
+        let e = from_toml("trusted_proxies = [\"10.0.0.0/40\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("trusted_proxies[0]"), "{e}");
         let e = from_toml("workers = 100000\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("workers"), "{e}");
         let e = from_toml("admin_listen = \"127.0.0.1:8080\"\n").unwrap_err();

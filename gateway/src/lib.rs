@@ -32,6 +32,7 @@
 //! - [`config`]: the configuration (TOML file, `TETHER_*` environment, flags), validated;
 //! - [`auth`]: JWT and the dev mode's identities, before the upgrade;
 //! - [`origin`]: the `Origin` check of upgrades;
+//! - [`proxy`]: the client's address behind trusted reverse proxies;
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
@@ -47,6 +48,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod origin;
+pub mod proxy;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

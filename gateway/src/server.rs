@@ -43,6 +43,7 @@ struct Inner {
     config: Config,
     auth: Authenticator,
     origins: OriginPolicy,
+    trusted_proxies: Vec<crate::proxy::IpNet>,
     websocket: tether_tokio::Config,
     connections: Arc<Connections>,
     shutdown: watch::Sender<bool>,
@@ -56,6 +57,11 @@ impl AppState {
         config.validate()?;
         let auth = Authenticator::from_config(&config)?;
         let origins = OriginPolicy::from_config(&config);
+        let trusted_proxies = config
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| crate::proxy::IpNet::parse(p).ok())
+            .collect();
         let mut websocket = tether_tokio::Config::default();
         let max = config.limits.max_message_size;
         websocket.limits.max_message_size = max;
@@ -69,6 +75,7 @@ impl AppState {
                 config,
                 auth,
                 origins,
+                trusted_proxies,
                 websocket,
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
@@ -304,7 +311,9 @@ async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .map(|ConnectInfo(addr)| {
+            crate::proxy::client_ip(addr.ip(), request.headers(), &inner.trusted_proxies)
+        });
     let guard = match inner.connections.admit(ip, &inner.config) {
         Ok(guard) => guard,
         Err(e) => {

@@ -614,3 +614,34 @@ async fn connections_close_when_the_token_expires() {
     drop(reply);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn per_ip_limit_behind_a_trusted_proxy() {
+    let mut config = Config {
+        limits: Limits {
+            max_connections_per_ip: 1,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    // Untrusted: X-Forwarded-For is ignored, both count as 127.0.0.1.
+    let server = Server::start(config.clone()).await;
+    let a = upgrade(server.addr, "/ws", &[("X-Forwarded-For", "1.1.1.1")]).await;
+    assert_eq!(a.status, 101);
+    let b = upgrade(server.addr, "/ws", &[("X-Forwarded-For", "2.2.2.2")]).await;
+    assert_eq!(b.status, 429);
+    drop((a, b));
+    server.stop().await;
+
+    // Trusted: each client counts on its own.
+    config.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    let server = Server::start(config).await;
+    let a = upgrade(server.addr, "/ws", &[("X-Forwarded-For", "1.1.1.1")]).await;
+    assert_eq!(a.status, 101);
+    let b = upgrade(server.addr, "/ws", &[("X-Forwarded-For", "2.2.2.2")]).await;
+    assert_eq!(b.status, 101);
+    let c = upgrade(server.addr, "/ws", &[("X-Forwarded-For", "1.1.1.1")]).await;
+    assert_eq!(c.status, 429);
+    drop((a, b, c));
+    server.stop().await;
+}
