@@ -1,6 +1,7 @@
 //! The hub: registry, users, rooms and fan-out.
 
 use crate::error::HubError;
+use crate::events::{Bus, Events, HubEvent};
 use crate::payload::{Payload, SendOptions, SendReport};
 use crate::policy::Policy;
 use crate::queue::{Bounds, Item, Queue};
@@ -178,6 +179,7 @@ struct Inner {
     room_count: AtomicUsize,
     stats: Stats,
     shutting_down: AtomicBool,
+    bus: Bus,
     /// Tasks waiting for the last connection to leave (shutdown).
     empty_waiters: Mutex<Vec<Waker>>,
     start: Instant,
@@ -225,6 +227,7 @@ impl Hub {
                 room_count: AtomicUsize::new(0),
                 stats: Stats::default(),
                 shutting_down: AtomicBool::new(false),
+                bus: Bus::default(),
                 empty_waiters: Mutex::new(Vec::new()),
                 start: Instant::now(),
             }),
@@ -321,10 +324,15 @@ impl Hub {
                 self.connection_left();
                 return refused(HubError::TooManyConnectionsForUser);
             }
-            if sessions.is_empty() {
-                inner.user_count.fetch_add(1, Relaxed);
-            }
+            let first = sessions.is_empty();
             sessions.push(session.clone());
+            // Events are emitted under the shard's lock: a user's come and go in order.
+            if first {
+                inner.user_count.fetch_add(1, Relaxed);
+                if !inner.bus.is_empty() {
+                    inner.bus.emit(HubEvent::Online { user: user.clone() });
+                }
+            }
         }
         {
             let mut conns = inner.conns.write(&id);
@@ -355,7 +363,7 @@ impl Hub {
             std::mem::take(&mut rooms.names)
         };
         for name in names {
-            self.remove_member(&name, id);
+            self.remove_member(&name, &session);
         }
         self.release_user(&session);
         self.release_addr(session.peer_addr().map(|a| a.ip()));
@@ -372,6 +380,11 @@ impl Hub {
             if sessions.is_empty() {
                 users.remove(&**user);
                 self.inner.user_count.fetch_sub(1, Relaxed);
+                if !self.inner.bus.is_empty() {
+                    self.inner
+                        .bus
+                        .emit(HubEvent::Offline { user: user.clone() });
+                }
             }
         }
     }
@@ -523,6 +536,14 @@ impl Hub {
         drop(members);
         drop(map);
         rooms.names.push(entry.name.clone());
+        // Under the connection's lock: its joins and leaves are emitted in order.
+        if !inner.bus.is_empty() {
+            inner.bus.emit(HubEvent::Joined {
+                room: entry.name.clone(),
+                id: session.id(),
+                user: session.conn.identity.user_arc().cloned(),
+            });
+        }
         Ok(true)
     }
 
@@ -549,22 +570,35 @@ impl Hub {
             return false;
         };
         rooms.names.remove(at);
-        self.remove_member(room, session.id());
+        self.remove_member(room, session);
+        drop(rooms);
         true
     }
 
-    fn remove_member(&self, room: &str, id: ConnectionId) {
+    fn remove_member(&self, room: &str, session: &Session) {
         let inner = &*self.inner;
+        let id = session.id();
         let mut map = inner.rooms.write(room);
         let Some(entry) = map.get(room) else { return };
+        let name = entry.name.clone();
         let mut members = lock(&entry.members);
-        if members.map.remove(&id).is_some() {
+        let removed = members.map.remove(&id).is_some();
+        if removed {
             members.snapshot = None;
         }
-        if members.map.is_empty() {
-            drop(members);
+        let empty = members.map.is_empty();
+        drop(members);
+        if empty {
             map.remove(room);
             inner.room_count.fetch_sub(1, Relaxed);
+        }
+        drop(map);
+        if removed && !inner.bus.is_empty() {
+            inner.bus.emit(HubEvent::Left {
+                room: name,
+                id,
+                user: session.conn.identity.user_arc().cloned(),
+            });
         }
     }
 
@@ -583,6 +617,30 @@ impl Hub {
     /// How many members a room has.
     pub fn member_count(&self, room: &str) -> usize {
         self.room(room).map_or(0, |r| lock(&r.members).map.len())
+    }
+
+    /// The distinct users among a room's members (its user-level presence), in no
+    /// particular order.
+    pub fn room_users(&self, room: &str) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .members(room)
+            .iter()
+            .filter_map(|s| s.user().map(str::to_owned))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// Subscribes to every [`HubEvent`]: joins and leaves of every room, users online
+    /// and offline. Events that happen from now on are queued for the subscription.
+    pub fn events(&self) -> Events {
+        self.inner.bus.subscribe(None)
+    }
+
+    /// Subscribes to the joins and leaves of one room.
+    pub fn room_events(&self, room: &str) -> Events {
+        self.inner.bus.subscribe(Some(room.into()))
     }
 
     /// The names of every room, in no particular order.

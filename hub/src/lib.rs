@@ -67,6 +67,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod events;
 mod hub;
 mod payload;
 mod policy;
@@ -77,6 +78,7 @@ mod session;
 mod stats;
 
 pub use error::HubError;
+pub use events::{Events, HubEvent};
 pub use hub::{Hub, HubConfig, Target};
 pub use payload::{Payload, SendOptions, SendReport};
 pub use policy::Policy;

@@ -48,7 +48,20 @@ pub trait Handler: Send + Sync + 'static {
         async { Ok(()) }
     }
 
-    /// The connection sent a text or binary message.
+    /// The connection asks to join `room` (through [`Hub::request_join`]): an error
+    /// refuses it. Joins made with [`Hub::join`] do not ask.
+    fn on_join(
+        &self,
+        _hub: &Hub,
+        _session: &Session,
+        _room: &str,
+    ) -> impl Future<Output = Result<(), HubError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// The connection sent a text or binary message. To refuse it, answer the client
+    /// with [`Hub::send_to`] (in the application's format) or close it
+    /// ([`Session::close`]).
     fn on_message(
         &self,
         _hub: &Hub,
@@ -83,6 +96,15 @@ impl<H: Handler> Handler for Arc<H> {
         (**self).on_connect(hub, session)
     }
 
+    fn on_join(
+        &self,
+        hub: &Hub,
+        session: &Session,
+        room: &str,
+    ) -> impl Future<Output = Result<(), HubError>> + Send {
+        (**self).on_join(hub, session, room)
+    }
+
     fn on_message(
         &self,
         hub: &Hub,
@@ -115,6 +137,19 @@ impl Drop for Registered<'_> {
 }
 
 impl Hub {
+    /// Joins a room on the connection's request, once [`Handler::on_join`] allows it (the
+    /// room name is checked first). Returns `false` if it was a member already.
+    pub async fn request_join<H: Handler>(
+        &self,
+        handler: &H,
+        session: &Session,
+        room: &str,
+    ) -> Result<bool, HubError> {
+        crate::room::validate_room_name(room)?;
+        handler.on_join(self, session, room).await?;
+        self.join_session(session, room)
+    }
+
     /// Runs a connection on the hub until it ends: registers it with `identity` (its id
     /// is the WebSocket's), calls [`Handler::on_connect`], hands every text and binary
     /// message to [`Handler::on_message`], moves the messages the hub queues for it to the

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tether_hub::{
-    Handler, Hub, HubConfig, HubError, Identity, Payload, Policy, RoomNameError, SendOptions,
+    Events, Handler, HubEvent, Hub, HubConfig, HubError, Identity, Payload, Policy, RoomNameError, SendOptions,
     SendReport, Session, Target,
 };
 use ws::{Accept, CloseCode, Config, Message, WebSocket};
@@ -56,6 +56,19 @@ impl Handler for TestHandler {
             hub.broadcast(rest.to_owned());
         } else if let Some(rest) = text.strip_prefix("echo:") {
             hub.send_to(session.id(), rest.to_owned());
+        } else if let Some(room) = text.strip_prefix("join:") {
+            let answer = match hub.request_join(self, session, room).await {
+                Ok(_) => format!("joined {room}"),
+                Err(e) => format!("refused: {e}"),
+            };
+            hub.send_to(session.id(), answer);
+        }
+    }
+
+    async fn on_join(&self, _hub: &Hub, _session: &Session, room: &str) -> Result<(), HubError> {
+        match room.starts_with("private") {
+            true => Err(HubError::Refused),
+            false => Ok(()),
         }
     }
 
@@ -713,5 +726,89 @@ fn shutdown_returns_at_the_deadline_when_a_peer_does_not_answer() {
         assert!(start.elapsed() < WAIT);
         // The connection still ends, by the close timeout.
         wait_until("mute gone", || hub.connection_count() == 0).await;
+    });
+}
+
+async fn next_event(events: &mut Events) -> HubEvent {
+    timeout(WAIT, events.next()).await.expect("an event in time")
+}
+
+#[test]
+fn presence_events_tell_joins_leaves_and_users_coming_online_and_going_offline() {
+    rt::block_on(async {
+        let hub = Hub::default();
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut all = hub.events();
+        let mut lobby = hub.room_events("lobby");
+        let mut a1 = client(addr, "user=ann&rooms=lobby").await;
+        let first = session_of(&hub, "ann").await.id();
+        let ann: Option<Arc<str>> = Some("ann".into());
+        let room: Arc<str> = "lobby".into();
+        assert_eq!(next_event(&mut all).await, HubEvent::Online { user: "ann".into() });
+        let joined = HubEvent::Joined { room: room.clone(), id: first, user: ann.clone() };
+        assert_eq!(next_event(&mut all).await, joined);
+        assert_eq!(next_event(&mut lobby).await, joined);
+
+        // A second session of the same user: no second "online".
+        let mut a2 = client(addr, "user=ann").await;
+        wait_until("ann twice", || hub.user_sessions("ann").len() == 2).await;
+        let second = hub.user_sessions("ann").iter().map(Session::id).max().unwrap();
+        assert_eq!(hub.join(second, "lobby"), Ok(true));
+        assert_eq!(hub.join(second, "other"), Ok(true));
+        assert_eq!(
+            next_event(&mut all).await,
+            HubEvent::Joined { room: room.clone(), id: second, user: ann.clone() }
+        );
+        assert_eq!(
+            next_event(&mut all).await,
+            HubEvent::Joined { room: "other".into(), id: second, user: ann.clone() }
+        );
+        assert_eq!(
+            next_event(&mut lobby).await,
+            HubEvent::Joined { room: room.clone(), id: second, user: ann.clone() }
+        );
+        assert_eq!(hub.room_users("lobby"), vec!["ann"]);
+        assert_eq!(hub.member_count("lobby"), 2);
+
+        // The first session ends: it leaves, the user stays online.
+        a1.close(1000, "").await.unwrap();
+        let left = HubEvent::Left { room: room.clone(), id: first, user: ann.clone() };
+        assert_eq!(next_event(&mut all).await, left);
+        assert_eq!(next_event(&mut lobby).await, left);
+        // The last one ends: it leaves both rooms, then the user goes offline.
+        a2.close(1000, "").await.unwrap();
+        let mut rest = vec![next_event(&mut all).await, next_event(&mut all).await];
+        rest.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(
+            rest,
+            vec![
+                HubEvent::Left { room: room.clone(), id: second, user: ann.clone() },
+                HubEvent::Left { room: "other".into(), id: second, user: ann.clone() },
+            ]
+        );
+        assert_eq!(next_event(&mut all).await, HubEvent::Offline { user: "ann".into() });
+        assert_eq!(
+            next_event(&mut lobby).await,
+            HubEvent::Left { room, id: second, user: ann }
+        );
+        assert_eq!(lobby.try_next(), None, "nothing of other rooms");
+        assert_eq!(all.lagged(), 0);
+    });
+}
+
+#[test]
+fn on_join_authorizes_the_rooms_a_client_asks_for() {
+    rt::block_on(async {
+        let hub = Hub::default();
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut c = client(addr, "user=c").await;
+        let id = session_of(&hub, "c").await.id();
+        c.send_text("join:public").await.unwrap();
+        assert_eq!(recv_text(&mut c).await, "joined public");
+        c.send_text("join:private-1").await.unwrap();
+        assert_eq!(recv_text(&mut c).await, "refused: connection refused");
+        c.send_text("join:bad name").await.unwrap();
+        assert!(recv_text(&mut c).await.starts_with("refused: a room name"));
+        assert_eq!(hub.session(id).unwrap().rooms(), vec!["public"]);
     });
 }
