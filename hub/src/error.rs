@@ -1,5 +1,6 @@
 //! The hub's error type.
 
+use crate::broker::{BrokerError, StreamPosition};
 use crate::room::RoomNameError;
 use std::fmt;
 use tether_driver::CloseCode;
@@ -34,6 +35,22 @@ pub enum HubError {
     RoomFull,
     /// The hub is shutting down and takes no new connection.
     ShuttingDown,
+    /// The broker failed.
+    Broker(BrokerError),
+    /// Recovery is impossible: the room's stream has another epoch now (its history was
+    /// lost, or the position is from elsewhere). The client must reload its state; it is
+    /// in the room, and receives its messages from now on.
+    EpochChanged {
+        /// The stream's latest position.
+        latest: StreamPosition,
+    },
+    /// Recovery is impossible: messages after the position are no longer kept (or more
+    /// are missing than a queue holds). As for [`HubError::EpochChanged`], the client
+    /// must reload and receives the room's messages from now on.
+    TooFarBehind {
+        /// The stream's latest position.
+        latest: StreamPosition,
+    },
     /// The application's [`Handler::on_connect`](crate::Handler::on_connect) refused the
     /// connection.
     Refused,
@@ -84,6 +101,13 @@ impl fmt::Display for HubError {
             Self::RoomFull => f.write_str("the room is full"),
             Self::ShuttingDown => f.write_str("the server is shutting down"),
             Self::Refused => f.write_str("connection refused"),
+            Self::Broker(e) => e.fmt(f),
+            Self::EpochChanged { .. } => {
+                f.write_str("cannot recover: the stream's history was lost (new epoch)")
+            }
+            Self::TooFarBehind { .. } => {
+                f.write_str("cannot recover: the missed messages are no longer kept")
+            }
         }
     }
 }
@@ -92,6 +116,7 @@ impl std::error::Error for HubError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::InvalidRoomName(e) => Some(e),
+            Self::Broker(e) => Some(e),
             _ => None,
         }
     }
@@ -100,5 +125,11 @@ impl std::error::Error for HubError {
 impl From<RoomNameError> for HubError {
     fn from(e: RoomNameError) -> Self {
         Self::InvalidRoomName(e)
+    }
+}
+
+impl From<BrokerError> for HubError {
+    fn from(e: BrokerError) -> Self {
+        Self::Broker(e)
     }
 }

@@ -1,20 +1,28 @@
 //! The hub: registry, users, rooms and fan-out.
 
+use crate::broker::{
+    Broker, BrokerSink, BrokerTarget, HistoryOptions, MemoryBroker, Publication, StreamPosition,
+};
 use crate::error::HubError;
 use crate::events::{Bus, Events, HubEvent};
 use crate::payload::{Payload, SendOptions, SendReport};
 use crate::policy::Policy;
 use crate::queue::{Bounds, Item, Queue};
 use crate::room::validate_room_name;
-use crate::session::{Conn, Identity, Rooms, Session};
+use crate::session::{Conn, Identity, Recovering, Rooms, Session};
 use crate::stats::{Deliveries, RoomStats, Stats, StatsSnapshot};
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 use tether_driver::{CloseCode, ConnectionId, Sender};
@@ -167,6 +175,10 @@ impl Room {
     }
 }
 
+/// Turns a numbered room publication into what its recipients get (see
+/// [`Hub::set_envelope`]).
+pub type Envelope = Arc<dyn Fn(&str, &Publication) -> Payload + Send + Sync>;
+
 struct Inner {
     config: HubConfig,
     conns: Shards<ConnectionId, Session>,
@@ -180,6 +192,9 @@ struct Inner {
     stats: Stats,
     shutting_down: AtomicBool,
     bus: Bus,
+    broker: Arc<dyn Broker>,
+    histories: RwLock<HashMap<Arc<str>, HistoryOptions>>,
+    envelope: OnceLock<Envelope>,
     /// Tasks waiting for the last connection to leave (shutdown).
     empty_waiters: Mutex<Vec<Waker>>,
     start: Instant,
@@ -212,9 +227,15 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    /// A hub with `config`.
+    /// A hub with `config`, and a [`MemoryBroker`] (a single node).
     pub fn new(config: HubConfig) -> Self {
-        Self {
+        Self::with_broker(config, Arc::new(MemoryBroker::new()))
+    }
+
+    /// A hub with `config` whose durable publications go through `broker` (see
+    /// [`publish_durable`](Hub::publish_durable)); the hub attaches itself to it.
+    pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Self {
+        let hub = Self {
             inner: Arc::new(Inner {
                 config,
                 conns: Shards::new(),
@@ -228,10 +249,15 @@ impl Hub {
                 stats: Stats::default(),
                 shutting_down: AtomicBool::new(false),
                 bus: Bus::default(),
+                broker: broker.clone(),
+                histories: RwLock::default(),
+                envelope: OnceLock::new(),
                 empty_waiters: Mutex::new(Vec::new()),
                 start: Instant::now(),
             }),
-        }
+        };
+        broker.attach(Arc::new(Sink(Arc::downgrade(&hub.inner))));
+        hub
     }
 
     /// The hub's settings.
@@ -309,6 +335,8 @@ impl Hub {
                     removed: false,
                 }),
                 last_active: AtomicU64::new(self.now_nanos()),
+                recovering: Mutex::new(Vec::new()),
+                recovering_n: AtomicUsize::new(0),
             }),
         };
         let id = session.id();
@@ -520,6 +548,7 @@ impl Hub {
                 });
                 map.insert(name, r.clone());
                 inner.room_count.fetch_add(1, Relaxed);
+                inner.broker.subscribe(room);
                 (r, true)
             }
         };
@@ -528,6 +557,7 @@ impl Hub {
             if created {
                 map.remove(room);
                 inner.room_count.fetch_sub(1, Relaxed);
+                inner.broker.unsubscribe(room);
             }
             return Err(HubError::RoomFull);
         }
@@ -591,6 +621,7 @@ impl Hub {
         if empty {
             map.remove(room);
             inner.room_count.fetch_sub(1, Relaxed);
+            inner.broker.unsubscribe(room);
         }
         drop(map);
         if removed && !inner.bus.is_empty() {
@@ -717,53 +748,76 @@ impl Hub {
         payload: impl Into<Payload>,
         options: SendOptions,
     ) -> SendReport {
-        let inner = &*self.inner;
-        let frame = payload.into().prepare(inner.config.compression);
-        let item = Item {
+        let item = self.item(payload.into(), options.key);
+        self.fan_out(target, &item, options.exclude, None)
+    }
+
+    fn item(&self, payload: Payload, key: Option<Arc<str>>) -> Item {
+        let frame = payload.prepare(self.inner.config.compression);
+        Item {
             len: frame.as_bytes().len(),
             frame,
-            key: options.key,
-        };
-        let exclude = options.exclude;
+            key,
+        }
+    }
+
+    /// Offers `item` to every recipient of `target`. A numbered room message (`offset`)
+    /// is held for the members recovering that room.
+    fn fan_out(
+        &self,
+        target: Target<'_>,
+        item: &Item,
+        exclude: Option<ConnectionId>,
+        offset: Option<u64>,
+    ) -> SendReport {
+        let inner = &*self.inner;
         let mut report = SendReport::default();
         let mut high = 0;
         let policy = inner.config.policy;
-        let mut offer = |s: &Session, policy: Policy| {
+        let bounds = self.bounds();
+        let mut offer = |s: &Session, policy: Policy, room: Option<&str>| {
             if Some(s.id()) == exclude {
                 return;
             }
-            let (outcome, bytes) =
-                s.conn
-                    .queue
-                    .deliver(&s.conn.sender, &item, policy, self.bounds());
+            if let (Some(offset), Some(room)) = (offset, room) {
+                if s.conn.recovering_n.load(Acquire) > 0 {
+                    let mut recovering = s.conn.recovering();
+                    if let Some((_, held)) = recovering.iter_mut().find(|(r, _)| &**r == room) {
+                        held.push((offset, item.clone()));
+                        report.queued += 1;
+                        return;
+                    }
+                }
+            }
+            let (outcome, bytes) = s.conn.queue.deliver(&s.conn.sender, item, policy, bounds);
             high = high.max(bytes);
             report.add(outcome);
         };
         match target {
             Target::Connection(id) => {
                 if let Some(s) = self.session(id) {
-                    offer(&s, policy);
+                    offer(&s, policy, None);
                 }
             }
             Target::User(user) => {
                 for s in self.user_sessions(user) {
-                    offer(&s, policy);
+                    offer(&s, policy, None);
                 }
             }
-            Target::Room(room) => {
-                let Some(room) = self.room(room) else {
+            Target::Room(name) => {
+                let Some(room) = self.room(name) else {
                     return report;
                 };
                 let (members, policy) = room.snapshot();
                 for s in members.iter() {
-                    offer(s, policy);
+                    offer(s, policy, Some(name));
                 }
                 room.stats.record(&report, item.len);
             }
             Target::All => {
                 for shard in inner.conns.all() {
                     for s in shard.values() {
-                        offer(s, policy);
+                        offer(s, policy, None);
                     }
                 }
             }
@@ -771,7 +825,7 @@ impl Hub {
                 for shard in inner.conns.all() {
                     for s in shard.values() {
                         if filter(s) {
-                            offer(s, policy);
+                            offer(s, policy, None);
                         }
                     }
                 }
@@ -789,6 +843,202 @@ impl Hub {
             max_bytes: self.inner.config.max_queue_bytes,
             max_messages: self.inner.config.max_queue_messages,
         }
+    }
+
+    // ---- the broker: durable publications, history, recovery ----
+
+    /// The hub's broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.inner.broker
+    }
+
+    /// Keeps the last messages of `room` published with
+    /// [`publish_durable`](Hub::publish_durable), for [`recover`](Hub::recover).
+    pub fn set_room_history(&self, room: &str, history: HistoryOptions) -> Result<(), HubError> {
+        validate_room_name(room)?;
+        self.inner
+            .histories
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(room.into(), history);
+        Ok(())
+    }
+
+    /// The history a room keeps, if any.
+    pub fn room_history(&self, room: &str) -> Option<HistoryOptions> {
+        read(&self.inner.histories).get(room).copied()
+    }
+
+    /// Sets how numbered room messages reach clients: `envelope` makes the payload each
+    /// recipient gets from the room and the publication (with its position), once per
+    /// message, in the application's format (so that a client learns the offset to
+    /// recover from). Without one, recipients get the payload as published. Set it once,
+    /// before publishing; returns `false` if one was set already.
+    pub fn set_envelope(
+        &self,
+        envelope: impl Fn(&str, &Publication) -> Payload + Send + Sync + 'static,
+    ) -> bool {
+        self.inner.envelope.set(Arc::new(envelope)).is_ok()
+    }
+
+    /// Publishes to a room through the broker: numbered (offset and epoch), kept in the
+    /// room's history if it has one ([`set_room_history`](Hub::set_room_history)), and
+    /// delivered to the room's members on every node. Returns its position.
+    pub async fn publish_durable(
+        &self,
+        room: &str,
+        payload: impl Into<Payload>,
+        options: SendOptions,
+    ) -> Result<StreamPosition, HubError> {
+        validate_room_name(room)?;
+        let publication = Publication {
+            payload: payload.into(),
+            key: options.key,
+            position: None,
+        };
+        let history = self.room_history(room);
+        let target = BrokerTarget::Room(room.into());
+        let position = self
+            .inner
+            .broker
+            .publish(target, publication, history)
+            .await?;
+        position.ok_or_else(|| {
+            HubError::Broker(crate::broker::BrokerError::Unavailable(
+                "the broker returned no position for a room publication".into(),
+            ))
+        })
+    }
+
+    /// Sends to a user's sessions or to everyone on every node, through the broker.
+    pub async fn send_cluster(
+        &self,
+        target: BrokerTarget,
+        payload: impl Into<Payload>,
+    ) -> Result<(), HubError> {
+        let publication = Publication {
+            payload: payload.into(),
+            key: None,
+            position: None,
+        };
+        self.inner.broker.publish(target, publication, None).await?;
+        Ok(())
+    }
+
+    /// Delivers what the broker hands this node.
+    fn deliver_local(&self, target: &BrokerTarget, publication: &Publication) {
+        match target {
+            BrokerTarget::Room(room) => {
+                let payload = self.enveloped(room, publication);
+                let item = self.item(payload, publication.key.clone());
+                let offset = publication.position.as_ref().map(|p| p.offset);
+                self.fan_out(Target::Room(room), &item, None, offset);
+            }
+            BrokerTarget::User(user) => {
+                let item = self.item(publication.payload.clone(), publication.key.clone());
+                self.fan_out(Target::User(user), &item, None, None);
+            }
+            BrokerTarget::All => {
+                let item = self.item(publication.payload.clone(), publication.key.clone());
+                self.fan_out(Target::All, &item, None, None);
+            }
+        }
+    }
+
+    fn enveloped(&self, room: &str, publication: &Publication) -> Payload {
+        match self.inner.envelope.get() {
+            Some(envelope) => envelope(room, publication),
+            None => publication.payload.clone(),
+        }
+    }
+
+    /// Joins a room and sends the connection what it missed since `since` (the position
+    /// of the last message it got), then the room's new messages: each exactly once, in
+    /// order, with no gap, also for messages published while recovery runs. Returns the
+    /// number of messages recovered and the stream's position.
+    ///
+    /// Fails with [`HubError::EpochChanged`] or [`HubError::TooFarBehind`] when the
+    /// messages cannot all be recovered (history lost, not kept that far back, or more
+    /// than [`HubConfig::max_queue_messages`]): the connection is in the room then, gets
+    /// its messages from now on, and should reload its state.
+    pub async fn recover(
+        &self,
+        id: ConnectionId,
+        room: &str,
+        since: &StreamPosition,
+    ) -> Result<(usize, StreamPosition), HubError> {
+        validate_room_name(room)?;
+        let session = self.session(id).ok_or(HubError::UnknownConnection)?;
+        let conn = &session.conn;
+        let name: Arc<str> = room.into();
+        {
+            let mut recovering = conn.recovering();
+            if recovering.iter().any(|(r, _)| *r == name) {
+                return Err(HubError::Refused);
+            }
+            recovering.push((name.clone(), Vec::new()));
+            conn.recovering_n.fetch_add(1, Relaxed);
+        }
+        // From here, the room's numbered messages for this connection are held, until
+        // `mark` is taken (or dropped, if this future is: it then queues what it holds).
+        let mark = Held {
+            conn,
+            room: Some(name.clone()),
+        };
+        if let Err(e) = self.join_session(&session, room) {
+            drop(mark);
+            return Err(e);
+        }
+        let limit = self.inner.config.max_queue_messages;
+        let history = self.inner.broker.history(room, since.offset, limit).await;
+        let mut recovering = conn.recovering();
+        let held = mark.take(&mut recovering);
+        let mut last = since.offset;
+        let mut recovered = 0;
+        let result = match history {
+            Err(e) => Err(HubError::Broker(e)),
+            Ok(history) => {
+                let latest = history.latest.clone();
+                if history.latest.epoch != since.epoch || since.offset > latest.offset {
+                    Err(HubError::EpochChanged { latest })
+                } else if since.offset + 1 < history.oldest_offset
+                    || history.publications.len() == limit
+                        && history
+                            .publications
+                            .last()
+                            .and_then(|p| p.position.as_ref())
+                            .is_some_and(|p| p.offset < latest.offset)
+                {
+                    Err(HubError::TooFarBehind { latest })
+                } else {
+                    for p in &history.publications {
+                        let Some(offset) = p.position.as_ref().map(|p| p.offset) else {
+                            continue;
+                        };
+                        if offset > last {
+                            let item = self.item(self.enveloped(room, p), p.key.clone());
+                            if give(conn, &mut last, offset, &item) {
+                                recovered += 1;
+                            }
+                        }
+                    }
+                    Ok(latest)
+                }
+            }
+        };
+        // What arrived while recovering, after what was recovered (or, when recovery
+        // failed, from the first one held).
+        if result.is_err() {
+            last = held.first().map_or(last, |(o, _)| o.saturating_sub(1));
+        }
+        for (offset, item) in &held {
+            give(conn, &mut last, *offset, item);
+        }
+        conn.recovering_n.fetch_sub(1, Release);
+        drop(recovering);
+        let mut latest = result?;
+        latest.offset = latest.offset.max(last);
+        Ok((recovered, latest))
     }
 
     // ---- stats ----
@@ -900,5 +1150,73 @@ impl Hub {
             }
         }
         done
+    }
+}
+
+/// Queues a recovered or held message numbered `offset` if it comes after `last`
+/// (whatever the queue's bounds: recovery loses nothing); returns whether it did.
+fn give(conn: &Conn, last: &mut u64, offset: u64, item: &Item) -> bool {
+    if offset <= *last {
+        return false;
+    }
+    let bounds = Bounds {
+        max_bytes: usize::MAX,
+        max_messages: usize::MAX,
+    };
+    let _ = conn
+        .queue
+        .deliver(&conn.sender, item, Policy::DropNew, bounds);
+    *last = offset;
+    true
+}
+
+/// A room being recovered by a connection: holds the room's numbered messages for it.
+struct Held<'a> {
+    conn: &'a Conn,
+    /// `None` once taken.
+    room: Option<Arc<str>>,
+}
+
+impl Held<'_> {
+    /// Stops holding; returns what was held.
+    fn take(mut self, recovering: &mut Recovering) -> Vec<(u64, Item)> {
+        match self.room.take() {
+            Some(room) => Self::remove(&room, recovering),
+            None => Vec::new(),
+        }
+    }
+
+    fn remove(room: &str, recovering: &mut Recovering) -> Vec<(u64, Item)> {
+        // `recovering_n` goes down only once what was held is queued (the caller does
+        // it, under the lock): a fan-out that sees 0 may skip the lock, and must not
+        // overtake the recovered messages.
+        match recovering.iter().position(|(r, _)| &**r == room) {
+            Some(at) => recovering.remove(at).1,
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let Some(room) = self.room.take() else { return };
+        let mut recovering = self.conn.recovering();
+        let held = Self::remove(&room, &mut recovering);
+        let mut last = 0;
+        for (offset, item) in &held {
+            give(self.conn, &mut last, *offset, item);
+        }
+        self.conn.recovering_n.fetch_sub(1, Release);
+    }
+}
+
+/// The hub as its broker's sink, without keeping it alive.
+struct Sink(Weak<Inner>);
+
+impl BrokerSink for Sink {
+    fn deliver(&self, target: &BrokerTarget, publication: &Publication) {
+        if let Some(inner) = self.0.upgrade() {
+            Hub { inner }.deliver_local(target, publication);
+        }
     }
 }

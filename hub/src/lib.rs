@@ -66,6 +66,7 @@
 //! Counters are striped per thread. No lock is held across an await.
 #![forbid(unsafe_code)]
 
+mod broker;
 mod error;
 mod events;
 mod hub;
@@ -77,9 +78,13 @@ mod serve;
 mod session;
 mod stats;
 
+pub use broker::{
+    Broker, BrokerError, BrokerFuture, BrokerSink, BrokerTarget, History, HistoryOptions,
+    MemoryBroker, Publication, StreamPosition,
+};
 pub use error::HubError;
 pub use events::{Events, HubEvent};
-pub use hub::{Hub, HubConfig, Target};
+pub use hub::{Envelope, Hub, HubConfig, Target};
 pub use payload::{Payload, SendOptions, SendReport};
 pub use policy::Policy;
 pub use room::{MAX_ROOM_NAME_LEN, RoomNameError, validate_room_name};

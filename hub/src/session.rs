@@ -1,9 +1,9 @@
 //! Who a connection is ([`Identity`]) and what the hub holds of it ([`Session`]).
 
-use crate::queue::Queue;
+use crate::queue::{Item, Queue};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tether_driver::{CloseCode, ConnectionId, Sender};
 
@@ -79,6 +79,10 @@ impl Identity {
     }
 }
 
+/// The rooms a connection is recovering, each with the numbered messages held for it
+/// meanwhile (offset, message).
+pub(crate) type Recovering = Vec<(Arc<str>, Vec<(u64, Item)>)>;
+
 /// A connection's rooms, and whether it has left the hub.
 pub(crate) struct Rooms {
     pub(crate) names: Vec<Arc<str>>,
@@ -94,11 +98,21 @@ pub(crate) struct Conn {
     pub(crate) rooms: Mutex<Rooms>,
     /// When the connection last sent a message, in nanoseconds after the hub's start.
     pub(crate) last_active: AtomicU64,
+    /// The rooms it is recovering, with the live messages held meanwhile (offset, item).
+    pub(crate) recovering: Mutex<Recovering>,
+    /// How many rooms it is recovering: the fan-out looks at `recovering` only if any.
+    pub(crate) recovering_n: AtomicUsize,
 }
 
 impl Conn {
     pub(crate) fn rooms(&self) -> MutexGuard<'_, Rooms> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn recovering(&self) -> MutexGuard<'_, Recovering> {
+        self.recovering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tether_hub::{
-    Events, Handler, HubEvent, Hub, HubConfig, HubError, Identity, Payload, Policy, RoomNameError, SendOptions,
+    Events, Handler, HistoryOptions, HubEvent, StreamPosition, Hub, HubConfig, HubError, Identity, Payload, Policy, RoomNameError, SendOptions,
     SendReport, Session, Target,
 };
 use ws::{Accept, CloseCode, Config, Message, WebSocket};
@@ -810,5 +810,104 @@ fn on_join_authorizes_the_rooms_a_client_asks_for() {
         c.send_text("join:bad name").await.unwrap();
         assert!(recv_text(&mut c).await.starts_with("refused: a room name"));
         assert_eq!(hub.session(id).unwrap().rooms(), vec!["public"]);
+    });
+}
+
+/// A hub whose numbered messages reach clients as "OFFSET:TEXT".
+fn hub_with_offsets() -> Hub {
+    let hub = Hub::default();
+    hub.set_envelope(|_room, p| {
+        let offset = p.position.as_ref().map_or(0, |p| p.offset);
+        Payload::text(format!("{offset}:{}", p.payload.as_text().unwrap_or("")))
+    });
+    hub
+}
+
+/// Reads "OFFSET:TEXT" messages until `last`; checks they are exactly `from..=last`.
+async fn expect_offsets(ws: &mut WebSocket, from: u64, last: u64) {
+    for expected in from..=last {
+        let text = recv_text(ws).await;
+        let offset: u64 = text.split(':').next().unwrap().parse().unwrap();
+        assert_eq!(offset, expected, "in order, no gap, no duplicate ({from}..={last})");
+    }
+    assert!(silent(ws).await, "nothing more");
+}
+
+#[test]
+fn recovery_sends_what_was_missed_then_the_new_messages_exactly_once() {
+    rt::block_on(async {
+        let hub = hub_with_offsets();
+        let history = HistoryOptions { size: 1000, ttl: None };
+        hub.set_room_history("news", history).unwrap();
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut c = client(addr, "user=c").await;
+        let c_id = session_of(&hub, "c").await.id();
+        let mut epoch = None;
+        for i in 1..=10 {
+            let p = hub.publish_durable("news", format!("m{i}"), SendOptions::new()).await.unwrap();
+            assert_eq!(p.offset, i);
+            epoch = Some(p.epoch);
+        }
+        let epoch = epoch.unwrap();
+        let since = StreamPosition { offset: 4, epoch: epoch.clone() };
+        let (recovered, latest) = hub.recover(c_id, "news", &since).await.unwrap();
+        assert_eq!((recovered, latest.offset), (6, 10));
+        expect_offsets(&mut c, 5, 10).await;
+        hub.publish_durable("news", "live", SendOptions::new()).await.unwrap();
+        assert_eq!(recv_text(&mut c).await, "11:live");
+
+        // Recovery while messages keep coming: each exactly once, in order.
+        let mut d = client(addr, "user=d").await;
+        let d_id = session_of(&hub, "d").await.id();
+        let published = Arc::new(AtomicUsize::new(0));
+        let (publisher_hub, count) = (hub.clone(), published.clone());
+        rt::spawn(async move {
+            for i in 0..300 {
+                let text = format!("p{i}");
+                publisher_hub.publish_durable("news", text, SendOptions::new()).await.unwrap();
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        wait_until("publishing", || published.load(Ordering::Relaxed) >= 50).await;
+        let since = StreamPosition { offset: 11, epoch: epoch.clone() };
+        hub.recover(d_id, "news", &since).await.unwrap();
+        wait_until("all published", || published.load(Ordering::Relaxed) == 300).await;
+        expect_offsets(&mut d, 12, 311).await;
+        expect_offsets(&mut c, 12, 311).await;
+    });
+}
+
+#[test]
+fn recovery_is_refused_after_an_epoch_change_or_too_far_behind() {
+    rt::block_on(async {
+        let hub = hub_with_offsets();
+        hub.set_room_history("small", HistoryOptions { size: 3, ttl: None }).unwrap();
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut c = client(addr, "user=c").await;
+        let c_id = session_of(&hub, "c").await.id();
+        let mut latest = None;
+        for i in 1..=10 {
+            latest = Some(hub.publish_durable("small", format!("m{i}"), SendOptions::new()).await.unwrap());
+        }
+        let latest = latest.unwrap();
+        let old = StreamPosition { offset: 2, epoch: latest.epoch.clone() };
+        assert_eq!(
+            hub.recover(c_id, "small", &old).await,
+            Err(HubError::TooFarBehind { latest: latest.clone() })
+        );
+        // Still a member, and gets what comes next.
+        hub.publish_durable("small", "next", SendOptions::new()).await.unwrap();
+        assert_eq!(recv_text(&mut c).await, "11:next");
+        hub.leave(c_id, "small");
+        let other = StreamPosition { offset: 9, epoch: "another-epoch".into() };
+        match hub.recover(c_id, "small", &other).await {
+            Err(HubError::EpochChanged { latest }) => assert_eq!(latest.offset, 11),
+            other => panic!("expected EpochChanged, got {other:?}"),
+        }
+        // Close enough: the three kept messages cover it.
+        hub.leave(c_id, "small");
+        let near = StreamPosition { offset: 8, epoch: latest.epoch.clone() };
+        assert_eq!(hub.recover(c_id, "small", &near).await.map(|r| r.0), Ok(3));
+        expect_offsets(&mut c, 9, 11).await;
     });
 }

@@ -1,0 +1,303 @@
+//! The seam for clustering: the [`Broker`] trait, and [`MemoryBroker`], the single-node
+//! implementation every hub starts with.
+//!
+//! A message published through the broker ([`Hub::publish_durable`](crate::Hub::publish_durable))
+//! goes publish → broker → every node's local delivery: the broker numbers it (an offset
+//! that grows by one per message of a room, in an epoch that changes when the history is
+//! lost), keeps it in the room's history if the room has one, and hands it back to each
+//! node subscribed to the room through the [`BrokerSink`] the hub attached. A cluster
+//! thus numbers each message once. A Redis broker would publish and append in one script,
+//! and subscribe to a room's channel when its first local member joins.
+
+use crate::payload::Payload;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The future a [`Broker`] method returns.
+pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>> + Send + 'a>>;
+
+/// Where a message is in a room's stream: its offset (1 for the first message, growing by
+/// one per message) and the stream's epoch, which changes when the history is lost (a
+/// broker restart). A client keeps the position of the last message it got, and asks to
+/// recover from it after a reconnect ([`Hub::recover`](crate::Hub::recover)).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct StreamPosition {
+    /// The offset of the message (0: before the first).
+    pub offset: u64,
+    /// The stream's epoch.
+    pub epoch: Arc<str>,
+}
+
+/// How much history a room keeps ([`Hub::set_room_history`](crate::Hub::set_room_history)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryOptions {
+    /// The most messages kept.
+    pub size: usize,
+    /// How long a message is kept (`None`: until pushed out by newer ones).
+    pub ttl: Option<Duration>,
+}
+
+/// Who a broker publication is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerTarget {
+    /// The members of a room, on every node.
+    Room(Arc<str>),
+    /// The sessions of a user, on every node.
+    User(Arc<str>),
+    /// Every connection of every node.
+    All,
+}
+
+/// A message going through the broker.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The message (text or binary).
+    pub payload: Payload,
+    /// Its conflation key ([`SendOptions::key`](crate::SendOptions::key)).
+    pub key: Option<Arc<str>>,
+    /// Its place in the room's stream, once the broker has numbered it (room
+    /// publications only).
+    pub position: Option<StreamPosition>,
+}
+
+/// What [`Broker::history`] returns: the messages after the position asked for, oldest
+/// first, and the stream's latest position.
+#[derive(Clone, Debug)]
+pub struct History {
+    /// The messages, in order, each with its position.
+    pub publications: Vec<Publication>,
+    /// The latest position of the stream (offset 0 if it is empty).
+    pub latest: StreamPosition,
+    /// The offset of the oldest message still kept (latest offset + 1 if none is).
+    pub oldest_offset: u64,
+}
+
+/// A broker's error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// A prepared frame cannot go through a broker: publish text or binary bytes.
+    PreparedPayload,
+    /// The broker is unreachable or failed; the text says why.
+    Unavailable(String),
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PreparedPayload => f.write_str("a prepared frame cannot go through the broker"),
+            Self::Unavailable(why) => write!(f, "the broker is unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+/// Where a broker delivers the publications for this node: the hub attaches itself with
+/// [`Broker::attach`].
+pub trait BrokerSink: Send + Sync {
+    /// Delivers a publication to the local recipients of `target`. Called in the order
+    /// of the room's offsets.
+    fn deliver(&self, target: &BrokerTarget, publication: &Publication);
+}
+
+/// The hub's backplane: publishes across nodes, numbers room messages, keeps history.
+/// Object-safe; the hub holds it as `Arc<dyn Broker>`.
+///
+/// [`subscribe`](Broker::subscribe) and [`unsubscribe`](Broker::unsubscribe) are called by
+/// the hub, without waiting, when a room's first local member joins and when its last
+/// leaves; a networked broker queues them on its own connection.
+pub trait Broker: Send + Sync + 'static {
+    /// Attaches the node's hub: publications for this node are delivered to `sink`.
+    fn attach(&self, sink: Arc<dyn BrokerSink>);
+
+    /// Publishes to `target` on every node. A room publication is numbered and, with
+    /// `history`, kept in the room's history; returns its position (`None` for users and
+    /// everyone).
+    fn publish<'a>(
+        &'a self,
+        target: BrokerTarget,
+        publication: Publication,
+        history: Option<HistoryOptions>,
+    ) -> BrokerFuture<'a, Option<StreamPosition>>;
+
+    /// This node has members in `room` now: deliver its publications here.
+    fn subscribe(&self, room: &str);
+
+    /// This node has no member in `room` any more.
+    fn unsubscribe(&self, room: &str);
+
+    /// The room's messages after `since` (all kept ones with offset 0), at most `limit`.
+    fn history<'a>(&'a self, room: &'a str, since: u64, limit: usize) -> BrokerFuture<'a, History>;
+}
+
+/// A room's stream in the memory broker.
+struct Stream {
+    next_offset: u64,
+    ring: VecDeque<(Instant, Publication)>,
+}
+
+/// The broker of a single node: numbers each room's messages, keeps their history in a
+/// ring per room, and delivers to the attached hub at once. Its epoch is chosen at
+/// random when it is made, so a restarted process tells reconnecting clients their
+/// history is gone.
+pub struct MemoryBroker {
+    epoch: Arc<str>,
+    streams: Mutex<HashMap<Arc<str>, Arc<Mutex<Stream>>>>,
+    sink: OnceLock<Arc<dyn BrokerSink>>,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl MemoryBroker {
+    /// A broker with a fresh random epoch.
+    pub fn new() -> Self {
+        let seed = RandomState::new().hash_one(Instant::now());
+        Self {
+            epoch: format!("{seed:016x}").into(),
+            streams: Mutex::new(HashMap::new()),
+            sink: OnceLock::new(),
+        }
+    }
+
+    /// The epoch of every stream of this broker.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    fn stream(&self, room: &str) -> Option<Arc<Mutex<Stream>>> {
+        lock(&self.streams).get(room).cloned()
+    }
+
+    fn position(&self, offset: u64) -> StreamPosition {
+        StreamPosition {
+            offset,
+            epoch: self.epoch.clone(),
+        }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn attach(&self, sink: Arc<dyn BrokerSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn publish<'a>(
+        &'a self,
+        target: BrokerTarget,
+        mut publication: Publication,
+        history: Option<HistoryOptions>,
+    ) -> BrokerFuture<'a, Option<StreamPosition>> {
+        Box::pin(async move {
+            if matches!(publication.payload, Payload::Prepared(_)) {
+                return Err(BrokerError::PreparedPayload);
+            }
+            let BrokerTarget::Room(room) = &target else {
+                if let Some(sink) = self.sink.get() {
+                    sink.deliver(&target, &publication);
+                }
+                return Ok(None);
+            };
+            let stream = lock(&self.streams)
+                .entry(room.clone())
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(Stream {
+                        next_offset: 1,
+                        ring: VecDeque::new(),
+                    }))
+                })
+                .clone();
+            // Numbering, keeping and delivering under the stream's lock: offsets reach
+            // the hub in order.
+            let mut s = lock(&stream);
+            let offset = s.next_offset;
+            s.next_offset += 1;
+            let position = self.position(offset);
+            publication.position = Some(position.clone());
+            let now = Instant::now();
+            if let Some(h) = history {
+                if h.size > 0 {
+                    s.ring.push_back((now, publication.clone()));
+                }
+                while s.ring.len() > h.size {
+                    s.ring.pop_front();
+                }
+                if let Some(ttl) = h.ttl {
+                    while s
+                        .ring
+                        .front()
+                        .is_some_and(|(t, _)| now.duration_since(*t) > ttl)
+                    {
+                        s.ring.pop_front();
+                    }
+                }
+            }
+            if let Some(sink) = self.sink.get() {
+                sink.deliver(&target, &publication);
+            }
+            Ok(Some(position))
+        })
+    }
+
+    fn subscribe(&self, _room: &str) {
+        // One node: every publication is delivered to the attached hub, which finds its
+        // local members.
+    }
+
+    fn unsubscribe(&self, _room: &str) {}
+
+    fn history<'a>(&'a self, room: &'a str, since: u64, limit: usize) -> BrokerFuture<'a, History> {
+        Box::pin(async move {
+            let Some(stream) = self.stream(room) else {
+                return Ok(History {
+                    publications: Vec::new(),
+                    latest: self.position(0),
+                    oldest_offset: 1,
+                });
+            };
+            let s = lock(&stream);
+            let latest = s.next_offset - 1;
+            let oldest_offset = s
+                .ring
+                .front()
+                .and_then(|(_, p)| p.position.as_ref())
+                .map_or(latest + 1, |p| p.offset);
+            let publications = s
+                .ring
+                .iter()
+                .map(|(_, p)| p)
+                .filter(|p| p.position.as_ref().is_some_and(|pos| pos.offset > since))
+                .take(limit)
+                .cloned()
+                .collect();
+            Ok(History {
+                publications,
+                latest: self.position(latest),
+                oldest_offset,
+            })
+        })
+    }
+}
