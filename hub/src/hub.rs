@@ -62,6 +62,9 @@ pub struct HubConfig {
     /// A connection that sends no message for this long is closed by
     /// [`Hub::close_idle`] (1000, "idle"). Default: none.
     pub idle_timeout: Option<Duration>,
+    /// Whether pings and pongs from the peer (the protocol's keep-alive) count as
+    /// activity for [`idle_timeout`](Self::idle_timeout). Default: no, only messages do.
+    pub pings_count_as_activity: bool,
     /// Each fan-out is also compressed once with (window bits, level) for the
     /// connections that negotiated permessage-deflate without context takeover
     /// (`PreparedFrame::compressed`). Default: none.
@@ -80,6 +83,7 @@ impl Default for HubConfig {
             max_rooms_per_connection: usize::MAX,
             max_room_members: usize::MAX,
             idle_timeout: None,
+            pings_count_as_activity: false,
             compression: None,
         }
     }
@@ -1056,6 +1060,7 @@ impl Hub {
             messages_in: s.messages_in.get(),
             bytes_in: s.bytes_in.get(),
             closed_idle: s.closed_idle.get(),
+            ended: s.ended_snapshot(),
             queue_high_water: s.queue_high_water.load(Relaxed),
             deliveries: s.deliveries.snapshot(),
         }
@@ -1070,6 +1075,18 @@ impl Hub {
             members,
             deliveries: r.stats.snapshot(),
         })
+    }
+
+    pub(crate) fn ended(&self, reason: &tether_driver::CloseReason) {
+        self.inner.stats.ended(reason);
+    }
+
+    /// Counts a protocol-level heartbeat (a ping or pong from the peer) as activity,
+    /// where [`HubConfig::pings_count_as_activity`] says so.
+    pub(crate) fn heartbeat(&self, session: &Session) {
+        if self.inner.config.idle_timeout.is_some() && self.inner.config.pings_count_as_activity {
+            session.touch(self.now_nanos());
+        }
     }
 
     pub(crate) fn received(&self, session: &Session, len: usize) {

@@ -90,6 +90,6 @@ pub use policy::Policy;
 pub use room::{MAX_ROOM_NAME_LEN, RoomNameError, validate_room_name};
 pub use serve::Handler;
 pub use session::{Identity, Session};
-pub use stats::{DeliveryStats, RoomStats, StatsSnapshot};
+pub use stats::{DeliveryStats, EndedStats, RoomStats, StatsSnapshot};
 
 pub use tether_driver::{CloseCode, CloseReason, ConnectionId, Message, PreparedFrame};

@@ -185,9 +185,12 @@ impl Hub {
             let receive = pin!(async {
                 while let Some(Ok(message)) = ws.recv().await {
                     let len = message.len();
-                    if let Some(payload) = Payload::from_message(message) {
-                        self.received(session, len);
-                        handler.on_message(self, session, payload).await;
+                    match Payload::from_message(message) {
+                        Some(payload) => {
+                            self.received(session, len);
+                            handler.on_message(self, session, payload).await;
+                        }
+                        None => self.heartbeat(session),
                     }
                 }
             });
@@ -202,6 +205,7 @@ impl Hub {
                 sender.closed().await
             }
         };
+        self.ended(&reason);
         handler.on_disconnect(self, session, &reason).await;
         drop(registered);
         Ok(reason)

@@ -188,6 +188,8 @@ fn registry_is_back_to_empty_after_2000_connect_disconnect_cycles() {
         .await;
         let stats = hub.stats();
         assert_eq!(stats.connections_total, 2000);
+        let e = stats.ended;
+        assert_eq!(e.clean + e.protocol_error + e.timed_out + e.abnormal, 2000);
         assert_eq!((stats.connections, stats.users, stats.rooms), (0, 0, 0));
         assert_eq!(hub.user_count(), 0);
         assert_eq!(hub.room_count(), 0);
@@ -909,5 +911,29 @@ fn recovery_is_refused_after_an_epoch_change_or_too_far_behind() {
         let near = StreamPosition { offset: 8, epoch: latest.epoch.clone() };
         assert_eq!(hub.recover(c_id, "small", &near).await.map(|r| r.0), Ok(3));
         expect_offsets(&mut c, 9, 11).await;
+    });
+}
+
+#[test]
+fn pings_keep_a_connection_active_where_configured() {
+    rt::block_on(async {
+        let mut config = HubConfig::default();
+        config.idle_timeout = Some(Duration::from_millis(100));
+        config.pings_count_as_activity = true;
+        let hub = Hub::new(config);
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut pinger = client(addr, "user=pinger").await;
+        let mut quiet = client(addr, "user=quiet").await;
+        session_of(&hub, "pinger").await;
+        session_of(&hub, "quiet").await;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(150) {
+            pinger.ping("alive").await.unwrap();
+            rt::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(hub.close_idle(), 1);
+        assert_eq!(close_code(&mut quiet).await, 1000);
+        assert!(hub.is_online("pinger"));
+        assert!(!hub.user_sessions("pinger")[0].is_closed());
     });
 }
