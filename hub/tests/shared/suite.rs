@@ -83,6 +83,9 @@ fn server_config() -> Config {
     let mut config = Config::default();
     config.write_high_water_mark = 16 * 1024;
     config.timeouts.close = Some(Duration::from_millis(300));
+    // Accepted when a client offers it (the hub compresses a fan-out once for those that
+    // negotiate no context takeover).
+    config.deflate.enabled = true;
     config
 }
 
@@ -110,7 +113,13 @@ fn start_server<H: Handler + Clone>(hub: Hub, handler: H) -> SocketAddr {
                 let Ok(ws) = ws::accept_with(stream, server_config(), check).await else {
                     return;
                 };
-                let _ = hub.serve(ws, identity, handler).await;
+                if identity.user() == Some("cancelled") {
+                    // The application drops the serve future (a timeout, a select!).
+                    let serve = hub.serve(ws, identity, handler);
+                    let _ = timeout(Duration::from_millis(100), serve).await;
+                } else {
+                    let _ = hub.serve(ws, identity, handler).await;
+                }
             });
         }
     });
@@ -378,6 +387,11 @@ struct Stalled {
 
 impl Stalled {
     fn connect(addr: SocketAddr, query: &str) -> Self {
+        Self::connect_with(addr, query, "")
+    }
+
+    /// Connects with `extra` header lines (each ending with CRLF).
+    fn connect_with(addr: SocketAddr, query: &str, extra: &str) -> Self {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
@@ -388,7 +402,7 @@ impl Stalled {
             stream,
             "GET /ws?{query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Version: 13\r\n{extra}\r\n"
         )
         .unwrap();
         let mut head = Vec::new();
@@ -406,10 +420,16 @@ impl Stalled {
 
     /// Reads the next frame: its opcode and payload.
     fn frame(&mut self) -> (u8, Vec<u8>) {
+        let (b0, payload) = self.raw_frame();
+        (b0 & 0x0f, payload)
+    }
+
+    /// Reads the next frame: its first byte (FIN, RSV, opcode) and payload.
+    fn raw_frame(&mut self) -> (u8, Vec<u8>) {
         loop {
-            if let Some((op, payload, used)) = parse(&self.buf) {
+            if let Some((b0, payload, used)) = parse(&self.buf) {
                 self.buf.drain(..used);
-                return (op, payload);
+                return (b0, payload);
             }
             let mut chunk = [0; 16 * 1024];
             let n = self.stream.read(&mut chunk).expect("data in time");
@@ -419,7 +439,7 @@ impl Stalled {
     }
 }
 
-/// An unmasked frame from `buf`: opcode, payload, bytes used.
+/// An unmasked frame from `buf`: first byte, payload, bytes used.
 fn parse(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     if buf.len() < 2 {
         return None;
@@ -433,7 +453,7 @@ fn parse(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
     if buf.len() < at + len {
         return None;
     }
-    Some((buf[0] & 0x0f, buf[at..at + len].to_vec(), at + len))
+    Some((buf[0], buf[at..at + len].to_vec(), at + len))
 }
 
 const FEED_MESSAGES: usize = 1500;
@@ -575,7 +595,7 @@ fn slow_consumer_disconnect_closes_it_with_1013_and_the_others_keep_receiving() 
             run.stalled.buf.extend_from_slice(&chunk);
             while let Some((op, payload, used)) = parse(&run.stalled.buf) {
                 run.stalled.buf.drain(..used);
-                if op == 8 {
+                if op & 0x0f == 8 {
                     close = Some(u16::from_be_bytes([payload[0], payload[1]]));
                 }
             }
@@ -935,5 +955,56 @@ fn pings_keep_a_connection_active_where_configured() {
         assert_eq!(close_code(&mut quiet).await, 1000);
         assert!(hub.is_online("pinger"));
         assert!(!hub.user_sessions("pinger")[0].is_closed());
+    });
+}
+
+#[test]
+fn a_dropped_serve_future_still_removes_its_connection() {
+    rt::block_on(async {
+        let hub = Hub::default();
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut c = client(addr, "user=cancelled&rooms=r").await;
+        session_of(&hub, "cancelled").await;
+        assert_eq!(hub.member_count("r"), 1);
+        wait_until("gone", || hub.connection_count() == 0).await;
+        assert_eq!((hub.room_count(), hub.user_count()), (0, 0));
+        // Its WebSocket was dropped with it: the connection closes normally.
+        assert_eq!(close_code(&mut c).await, 1000);
+    });
+}
+
+#[test]
+fn fan_outs_compressed_once_reach_deflate_and_plain_clients() {
+    rt::block_on(async {
+        let mut config = HubConfig::default();
+        config.compression = Some((15, 6));
+        let hub = Hub::new(config);
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut client_config = Config::default();
+        client_config.deflate.enabled = true;
+        client_config.deflate.server_no_context_takeover = true;
+        let request = ws::ClientRequest::new(&format!("ws://{addr}/ws?user=z&rooms=r")).unwrap();
+        let (mut zipped, _) = timeout(WAIT, ws::connect_with(request, client_config))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(zipped.deflate_params().is_some(), "deflate negotiated");
+        let mut plain = client(addr, "user=p&rooms=r").await;
+        let offer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n";
+        let mut raw = Stalled::connect_with(addr, "user=raw&rooms=r", offer);
+        session_of(&hub, "z").await;
+        session_of(&hub, "p").await;
+        session_of(&hub, "raw").await;
+        let text = "compressible ".repeat(200);
+        for _ in 0..3 {
+            assert_eq!(hub.publish("r", text.clone()).queued, 3);
+            assert_eq!(recv_text(&mut zipped).await, text);
+            assert_eq!(recv_text(&mut plain).await, text);
+            // On the wire: compressed (RSV1), far smaller than the text.
+            let (b0, payload) = raw.raw_frame();
+            assert_eq!(b0, 0x80 | 0x40 | 1);
+            assert!(payload.len() < text.len() / 10);
+        }
+        assert!(plain.deflate_params().is_none());
     });
 }
