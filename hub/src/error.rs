@@ -51,6 +51,8 @@ pub enum HubError {
         /// The stream's latest position.
         latest: StreamPosition,
     },
+    /// The connection is recovering this room already ([`Hub::recover`](crate::Hub::recover)).
+    AlreadyRecovering,
     /// The application's [`Handler::on_connect`](crate::Handler::on_connect) refused the
     /// connection.
     Refused,
@@ -101,6 +103,7 @@ impl fmt::Display for HubError {
             Self::RoomFull => f.write_str("the room is full"),
             Self::ShuttingDown => f.write_str("the server is shutting down"),
             Self::Refused => f.write_str("connection refused"),
+            Self::AlreadyRecovering => f.write_str("the room is being recovered already"),
             Self::Broker(e) => e.fmt(f),
             Self::EpochChanged { .. } => {
                 f.write_str("cannot recover: the stream's history was lost (new epoch)")

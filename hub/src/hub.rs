@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -65,6 +65,11 @@ pub struct HubConfig {
     /// Whether pings and pongs from the peer (the protocol's keep-alive) count as
     /// activity for [`idle_timeout`](Self::idle_timeout). Default: no, only messages do.
     pub pings_count_as_activity: bool,
+    /// Messages for a connection wait this long in its hub queue before they are written
+    /// together, trading this much latency for fewer writes under heavy fan-out. Needs a
+    /// sleep function ([`Hub::set_sleep`]); without one, or by default (`None`), messages
+    /// go to the connection as soon as it has room.
+    pub flush_interval: Option<Duration>,
     /// Each fan-out is also compressed once with (window bits, level) for the
     /// connections that negotiated permessage-deflate without context takeover
     /// (`PreparedFrame::compressed`). Default: none.
@@ -84,6 +89,7 @@ impl Default for HubConfig {
             max_room_members: usize::MAX,
             idle_timeout: None,
             pings_count_as_activity: false,
+            flush_interval: None,
             compression: None,
         }
     }
@@ -179,6 +185,9 @@ impl Room {
     }
 }
 
+/// A runtime's sleep, for [`HubConfig::flush_interval`] (see [`Hub::set_sleep`]).
+pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// Turns a numbered room publication into what its recipients get (see
 /// [`Hub::set_envelope`]).
 pub type Envelope = Arc<dyn Fn(&str, &Publication) -> Payload + Send + Sync>;
@@ -199,6 +208,7 @@ struct Inner {
     broker: Arc<dyn Broker>,
     histories: RwLock<HashMap<Arc<str>, HistoryOptions>>,
     envelope: OnceLock<Envelope>,
+    sleep: OnceLock<Sleep>,
     /// Tasks waiting for the last connection to leave (shutdown).
     empty_waiters: Mutex<Vec<Waker>>,
     start: Instant,
@@ -256,6 +266,7 @@ impl Hub {
                 broker: broker.clone(),
                 histories: RwLock::default(),
                 envelope: OnceLock::new(),
+                sleep: OnceLock::new(),
                 empty_waiters: Mutex::new(Vec::new()),
                 start: Instant::now(),
             }),
@@ -826,11 +837,10 @@ impl Hub {
                 }
             }
             Target::Filter(filter) => {
-                for shard in inner.conns.all() {
-                    for s in shard.values() {
-                        if filter(s) {
-                            offer(s, policy, None);
-                        }
+                // Outside the registry's locks: the predicate may call the hub.
+                for s in self.sessions() {
+                    if filter(&s) {
+                        offer(&s, policy, None);
                     }
                 }
             }
@@ -842,10 +852,27 @@ impl Hub {
         report
     }
 
+    /// Gives the hub the runtime's sleep, which [`HubConfig::flush_interval`] needs
+    /// (`|d| Box::pin(tokio::time::sleep(d))`, for example). Set it once, before serving
+    /// connections; returns `false` if one was set already.
+    pub fn set_sleep(
+        &self,
+        sleep: impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
+    ) -> bool {
+        self.inner.sleep.set(Arc::new(sleep)).is_ok()
+    }
+
+    /// The flush interval, if one applies (configured, with a sleep to wait it with).
+    pub(crate) fn flush(&self) -> Option<(Duration, &Sleep)> {
+        let interval = self.inner.config.flush_interval?;
+        Some((interval, self.inner.sleep.get()?))
+    }
+
     fn bounds(&self) -> Bounds {
         Bounds {
             max_bytes: self.inner.config.max_queue_bytes,
             max_messages: self.inner.config.max_queue_messages,
+            direct: self.flush().is_none(),
         }
     }
 
@@ -978,7 +1005,7 @@ impl Hub {
         {
             let mut recovering = conn.recovering();
             if recovering.iter().any(|(r, _)| *r == name) {
-                return Err(HubError::Refused);
+                return Err(HubError::AlreadyRecovering);
             }
             recovering.push((name.clone(), Vec::new()));
             conn.recovering_n.fetch_add(1, Relaxed);
@@ -1179,6 +1206,7 @@ fn give(conn: &Conn, last: &mut u64, offset: u64, item: &Item) -> bool {
     let bounds = Bounds {
         max_bytes: usize::MAX,
         max_messages: usize::MAX,
+        direct: true,
     };
     let _ = conn
         .queue

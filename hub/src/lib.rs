@@ -84,7 +84,7 @@ pub use broker::{
 };
 pub use error::HubError;
 pub use events::{Events, HubEvent};
-pub use hub::{Envelope, Hub, HubConfig, Target};
+pub use hub::{Envelope, Hub, HubConfig, Sleep, Target};
 pub use payload::{Payload, SendOptions, SendReport};
 pub use policy::Policy;
 pub use room::{MAX_ROOM_NAME_LEN, RoomNameError, validate_room_name};

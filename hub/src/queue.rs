@@ -7,11 +7,13 @@
 //! connection's serve task moves them to the driver as it makes room. Only this queue's
 //! small lock is taken on the send path.
 
+use crate::hub::Sleep;
 use crate::policy::Policy;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
+use std::time::Duration;
 use tether_driver::{CloseCode, PreparedFrame, Sender, TrySendError};
 
 /// One message for one recipient: a shared frame, never copied.
@@ -42,6 +44,8 @@ pub(crate) enum Outcome {
 pub(crate) struct Bounds {
     pub(crate) max_bytes: usize,
     pub(crate) max_messages: usize,
+    /// Whether a message may skip the queue when it is empty (no flush interval).
+    pub(crate) direct: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +109,7 @@ impl Queue {
         if q.state == State::Closed {
             return (Outcome::Closed, 0);
         }
-        if q.items.is_empty() && !q.in_flight {
+        if bounds.direct && q.items.is_empty() && !q.in_flight {
             match sender.try_send_prepared(&item.frame) {
                 Ok(()) => return (Outcome::Queued { dropped_oldest: 0 }, 0),
                 Err(TrySendError::Full(())) => {}
@@ -196,13 +200,32 @@ impl Queue {
 
     /// The serve task's half: moves queued messages to the driver as it makes room, until
     /// the queue is closed. Closes the connection with 1001 when shutting down.
-    pub(crate) async fn run(&self, sender: &Sender) {
+    ///
+    /// With a flush interval, it waits that long after the first message arrives, so that
+    /// what arrives meanwhile goes out in the same write.
+    pub(crate) async fn run(&self, sender: &Sender, flush: Option<(Duration, &Sleep)>) {
         loop {
+            if let Some((interval, sleep)) = flush {
+                let ready = poll_fn(|cx| {
+                    let mut q = self.lock();
+                    if !q.items.is_empty() || q.state != State::Open {
+                        return Poll::Ready(());
+                    }
+                    if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        q.waker = Some(cx.waker().clone());
+                    }
+                    Poll::Pending
+                });
+                ready.await;
+                sleep(interval).await;
+            }
             let step = poll_fn(|cx| {
                 let mut q = self.lock();
                 loop {
                     let Some(front) = q.items.front() else {
                         return match q.state {
+                            // With a flush interval, wait for the next batch above.
+                            State::Open if flush.is_some() => Poll::Ready(Step::Idle),
                             State::Open => {
                                 if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                                     q.waker = Some(cx.waker().clone());
@@ -251,12 +274,15 @@ impl Queue {
                     return;
                 }
                 Step::Stop => return,
+                Step::Idle => {}
             }
         }
     }
 }
 
 enum Step {
+    /// Nothing queued (with a flush interval).
+    Idle,
     Wait(Arc<PreparedFrame>),
     GoAway,
     Stop,

@@ -181,7 +181,7 @@ impl Hub {
             return Err(e);
         }
         {
-            let drain = pin!(session.conn.queue.run(&sender));
+            let drain = pin!(session.conn.queue.run(&sender, self.flush()));
             let receive = pin!(async {
                 while let Some(Ok(message)) = ws.recv().await {
                     let len = message.len();

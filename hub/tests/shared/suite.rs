@@ -1008,3 +1008,34 @@ fn fan_outs_compressed_once_reach_deflate_and_plain_clients() {
         assert!(plain.deflate_params().is_none());
     });
 }
+
+#[test]
+fn a_flush_interval_holds_messages_and_sends_them_together() {
+    rt::block_on(async {
+        let interval = Duration::from_millis(200);
+        let mut config = HubConfig::default();
+        config.flush_interval = Some(interval);
+        let hub = Hub::new(config);
+        assert!(hub.set_sleep(|d| Box::pin(rt::sleep(d))));
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut raw = Stalled::connect(addr, "user=raw&rooms=r");
+        let session = session_of(&hub, "raw").await;
+        let start = Instant::now();
+        for i in 0..10 {
+            assert_eq!(hub.publish("r", format!("m{i}")).queued, 1);
+        }
+        // Held in the hub for the interval, not handed to the connection yet.
+        assert_eq!(session.queued().0, 10);
+        for i in 0..10 {
+            let (op, payload) = raw.frame();
+            assert_eq!((op, payload), (1, format!("m{i}").into_bytes()));
+        }
+        assert!(start.elapsed() >= interval);
+        assert_eq!(session.queued(), (0, 0));
+        // The next batch waits again.
+        let start = Instant::now();
+        hub.publish("r", "again");
+        assert_eq!(raw.frame(), (1, b"again".to_vec()));
+        assert!(start.elapsed() >= interval);
+    });
+}
