@@ -142,12 +142,30 @@ pub trait Broker: Send + Sync + 'static {
 struct Stream {
     next_offset: u64,
     ring: VecDeque<(Instant, Publication)>,
+    /// How long messages are kept, as of the last publication.
+    ttl: Option<Duration>,
+}
+
+impl Stream {
+    /// Drops the messages older than the time to live.
+    fn expire(&mut self, now: Instant) {
+        if let Some(ttl) = self.ttl {
+            while self
+                .ring
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > ttl)
+            {
+                self.ring.pop_front();
+            }
+        }
+    }
 }
 
 /// The broker of a single node: numbers each room's messages, keeps their history in a
 /// ring per room, and delivers to the attached hub at once. Its epoch is chosen at
 /// random when it is made, so a restarted process tells reconnecting clients their
-/// history is gone.
+/// history is gone. A room's offset counter stays (a few dozen bytes) once it has been
+/// published to, so that its numbers never repeat within the epoch.
 pub struct MemoryBroker {
     epoch: Arc<str>,
     streams: Mutex<HashMap<Arc<str>, Arc<Mutex<Stream>>>>,
@@ -227,6 +245,7 @@ impl Broker for MemoryBroker {
                     Arc::new(Mutex::new(Stream {
                         next_offset: 1,
                         ring: VecDeque::new(),
+                        ttl: None,
                     }))
                 })
                 .clone();
@@ -238,23 +257,15 @@ impl Broker for MemoryBroker {
             let position = self.position(offset);
             publication.position = Some(position.clone());
             let now = Instant::now();
-            if let Some(h) = history {
-                if h.size > 0 {
-                    s.ring.push_back((now, publication.clone()));
-                }
-                while s.ring.len() > h.size {
-                    s.ring.pop_front();
-                }
-                if let Some(ttl) = h.ttl {
-                    while s
-                        .ring
-                        .front()
-                        .is_some_and(|(t, _)| now.duration_since(*t) > ttl)
-                    {
-                        s.ring.pop_front();
-                    }
-                }
+            let h = history.unwrap_or(HistoryOptions { size: 0, ttl: None });
+            if h.size > 0 {
+                s.ring.push_back((now, publication.clone()));
             }
+            while s.ring.len() > h.size {
+                s.ring.pop_front();
+            }
+            s.ttl = h.ttl;
+            s.expire(now);
             if let Some(sink) = self.sink.get() {
                 sink.deliver(&target, &publication);
             }
@@ -278,7 +289,8 @@ impl Broker for MemoryBroker {
                     oldest_offset: 1,
                 });
             };
-            let s = lock(&stream);
+            let mut s = lock(&stream);
+            s.expire(Instant::now());
             let latest = s.next_offset - 1;
             let oldest_offset = s
                 .ring
@@ -299,5 +311,113 @@ impl Broker for MemoryBroker {
                 oldest_offset,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Records the offsets delivered.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<u64>>, AtomicU64);
+
+    impl BrokerSink for Recorder {
+        fn deliver(&self, _target: &BrokerTarget, publication: &Publication) {
+            match &publication.position {
+                Some(p) => lock(&self.0).push(p.offset),
+                None => {
+                    self.1.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+
+    fn publication(text: &str) -> Publication {
+        Publication {
+            payload: Payload::text(text),
+            key: None,
+            position: None,
+        }
+    }
+
+    fn room(name: &str) -> BrokerTarget {
+        BrokerTarget::Room(name.into())
+    }
+
+    #[test]
+    fn offsets_grow_by_one_per_room_and_history_keeps_the_last_n() {
+        let broker = MemoryBroker::new();
+        let sink = Arc::new(Recorder::default());
+        broker.attach(sink.clone());
+        let keep = Some(HistoryOptions { size: 3, ttl: None });
+        for i in 1..=5 {
+            let p = broker.publish(room("a"), publication("x"), keep);
+            let p = p.now_or_never().unwrap().unwrap().unwrap();
+            assert_eq!(p.offset, i);
+            assert_eq!(&*p.epoch, broker.epoch());
+        }
+        let other = broker.publish(room("b"), publication("y"), None);
+        assert_eq!(other.now_or_never().unwrap().unwrap().unwrap().offset, 1);
+        assert_eq!(*lock(&sink.0), vec![1, 2, 3, 4, 5, 1]);
+        let h = broker.history("a", 0, 10).now_or_never().unwrap().unwrap();
+        let offsets: Vec<u64> = h
+            .publications
+            .iter()
+            .map(|p| p.position.as_ref().unwrap().offset)
+            .collect();
+        assert_eq!(offsets, vec![3, 4, 5]);
+        assert_eq!((h.latest.offset, h.oldest_offset), (5, 3));
+        let h = broker.history("a", 4, 10).now_or_never().unwrap().unwrap();
+        assert_eq!(h.publications.len(), 1);
+        let h = broker.history("b", 0, 10).now_or_never().unwrap().unwrap();
+        assert_eq!(
+            (h.publications.len(), h.latest.offset, h.oldest_offset),
+            (0, 1, 2)
+        );
+        let h = broker
+            .history("none", 0, 10)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.latest.offset, h.oldest_offset), (0, 1));
+        // Users and everyone: delivered, not numbered.
+        let p = broker.publish(BrokerTarget::All, publication("z"), None);
+        assert_eq!(p.now_or_never().unwrap(), Ok(None));
+        assert_eq!(sink.1.load(Relaxed), 1);
+        let prepared = Payload::Prepared(Payload::text("p").prepare(None));
+        let p = Publication {
+            payload: prepared,
+            ..publication("")
+        };
+        let p = broker.publish(room("a"), p, keep);
+        assert_eq!(p.now_or_never().unwrap(), Err(BrokerError::PreparedPayload));
+    }
+
+    #[test]
+    fn history_forgets_messages_older_than_the_ttl() {
+        let broker = MemoryBroker::new();
+        let keep = Some(HistoryOptions {
+            size: 10,
+            ttl: Some(Duration::from_millis(30)),
+        });
+        let p = broker.publish(room("a"), publication("old"), keep);
+        p.now_or_never().unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let h = broker.history("a", 0, 10).now_or_never().unwrap().unwrap();
+        assert!(h.publications.is_empty());
+        assert_eq!((h.latest.offset, h.oldest_offset), (1, 2));
+        let p = broker.publish(room("a"), publication("new"), keep);
+        p.now_or_never().unwrap().unwrap();
+        let h = broker.history("a", 0, 10).now_or_never().unwrap().unwrap();
+        assert_eq!(h.publications.len(), 1);
+        assert_eq!(h.oldest_offset, 2);
+    }
+
+    #[test]
+    fn two_brokers_have_different_epochs() {
+        assert_ne!(MemoryBroker::new().epoch(), MemoryBroker::new().epoch());
     }
 }

@@ -1178,7 +1178,11 @@ impl Hub {
         }
         let mut deadline = pin!(deadline);
         let done = poll_fn(|cx| {
-            lock(&inner.empty_waiters).push(cx.waker().clone());
+            let mut waiters = lock(&inner.empty_waiters);
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            drop(waiters);
             if inner.connections.load(Relaxed) == 0 {
                 return Poll::Ready(true);
             }

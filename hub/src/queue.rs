@@ -125,7 +125,10 @@ impl Queue {
                     .items
                     .iter()
                     .position(|i| i.key.as_deref() == Some(&**key));
-                if let Some(at) = same {
+                // Replaced in place if the queue's bytes stay in bounds; otherwise the
+                // oldest go, below.
+                let fits = |at: usize| q.bytes - q.items[at].len + item.len <= bounds.max_bytes;
+                if let Some(at) = same.filter(|&at| fits(at)) {
                     let old = std::mem::replace(&mut q.items[at], item.clone()).len;
                     q.bytes = q.bytes - old + item.len;
                     return (Outcome::Conflated, q.bytes);
