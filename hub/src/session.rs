@@ -195,3 +195,17 @@ impl fmt::Debug for Session {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the hub holds per connection stays small (the target is 2 KiB per idle
+    /// connection in one room, the driver's share included).
+    #[test]
+    fn a_registry_entry_is_small() {
+        let size = std::mem::size_of::<Conn>();
+        println!("Conn: {size} bytes");
+        assert!(size <= 320, "Conn is {size} bytes");
+    }
+}
