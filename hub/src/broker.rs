@@ -10,6 +10,7 @@
 //! and subscribe to a room's channel when its first local member joins.
 
 use crate::payload::Payload;
+use crate::session::Session;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -136,6 +137,65 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The room's messages after `since` (all kept ones with offset 0), at most `limit`.
     fn history<'a>(&'a self, room: &'a str, since: u64, limit: usize) -> BrokerFuture<'a, History>;
+
+    /// A local connection joined `room` (for presence across nodes). Called without
+    /// waiting, under the hub's locks: queue the work. The default does nothing.
+    fn joined(&self, room: &str, session: &Session) {
+        let _ = (room, session);
+    }
+
+    /// A local connection left `room`. The default does nothing.
+    fn left(&self, room: &str, session: &Session) {
+        let _ = (room, session);
+    }
+
+    /// Who is in `room` on every node, or `None` if the broker keeps no presence (the
+    /// hub then answers with its own members: [`Hub::presence`](crate::Hub::presence)).
+    /// The default keeps none.
+    fn presence<'a>(&'a self, room: &'a str) -> BrokerFuture<'a, Option<Vec<PresenceInfo>>> {
+        let _ = room;
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// One member of a room, as presence reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PresenceInfo {
+    /// The node the connection is on (`None`: this one).
+    pub node: Option<Arc<str>>,
+    /// The connection's number on its node.
+    pub id: u64,
+    /// Its user, if any.
+    pub user: Option<Arc<str>>,
+    /// Its labels.
+    pub labels: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl PresenceInfo {
+    /// A member of a room on another node.
+    pub fn new(node: impl Into<Arc<str>>, id: u64, user: Option<Arc<str>>) -> Self {
+        Self {
+            node: Some(node.into()),
+            id,
+            user,
+            labels: Vec::new(),
+        }
+    }
+
+    /// A local session's presence.
+    pub fn local(session: &Session) -> Self {
+        let identity = session.identity();
+        Self {
+            node: None,
+            id: session.id().get(),
+            user: identity.user_arc().cloned(),
+            labels: identity
+                .labels()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect(),
+        }
+    }
 }
 
 /// A room's stream in the memory broker.

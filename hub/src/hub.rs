@@ -1,7 +1,8 @@
 //! The hub: registry, users, rooms and fan-out.
 
 use crate::broker::{
-    Broker, BrokerSink, BrokerTarget, HistoryOptions, MemoryBroker, Publication, StreamPosition,
+    Broker, BrokerSink, BrokerTarget, HistoryOptions, MemoryBroker, PresenceInfo, Publication,
+    StreamPosition,
 };
 use crate::error::HubError;
 use crate::events::{Bus, Events, HubEvent};
@@ -581,7 +582,8 @@ impl Hub {
         drop(members);
         drop(map);
         rooms.names.push(entry.name.clone());
-        // Under the connection's lock: its joins and leaves are emitted in order.
+        // Under the connection's lock: its joins and leaves are told in order.
+        inner.broker.joined(room, session);
         if !inner.bus.is_empty() {
             inner.bus.emit(HubEvent::Joined {
                 room: entry.name.clone(),
@@ -630,6 +632,7 @@ impl Hub {
         let removed = members.map.remove(&id).is_some();
         if removed {
             members.snapshot = None;
+            inner.broker.left(room, session);
         }
         let empty = members.map.is_empty();
         drop(members);
@@ -676,6 +679,15 @@ impl Hub {
         users.sort_unstable();
         users.dedup();
         users
+    }
+
+    /// Who is in a room: on every node if the broker keeps presence, otherwise this
+    /// node's members ([`members`](Hub::members)).
+    pub async fn presence(&self, room: &str) -> Result<Vec<PresenceInfo>, HubError> {
+        if let Some(all) = self.inner.broker.presence(room).await? {
+            return Ok(all);
+        }
+        Ok(self.members(room).iter().map(PresenceInfo::local).collect())
     }
 
     /// Subscribes to every [`HubEvent`]: joins and leaves of every room, users online

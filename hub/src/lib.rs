@@ -80,7 +80,7 @@ mod stats;
 
 pub use broker::{
     Broker, BrokerError, BrokerFuture, BrokerSink, BrokerTarget, History, HistoryOptions,
-    MemoryBroker, Publication, StreamPosition,
+    MemoryBroker, PresenceInfo, Publication, StreamPosition,
 };
 pub use error::HubError;
 pub use events::{Events, HubEvent};

@@ -56,7 +56,8 @@ impl Identity {
         self.user.as_deref()
     }
 
-    pub(crate) fn user_arc(&self) -> Option<&Arc<str>> {
+    /// The user id, shared.
+    pub fn user_arc(&self) -> Option<&Arc<str>> {
         self.user.as_ref()
     }
 

@@ -1039,3 +1039,103 @@ fn a_flush_interval_holds_messages_and_sends_them_together() {
         assert!(start.elapsed() >= interval);
     });
 }
+
+/// A broker that delegates to the memory broker and records what the hub tells it.
+#[derive(Default)]
+struct RecordingBroker {
+    inner: tether_hub::MemoryBroker,
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl tether_hub::Broker for RecordingBroker {
+    fn attach(&self, sink: Arc<dyn tether_hub::BrokerSink>) {
+        self.inner.attach(sink);
+    }
+
+    fn publish<'a>(
+        &'a self,
+        target: tether_hub::BrokerTarget,
+        publication: tether_hub::Publication,
+        history: Option<HistoryOptions>,
+    ) -> tether_hub::BrokerFuture<'a, Option<StreamPosition>> {
+        self.log.lock().unwrap().push("publish".into());
+        self.inner.publish(target, publication, history)
+    }
+
+    fn subscribe(&self, room: &str) {
+        self.log.lock().unwrap().push(format!("subscribe {room}"));
+    }
+
+    fn unsubscribe(&self, room: &str) {
+        self.log.lock().unwrap().push(format!("unsubscribe {room}"));
+    }
+
+    fn history<'a>(
+        &'a self,
+        room: &'a str,
+        since: u64,
+        limit: usize,
+    ) -> tether_hub::BrokerFuture<'a, tether_hub::History> {
+        self.inner.history(room, since, limit)
+    }
+
+    fn joined(&self, room: &str, session: &Session) {
+        let user = session.user().unwrap_or("-");
+        self.log.lock().unwrap().push(format!("joined {room} {user}"));
+    }
+
+    fn left(&self, room: &str, session: &Session) {
+        let user = session.user().unwrap_or("-");
+        self.log.lock().unwrap().push(format!("left {room} {user}"));
+    }
+
+    fn presence<'a>(
+        &'a self,
+        room: &'a str,
+    ) -> tether_hub::BrokerFuture<'a, Option<Vec<tether_hub::PresenceInfo>>> {
+        let remote = tether_hub::PresenceInfo::new("node-b", 7, Some("remote".into()));
+        let answer = (room == "cluster").then(|| vec![remote]);
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+#[test]
+fn the_broker_hears_of_first_and_last_members_presence_and_publications() {
+    rt::block_on(async {
+        let broker = Arc::new(RecordingBroker::default());
+        let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+        let addr = start_server(hub.clone(), TestHandler::default());
+        let mut a = client(addr, "user=a&rooms=r").await;
+        let _b = client(addr, "user=b&rooms=r").await;
+        let a_id = session_of(&hub, "a").await.id();
+        session_of(&hub, "b").await;
+        let local = hub.presence("r").await.unwrap();
+        let mut users: Vec<_> = local.iter().map(|p| p.user.as_deref().unwrap()).collect();
+        users.sort();
+        assert_eq!(users, vec!["a", "b"]);
+        assert!(local.iter().all(|p| p.node.is_none()));
+        let remote = hub.presence("cluster").await.unwrap();
+        assert_eq!(remote[0].node.as_deref(), Some("node-b"));
+
+        let p = hub.publish_durable("r", "via the broker", SendOptions::new()).await.unwrap();
+        assert_eq!(p.offset, 1);
+        assert_eq!(recv_text(&mut a).await, "via the broker");
+        assert!(hub.leave(a_id, "r"));
+        hub.leave_user("b", "r");
+        let mut log = broker.log.lock().unwrap().clone();
+        // The two joins may come in either order.
+        log[1..3].sort();
+        assert_eq!(
+            log,
+            vec![
+                "subscribe r",
+                "joined r a",
+                "joined r b",
+                "publish",
+                "left r a",
+                "left r b",
+                "unsubscribe r",
+            ]
+        );
+    });
+}
