@@ -370,6 +370,8 @@ fn a_message_from_any_client_reaches_every_client_sender_included() {
         }
         clients[0].send_text("echo:only me").await.unwrap();
         assert_eq!(recv_text(&mut clients[0]).await, "only me");
+        // The server counts a send right after handing it out: the client may be first.
+        wait_until("counted", || hub.stats().deliveries.published == 2).await;
         let stats = hub.stats();
         assert_eq!(stats.messages_in, 2);
         assert_eq!(stats.bytes_in, ("all:hello".len() + "echo:only me".len()) as u64);
