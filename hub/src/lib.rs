@@ -58,6 +58,56 @@
 //! oldest, disconnect, or conflate by key. The [`SendReport`] tells what happened to each
 //! recipient; [`Hub::stats`] counts the same, and [`Hub::room_stats`] per room.
 //!
+//! ## Registry, users, rooms
+//!
+//! [`Hub::serve`] registers a connection with an [`Identity`] (an optional user id, the
+//! peer's address, labels) and removes it when it ends, whatever the reason, also when
+//! the serve future is dropped. [`Hub::session`], [`Hub::user_sessions`],
+//! [`Hub::online_users`] and the counts look it up. Rooms ([`Hub::join`],
+//! [`Hub::join_user`], [`Hub::leave`], [`Hub::members`], [`Session::rooms`]) exist while
+//! they have members; their names are checked ([`validate_room_name`]). The limits of
+//! [`HubConfig`] refuse a connection with 1013 (or, checked before the upgrade with
+//! [`Hub::check_admission`], with an HTTP status), a join with a [`HubError`].
+//!
+//! ## Hooks, presence, lifecycle
+//!
+//! A [`Handler`] gets `on_connect`, `on_message` (bytes, as a [`Payload`]), `on_join`
+//! (for [`Hub::request_join`]) and `on_disconnect`. [`Hub::events`] and
+//! [`Hub::room_events`] report joins, leaves and users coming online or going offline to
+//! whoever subscribes; [`Hub::presence`] lists a room's members. [`Hub::close_idle`]
+//! closes connections silent for [`HubConfig::idle_timeout`]; [`Hub::shutdown`] refuses
+//! new connections, drains every queue, closes with 1001 and returns when all are gone
+//! or a deadline passes. [`HubConfig::flush_interval`] holds a connection's messages for
+//! a while to write them together.
+//!
+//! ## History, recovery and clustering
+//!
+//! [`Hub::publish_durable`] goes through the hub's [`Broker`] ([`MemoryBroker`] unless
+//! [`Hub::with_broker`] says otherwise): the broker numbers the message (a
+//! [`StreamPosition`]: offset and epoch), keeps it in the room's history
+//! ([`Hub::set_room_history`]: last N messages and/or T seconds) and delivers it to every
+//! node's members. [`Hub::set_envelope`] puts the position into what clients get, in the
+//! application's format. After a reconnect, [`Hub::recover`] joins the room and sends
+//! what the client missed since its position, then the new messages, each once and in
+//! order, also while messages keep being published; or it says that recovery is
+//! impossible (the epoch changed, or the messages are no longer kept). A networked
+//! broker implements the same trait: it hears when a room gets its first local member
+//! and loses its last, and of each join and leave, for presence across nodes.
+//!
+//! ```
+//! use futures_util::FutureExt; // the memory broker answers at once
+//! use tether_hub::{HistoryOptions, Hub, SendOptions};
+//!
+//! let hub = Hub::default();
+//! hub.set_room_history("prices", HistoryOptions { size: 100, ttl: None })?;
+//! let publish = hub.publish_durable("prices", "EURUSD 1.0842", SendOptions::new());
+//! let position = publish.now_or_never().expect("ready")?;
+//! assert_eq!(position.offset, 1);
+//! let history = hub.broker().history("prices", 0, 10).now_or_never().expect("ready")?;
+//! assert_eq!(history.publications.len(), 1);
+//! # Ok::<(), tether_hub::HubError>(())
+//! ```
+//!
 //! ## Concurrency
 //!
 //! The hub is `Send + Sync` and has no global lock: the registry, users and rooms are
