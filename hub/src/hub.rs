@@ -389,6 +389,11 @@ impl Hub {
             }
             conns.insert(id, session.clone());
         }
+        // A shutdown that started meanwhile may have missed it: it drains too (the
+        // shard's lock orders the flag and the insertion).
+        if inner.shutting_down.load(Relaxed) {
+            session.conn.queue.drain_and_close();
+        }
         inner.stats.connections_total.add(1);
         Ok(session)
     }
