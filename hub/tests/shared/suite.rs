@@ -1143,3 +1143,29 @@ fn the_broker_hears_of_first_and_last_members_presence_and_publications() {
         );
     });
 }
+
+/// What a connection's serve future costs while it waits (part of the memory of an idle
+/// connection; 608 bytes in a debug build when written).
+#[test]
+fn the_serve_future_of_a_connection_stays_small() {
+    rt::block_on(async {
+        let listener = rt::listener();
+        let addr = listener.local_addr().unwrap();
+        rt::spawn(async move {
+            let _ = ws::connect(&format!("ws://{addr}/ws")).await;
+            rt::sleep(Duration::from_millis(200)).await;
+        });
+        let (stream, _) = rt::accept(&listener).await;
+        let ws = ws::accept(stream).await.unwrap();
+        let hub = Hub::default();
+        struct Broadcast;
+        impl Handler for Broadcast {
+            async fn on_message(&self, hub: &Hub, _session: &Session, payload: Payload) {
+                hub.broadcast(payload);
+            }
+        }
+        let serve = hub.serve(ws, Identity::new(), Broadcast);
+        let size = std::mem::size_of_val(&serve);
+        assert!(size <= 1024, "the serve future is {size} bytes");
+    });
+}
