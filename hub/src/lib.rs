@@ -119,6 +119,7 @@
 mod broker;
 mod error;
 mod events;
+mod hooks;
 mod hub;
 mod payload;
 mod policy;
@@ -134,6 +135,7 @@ pub use broker::{
 };
 pub use error::HubError;
 pub use events::{Events, HubEvent};
+pub use hooks::Hooks;
 pub use hub::{Envelope, Hub, HubConfig, Sleep, Target};
 pub use payload::{Payload, SendOptions, SendReport};
 pub use policy::Policy;

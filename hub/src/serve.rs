@@ -77,7 +77,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         _hub: &Hub,
         _session: &Session,
-        _reason: &CloseReason,
+        _reason: &Arc<CloseReason>,
     ) -> impl Future<Output = ()> + Send {
         async {}
     }
@@ -118,7 +118,7 @@ impl<H: Handler> Handler for Arc<H> {
         &self,
         hub: &Hub,
         session: &Session,
-        reason: &CloseReason,
+        reason: &Arc<CloseReason>,
     ) -> impl Future<Output = ()> + Send {
         (**self).on_disconnect(hub, session, reason)
     }

@@ -72,7 +72,12 @@ impl Handler for TestHandler {
         }
     }
 
-    async fn on_disconnect(&self, _hub: &Hub, _session: &Session, _reason: &ws::CloseReason) {
+    async fn on_disconnect(
+        &self,
+        _hub: &Hub,
+        _session: &Session,
+        _reason: &Arc<ws::CloseReason>,
+    ) {
         self.disconnects.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -1167,5 +1172,56 @@ fn the_serve_future_of_a_connection_stays_small() {
         let serve = hub.serve(ws, Identity::new(), Broadcast);
         let size = std::mem::size_of_val(&serve);
         assert!(size <= 1024, "the serve future is {size} bytes");
+    });
+}
+
+#[test]
+fn hooks_made_of_closures_run_like_a_handler() {
+    rt::block_on(async {
+        let hub = Hub::default();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let counter = ended.clone();
+        let hooks = tether_hub::Hooks::new()
+            .on_connect(|hub, session| async move { hub.join(session.id(), "lobby").map(|_| ()) })
+            .on_message(|hub, session, payload| async move {
+                if payload.as_text() == Some("admin?") {
+                    let answer = match hub.request_join(&tether_hub::Hooks::new(), &session, "admin").await {
+                        Ok(_) => "joined",
+                        Err(_) => "refused",
+                    };
+                    hub.send_to(session.id(), answer);
+                } else {
+                    hub.publish("lobby", payload);
+                }
+            })
+            .on_join(|_hub, _session, room: String| async move {
+                match room.as_str() {
+                    "admin" => Err(HubError::Refused),
+                    _ => Ok(()),
+                }
+            })
+            .on_disconnect(move |_hub, _session, reason| {
+                let counter = counter.clone();
+                async move {
+                    assert_eq!(reason.code().0, 1000);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        assert!(format!("{hooks:?}").contains("on_message: true"));
+        let addr = start_server(hub.clone(), hooks.clone());
+        let mut a = client(addr, "user=a").await;
+        let mut b = client(addr, "user=b").await;
+        wait_until("both in the lobby", || hub.member_count("lobby") == 2).await;
+        a.send_text("hi").await.unwrap();
+        assert_eq!(recv_text(&mut a).await, "hi");
+        assert_eq!(recv_text(&mut b).await, "hi");
+        // The hooks given to request_join are empty: it joins.
+        a.send_text("admin?").await.unwrap();
+        assert_eq!(recv_text(&mut a).await, "joined");
+        // The server's own hooks refuse it.
+        let session = hub.user_sessions("b").pop().unwrap();
+        assert_eq!(hub.request_join(&hooks, &session, "admin").await, Err(HubError::Refused));
+        a.close(1000, "").await.unwrap();
+        wait_until("on_disconnect", || ended.load(Ordering::Relaxed) == 1).await;
     });
 }
