@@ -4,13 +4,16 @@
 //!
 //! Each message is encoded once and shared by every recipient. `TETHER_WORKERS=N` runs N
 //! worker threads (a multi-threaded tokio runtime); the default, 1, runs everything on one
-//! thread (`current_thread`).
+//! thread (`current_thread`). A subscriber that falls behind is handled by the hub's
+//! slow-consumer policy: `TETHER_POLICY=disconnect` (the default, 1008, as gorilla's hub),
+//! `drop-new` or `drop-oldest`, with a queue of `TETHER_QUEUE` messages (default 1024)
+//! beyond the connection's write buffer.
 //!
 //! ```text
 //! cargo run --release -p tether-hub --example broadcast_server -- 127.0.0.1:9002
 //! ```
 
-use tether_hub::{Handler, Hub, Identity, Payload, Session};
+use tether_hub::{Handler, Hub, HubConfig, Identity, Payload, Policy, Session};
 use tether_tokio::{Accept, Config, Reject, accept_with};
 
 /// Every message to everyone.
@@ -47,7 +50,19 @@ fn main() -> std::io::Result<()> {
             "broadcast_server listening on ws://{}/ws ({workers} worker thread(s))",
             listener.local_addr()?
         );
-        let hub = Hub::default();
+        let mut hub_config = HubConfig::default();
+        hub_config.policy = match std::env::var("TETHER_POLICY").as_deref() {
+            Ok("drop-new") => Policy::DropNew,
+            Ok("drop-oldest") => Policy::DropOldest,
+            _ => Policy::default(),
+        };
+        if let Some(n) = std::env::var("TETHER_QUEUE")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            hub_config.max_queue_messages = n;
+        }
+        let hub = Hub::new(hub_config);
         let config = Config::default();
         loop {
             let (stream, peer) = listener.accept().await?;
