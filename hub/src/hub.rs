@@ -148,6 +148,19 @@ impl<K: Hash + Eq, V> Shards<K, V> {
     }
 }
 
+/// Runs `f` (a removal) on `map`, then gives memory back once the map is down to a
+/// quarter of its capacity: after a peak, the registry returns to its size at rest.
+fn shrunk<K: Hash + Eq, V, T>(
+    map: &mut HashMap<K, V>,
+    f: impl FnOnce(&mut HashMap<K, V>) -> T,
+) -> T {
+    let out = f(map);
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+    out
+}
+
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -402,7 +415,7 @@ impl Hub {
     /// future ends (or is dropped).
     pub(crate) fn unregister(&self, id: ConnectionId) {
         let inner = &*self.inner;
-        let Some(session) = inner.conns.write(&id).remove(&id) else {
+        let Some(session) = shrunk(&mut inner.conns.write(&id), |m| m.remove(&id)) else {
             return;
         };
         session.conn.queue.close();
@@ -427,7 +440,7 @@ impl Hub {
         if let Some(sessions) = users.get_mut(&**user) {
             sessions.retain(|s| s.id() != session.id());
             if sessions.is_empty() {
-                users.remove(&**user);
+                shrunk(&mut users, |m| m.remove(&**user));
                 self.inner.user_count.fetch_sub(1, Relaxed);
                 if !self.inner.bus.is_empty() {
                     self.inner
@@ -444,7 +457,7 @@ impl Hub {
         if let Some(n) = addrs.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                addrs.remove(&ip);
+                shrunk(&mut addrs, |m| m.remove(&ip));
             }
         }
     }
@@ -634,7 +647,7 @@ impl Hub {
         let Some(entry) = map.get(room) else { return };
         let name = entry.name.clone();
         let mut members = lock(&entry.members);
-        let removed = members.map.remove(&id).is_some();
+        let removed = shrunk(&mut members.map, |m| m.remove(&id)).is_some();
         if removed {
             members.snapshot = None;
             inner.broker.left(room, session);
@@ -642,7 +655,7 @@ impl Hub {
         let empty = members.map.is_empty();
         drop(members);
         if empty {
-            map.remove(room);
+            shrunk(&mut map, |m| m.remove(room));
             inner.room_count.fetch_sub(1, Relaxed);
             inner.broker.unsubscribe(room);
         }
