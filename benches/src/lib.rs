@@ -29,6 +29,7 @@
 //! This library holds what those binaries share: the echo servers of the compared
 //! libraries, and reading a process's CPU time and resident memory from `/proc`.
 
+pub mod fanout;
 pub mod proc;
 pub mod servers;
 pub mod wire;
