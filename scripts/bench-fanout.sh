@@ -23,6 +23,9 @@
 #   rate10     10,000 subscribers × 10 msg/s
 #   rate1000   1,000 subscribers × 1,000 msg/s (1 M deliveries/s offered)
 #   rate100    10,000 subscribers × 100 msg/s (1 M deliveries/s offered)
+#   stalled    rate1000 with 1 % of the subscribers stalled (connected with a 4 KiB receive
+#              buffer, never reading): do the others lose anything, does their p99 move
+#              (compared with rate1000 when it ran), does the server's memory grow
 #   idle       10,000 idle connections: the server's resident memory per connection
 # Every publishing case also reports the idle memory per connection before it publishes.
 #
@@ -52,7 +55,7 @@ DRAIN=${DRAIN:-5}
 PUBS=${PUBS:-1}
 SIZE=${SIZE:-20}
 PEERS=${PEERS:-"floor tether-hub tether gorilla node axum tungstenite"}
-CASES=${CASES:-"inflight rate10 rate1000 rate100 idle"}
+CASES=${CASES:-"inflight rate10 rate1000 rate100 stalled idle"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=target/bench
@@ -60,13 +63,15 @@ mkdir -p "$OUT" target/peers
 RESULTS="$OUT/fanout.txt"
 : >"$RESULTS"
 
-# Case name -> "subscribers rate duration" (rate 0: one in flight; duration 0: idle only).
+# Case name -> "subscribers rate duration stalled-percent" (rate 0: one in flight;
+# duration 0: idle only).
 declare -A CASE=(
-  [inflight]="1000 0 $DURATION"
-  [rate10]="10000 10 $DURATION"
-  [rate1000]="1000 1000 $DURATION"
-  [rate100]="10000 100 $DURATION"
-  [idle]="10000 0 0"
+  [inflight]="1000 0 $DURATION 0"
+  [rate10]="10000 10 $DURATION 0"
+  [rate1000]="1000 1000 $DURATION 0"
+  [rate100]="10000 100 $DURATION 0"
+  [stalled]="1000 1000 $DURATION 1"
+  [idle]="10000 0 0 0"
 )
 
 declare -A CMD=(
@@ -138,11 +143,12 @@ for case in $CASES; do
     echo "unknown case $case (known: ${!CASE[*]})" >&2
     exit 2
   fi
-  read -r subs rate duration <<<"${CASE[$case]}"
+  read -r subs rate duration stalled_pct <<<"${CASE[$case]}"
   subs=${SUBS:-$subs}
   if [ -n "$SUBS_CAP" ] && [ "$subs" -gt "$SUBS_CAP" ]; then subs=$SUBS_CAP; fi
+  stalled=$((subs * stalled_pct / 100))
   for peer in "${have[@]}"; do
-    echo "=== $case: $peer, $subs subscribers, rate $rate, ${duration}s" >&2
+    echo "=== $case: $peer, $subs subscribers ($stalled stalled), rate $rate, ${duration}s" >&2
     : >"$SERVER_LOG"
     if ! start_server "$peer"; then
       echo "mode=fanout peer=$peer case=$case error=server_did_not_start" >>"$RESULTS"
@@ -150,7 +156,8 @@ for case in $CASES; do
     fi
     line=$(timeout $((duration + DRAIN + 120)) taskset -c "$CLIENT_CPU" target/release/fanout \
       --addr "127.0.0.1:$PORT" --pid "$PID" --peer "$peer" --case "$case" --subs "$subs" \
-      --pubs "$PUBS" --size "$SIZE" --rate "$rate" --duration "$duration" --drain "$DRAIN") ||
+      --pubs "$PUBS" --size "$SIZE" --rate "$rate" --duration "$duration" --drain "$DRAIN" \
+      --stalled "$stalled" --server-core "$SERVER_CPU") ||
       line="mode=fanout peer=$peer case=$case error=client_failed_or_timed_out"
     # The peer reports its counters once a second.
     sleep 1.2
@@ -213,6 +220,12 @@ def cell(case, peer):
         out += f", **at {100 * rate:.0f} % of the offered rate**"
     if int(f(r, "server_cut") or 0):
         out += f", {int(f(r, 'server_cut'))} cut"
+    if int(f(r, "stalled") or 0):
+        grew = (f(r, "rss_end_kib") - f(r, "rss1_kib")) / 1024
+        out += f", memory {grew:+.0f} MiB"
+        base = by.get(("rate1000", peer), {})
+        if f(base, "p99_ms") and r.get("rate") == base.get("rate") and r.get("subs") == base.get("subs"):
+            out += f", p99 {100 * (p99 / f(base, 'p99_ms') - 1):+.0f} % vs rate1000"
     return out
 
 names = {
@@ -220,27 +233,35 @@ names = {
     "rate10": "{subs} subs × 10 msg/s",
     "rate1000": "{subs} subs × 1,000 msg/s",
     "rate100": "{subs} subs × 100 msg/s",
+    "stalled": "{subs} subs × 1,000 msg/s, {stalled} of them stalled",
     "idle": "idle memory per connection ({subs} conns)",
 }
 print("Cells: the server's CPU (utime + stime) per delivery, from the first send to the last "
       "delivery, with the ratio to the floor; the p99 latency from the send timestamps; whether "
       "every message reached every connection, and, when the deliveries fell below 90 % of the "
-      "offered rate (a backlog that grew while publishing), the rate achieved. Idle: resident "
-      "memory growth per open connection.")
+      "offered rate (a backlog that grew while publishing), the rate achieved; with stalled "
+      "subscribers (not counted as receivers), the growth of the server's memory while "
+      "publishing. Idle: resident memory growth per open connection. A message not delivered "
+      "was dropped by the server (its own count is in the details) or still queued when the "
+      "drain ended.")
 print()
 print("| case | " + " | ".join(peers) + " |")
 print("|---|" + "---|" * len(peers))
 for case in cases:
     any_row = next((by[(case, p)] for p in peers if (case, p) in by), {})
-    label = names.get(case, case).format(subs=any_row.get("subs", "?"), size=any_row.get("size", "?"))
+    label = names.get(case, case).format(subs=any_row.get("subs", "?"), size=any_row.get("size", "?"),
+                                         stalled=any_row.get("stalled", "?"))
     print(f"| {label} | " + " | ".join(cell(case, p) for p in peers) + " |")
 print()
 print("Details: delivered / expected, offered and achieved deliveries per second, p50 / p99 / "
-      "max latency, the server's CPU use, the client's (a client near 100 % is the limit, not "
-      "the server), and the peer's own counts of dropped deliveries and cut connections.")
+      "max latency, the server's CPU use; its CPU per delivery as the kernel charges it to the "
+      "process (utime + stime) and as the busy time of the core it is pinned to (/proc/stat: "
+      "adds the softirq work of its loopback writes, and anything else that ran there); the "
+      "client's CPU (a client near 100 % is the limit, not the server); the peer's own counts "
+      "of dropped deliveries and cut connections.")
 print()
-print("| case | peer | delivered / expected | offered/s | delivered/s | p50 / p99 / max ms | server CPU | client CPU | dropped (server) | cut | idle B/conn |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| case | peer | delivered / expected | offered/s | delivered/s | p50 / p99 / max ms | server CPU | µs/delivery: server / its core | client CPU | dropped (server) | cut | idle B/conn |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for case in cases:
     for p in peers:
         r = by.get((case, p))
@@ -248,7 +269,8 @@ for case in cases:
             continue
         print(f"| {case} | {p} | {r['delivered']} / {r['expected']} | {float(r['offered_per_s']):.0f} | "
               f"{float(r['deliveries_per_s']):.0f} | {r['p50_ms']} / {r['p99_ms']} / {r['max_ms']} | "
-              f"{r['server_cpu_pct']} % | {r['client_cpu_pct']} % | {r.get('server_dropped', '?')} | "
+              f"{r['server_cpu_pct']} % | {r['cpu_us_per_delivery']} / {r['core_us_per_delivery']} | "
+              f"{r['client_cpu_pct']} % | {r.get('server_dropped', '?')} | "
               f"{r.get('server_cut', '?')} | {r['rss_per_conn_b']} |")
 PY
 echo

@@ -22,12 +22,21 @@
 //!   send time (an HDR-style histogram, ~0.1 % resolution). Pings are answered.
 //! - Server figures from `/proc` (`--pid`): resident memory per connection once all are open
 //!   and idle (before publishing), and CPU (utime + stime, and schedstat run time) from the
-//!   first send to the last delivery (or the end of `--drain`), per delivery.
+//!   first send to the last delivery (or the end of `--drain`), per delivery. With
+//!   `--server-core N` (the CPU the server is pinned to), also that CPU's busy time from
+//!   `/proc/stat` per delivery (`core_us_per_delivery`): it adds the softirq work of the
+//!   server's loopback writes, which the kernel does not charge to the server (a large
+//!   share when every delivery is its own write), and whatever else ran on that CPU.
 //! - `kept_up=yes` when every message reached every connection (within `--drain` seconds
 //!   after publishing stopped) at 90 % of the offered rate or more (deliveries over the
 //!   time from the first send to the last delivery): a backlog cleared late is not keeping
 //!   up. `lost` counts what never arrived (a dropped message, or a connection the server
 //!   closed).
+//!
+//! - `--stalled N`: the last N subscribers open their connection and never read from it
+//!   (nor answer pings): the slow consumers of issue 22. They are not counted as receivers;
+//!   the others' loss and latency show whether they suffered, and `rss_end_kib` (the
+//!   server's memory when the run ends) whether the server's memory stayed bounded.
 //!
 //! Connections bind source addresses spread over 127.0.0.0/8. The fd limit must allow
 //! subs + pubs sockets (`ulimit -n $(ulimit -Hn)`; the client warns otherwise). Prints one
@@ -62,6 +71,10 @@ struct Args {
     stall: f64,
     settle: f64,
     concurrency: usize,
+    /// Subscribers that never read (the last ones opened), out of `subs`.
+    stalled: usize,
+    /// The CPU the server is pinned to, for its busy time including softirq.
+    server_core: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -81,6 +94,8 @@ fn parse_args() -> Args {
         stall: 1.0,
         settle: 1.0,
         concurrency: 200,
+        stalled: 0,
+        server_core: None,
     };
     while let Some(k) = it.next() {
         let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
@@ -99,10 +114,13 @@ fn parse_args() -> Args {
             "--stall" => a.stall = v.parse().expect("--stall"),
             "--settle" => a.settle = v.parse().expect("--settle"),
             "--concurrency" => a.concurrency = v.parse().expect("--concurrency"),
+            "--stalled" => a.stalled = v.parse().expect("--stalled"),
+            "--server-core" => a.server_core = Some(v.parse().expect("--server-core")),
             _ => panic!("unknown option {k}"),
         }
     }
     assert!(a.pubs >= 1, "--pubs must be at least 1");
+    assert!(a.stalled <= a.subs, "--stalled must not exceed --subs");
     a
 }
 
@@ -484,6 +502,11 @@ async fn open(
     request: &[u8],
 ) -> io::Result<(OwnedReadHalf, OwnedWriteHalf, Vec<u8>)> {
     let sock = TcpSocket::new_v4()?;
+    if i >= sh.args.subs + sh.args.pubs - sh.args.stalled {
+        // A stalled subscriber: a small receive window, so that its stall reaches the
+        // server's queues within seconds rather than filling the kernel's buffers first.
+        sock.set_recv_buffer_size(4096)?;
+    }
     sock.bind(SocketAddr::new(src_ip(i).into(), 0))?;
     let mut s = sock.connect(sh.args.addr).await?;
     s.set_nodelay(true)?;
@@ -554,11 +577,17 @@ async fn run(args: Args) -> String {
     let rss0 = pid.and_then(proc::rss_kib).unwrap_or(0);
     let request = Rc::new(wire::upgrade_request_to(&args.addr.to_string(), &args.path));
     let writers: Rc<RefCell<Vec<Option<Writer>>>> = Rc::new(RefCell::new(vec![None; conns]));
+    let stalled: Rc<RefCell<Vec<OwnedReadHalf>>> = Rc::default();
     let next = Rc::new(Cell::new(0usize));
     let start = Instant::now();
     for _ in 0..args.concurrency.min(conns) {
-        let (sh, request, next, writers) =
-            (sh.clone(), request.clone(), next.clone(), writers.clone());
+        let (sh, request, next, writers, stalled) = (
+            sh.clone(),
+            request.clone(),
+            next.clone(),
+            writers.clone(),
+            stalled.clone(),
+        );
         tokio::task::spawn_local(async move {
             loop {
                 let i = next.get();
@@ -571,6 +600,11 @@ async fn run(args: Args) -> String {
                         let w = Rc::new(Mutex::new(w));
                         writers.borrow_mut()[i] = Some(w.clone());
                         sh.ready.set(sh.ready.get() + 1);
+                        if i >= conns - sh.args.stalled {
+                            // A stalled subscriber: open, never read.
+                            stalled.borrow_mut().push(r);
+                            continue;
+                        }
                         sh.open.set(sh.open.get() + 1);
                         let sh = sh.clone();
                         tokio::task::spawn_local(async move {
@@ -620,6 +654,10 @@ async fn run(args: Args) -> String {
     let receivers = sh.open.get() as u64;
     let closed0 = sh.closed.get();
     let cpu0 = pid.and_then(proc::cpu_ticks).unwrap_or(0);
+    let core0 = args
+        .server_core
+        .and_then(proc::core_busy_ticks)
+        .unwrap_or(0);
     let run0 = pid.and_then(proc::cpu_ns).unwrap_or(0);
     let me0 = proc::cpu_ticks(me).unwrap_or(0);
     let t0 = Instant::now();
@@ -649,7 +687,12 @@ async fn run(args: Args) -> String {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let end = Instant::now();
+    let rss_end = pid.and_then(proc::rss_kib).unwrap_or(0);
     let cpu1 = pid.and_then(proc::cpu_ticks).unwrap_or(0);
+    let core1 = args
+        .server_core
+        .and_then(proc::core_busy_ticks)
+        .unwrap_or(0);
     let run1 = pid.and_then(proc::cpu_ns).unwrap_or(0);
     let me1 = proc::cpu_ticks(me).unwrap_or(0);
     let delivered = sh.delivered.get();
@@ -662,6 +705,7 @@ async fn run(args: Args) -> String {
         .per_conn
         .borrow()
         .iter()
+        .take(conns - args.stalled)
         .filter(|&&n| n < per_sender)
         .count();
     let offered = receivers as f64
@@ -676,13 +720,16 @@ async fn run(args: Args) -> String {
     let hist = sh.latency.borrow();
     let cpu_us = (cpu1 - cpu0) as f64 * 1e6 / tick as f64;
     let me_us = (me1 - me0) as f64 * 1e6 / tick as f64;
+    let core_us = (core1 - core0) as f64 * 1e6 / tick as f64;
     line.push_str(&format!(
-        " receivers={receivers} sent={sent} expected={expected} delivered={delivered} lost={lost} \
+        " receivers={receivers} stalled={} sent={sent} expected={expected} delivered={delivered} lost={lost} \
          loss_pct={:.3} conns_with_loss={starved} gaps={} dups={} bad={} closed={} stalls={} \
          publish_errors={publish_errors} publish_secs={publish_secs:.3} secs={secs:.3} \
          drain_secs={:.3} offered_per_s={offered:.0} deliveries_per_s={:.0} p50_ms={} p99_ms={} \
          max_ms={} server_cpu_pct={:.1} cpu_us_per_delivery={:.3} sched_us_per_delivery={:.3} \
-         client_cpu_pct={:.1} kept_up={}",
+         core_busy_pct={:.1} core_us_per_delivery={:.3} client_cpu_pct={:.1} \
+         rss_end_kib={rss_end} kept_up={}",
+        stalled.borrow().len(),
         lost as f64 * 100.0 / expected.max(1) as f64,
         sh.gaps.get(),
         sh.dups.get(),
@@ -697,6 +744,8 @@ async fn run(args: Args) -> String {
         cpu_us / window / 1e4,
         cpu_us / delivered.max(1) as f64,
         (run1 - run0) as f64 / 1e3 / delivered.max(1) as f64,
+        core_us / window / 1e4,
+        core_us / delivered.max(1) as f64,
         me_us / window / 1e4,
         if kept_up { "yes" } else { "no" },
     ));
