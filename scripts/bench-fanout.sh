@@ -58,8 +58,10 @@ PEERS=${PEERS:-"floor tether-hub tether gorilla node axum tungstenite"}
 CASES=${CASES:-"inflight rate10 rate1000 rate100 stalled idle"}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+# Where cargo puts the binaries (CARGO_TARGET_DIR, as cargo reads it).
+TARGET=${CARGO_TARGET_DIR:-target}
 OUT=target/bench
-mkdir -p "$OUT" target/peers
+mkdir -p "$OUT" "$TARGET/peers"
 RESULTS="$OUT/fanout.txt"
 : >"$RESULTS"
 
@@ -75,13 +77,13 @@ declare -A CASE=(
 )
 
 declare -A CMD=(
-  [floor]=target/release/fanout_floor
-  [tether-hub]=target/release/examples/broadcast_server
-  [tether]=target/release/fanout_tether
-  [gorilla]=target/peers/gorilla-chat
+  [floor]=$TARGET/release/fanout_floor
+  [tether-hub]=$TARGET/release/examples/broadcast_server
+  [tether]=$TARGET/release/fanout_tether
+  [gorilla]=$TARGET/peers/gorilla-chat
   [node]="node benches/peers/node-ws/server.js"
-  [axum]=target/release/fanout_axum
-  [tungstenite]=target/release/fanout_tungstenite
+  [axum]=$TARGET/release/fanout_axum
+  [tungstenite]=$TARGET/release/fanout_tungstenite
 )
 
 # What each peer needs, and how to get it; a peer that cannot be built is skipped.
@@ -127,7 +129,7 @@ for peer in "${have[@]}"; do
     tether-hub) cargo build --release --quiet -p tether-hub --example broadcast_server ;;
     gorilla)
       GOCACHE=${GOCACHE:-$PWD/target/go-cache} GOPATH=/usr/share/gocode GO111MODULE=off \
-        go build -o target/peers/gorilla-chat ./benches/peers/gorilla-chat
+        go build -o "$TARGET/peers/gorilla-chat" ./benches/peers/gorilla-chat
       ;;
   esac
 done
@@ -154,7 +156,7 @@ for case in $CASES; do
       echo "mode=fanout peer=$peer case=$case error=server_did_not_start" >>"$RESULTS"
       continue
     fi
-    line=$(timeout $((duration + DRAIN + 120)) taskset -c "$CLIENT_CPU" target/release/fanout \
+    line=$(timeout $((duration + DRAIN + 120)) taskset -c "$CLIENT_CPU" "$TARGET/release/fanout" \
       --addr "127.0.0.1:$PORT" --pid "$PID" --peer "$peer" --case "$case" --subs "$subs" \
       --pubs "$PUBS" --size "$SIZE" --rate "$rate" --duration "$duration" --drain "$DRAIN" \
       --stalled "$stalled" --server-core "$SERVER_CPU") ||
@@ -162,7 +164,8 @@ for case in $CASES; do
     # The peer reports its counters once a second.
     sleep 1.2
     stop_server
-    stats=$(grep ': stats ' "$SERVER_LOG" | tail -1 | sed 's/.*: stats //; s/\([a-z]*\)=/server_\1=/g')
+    # (A peer that prints no counters, like the hub's example, leaves them out.)
+    stats=$({ grep ': stats ' "$SERVER_LOG" || true; } | tail -1 | sed 's/.*: stats //; s/\([a-z]*\)=/server_\1=/g')
     echo "$line $stats" >>"$RESULTS"
   done
 done
