@@ -773,24 +773,39 @@ fn main() {
         .filter_map(|kv| kv.split_once('='))
         .collect();
     let get = |k: &str| kv.get(k).copied().unwrap_or("-");
-    eprintln!(
-        "fanout {} {}: {} receivers, {} of {} delivered (lost {}, {} %), p50 {} ms, p99 {} ms, \
-         max {} ms, server {} µs/delivery at {} % CPU, {} B/conn idle, kept up: {}",
-        get("peer"),
-        get("case"),
-        get("ready"),
-        get("delivered"),
-        get("expected"),
-        get("lost"),
-        get("loss_pct"),
-        get("p50_ms"),
-        get("p99_ms"),
-        get("max_ms"),
-        get("cpu_us_per_delivery"),
-        get("server_cpu_pct"),
-        get("rss_per_conn_b"),
-        get("kept_up"),
-    );
+    if let Some(error) = kv.get("error") {
+        eprintln!("fanout {} {}: error {error}", get("peer"), get("case"));
+    } else if !kv.contains_key("expected") {
+        eprintln!(
+            "fanout {} {}: {} connections open ({} failed), server {} B/conn idle",
+            get("peer"),
+            get("case"),
+            get("ready"),
+            get("errors"),
+            get("rss_per_conn_b"),
+        );
+    } else {
+        eprintln!(
+            "fanout {} {}: {} receivers ({} stalled), {} of {} delivered (lost {}, {} %), \
+             p50 {} ms, p99 {} ms, max {} ms, server {} µs/delivery at {} % CPU, \
+             {} B/conn idle, kept up: {}",
+            get("peer"),
+            get("case"),
+            get("receivers"),
+            get("stalled"),
+            get("delivered"),
+            get("expected"),
+            get("lost"),
+            get("loss_pct"),
+            get("p50_ms"),
+            get("p99_ms"),
+            get("max_ms"),
+            get("cpu_us_per_delivery"),
+            get("server_cpu_pct"),
+            get("rss_per_conn_b"),
+            get("kept_up"),
+        );
+    }
     // Leave the connections to the exit; do not wait for tasks still in flight.
     std::process::exit(0);
 }
