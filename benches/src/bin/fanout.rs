@@ -78,7 +78,12 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut it = std::env::args().skip(1);
+    parse_args_from(std::env::args().skip(1).collect())
+}
+
+/// The options in `argv` (without the program name).
+fn parse_args_from(argv: Vec<String>) -> Args {
+    let mut it = argv.into_iter();
     let mut a = Args {
         addr: "127.0.0.1:9001".parse().expect("addr"),
         path: "/ws".into(),
@@ -185,7 +190,8 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
-    /// The `p` quantile (0..=1) in µs, `None` without samples.
+    /// The `p` quantile (0..=1) in µs, `None` without samples: the lower bound of its
+    /// bucket (at most 0.1 % below the exact value).
     fn quantile(&self, p: f64) -> Option<u64> {
         if self.n == 0 {
             return None;
@@ -808,4 +814,107 @@ fn main() {
     }
     // Leave the connections to the exit; do not wait for tasks still in flight.
     std::process::exit(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_within_a_thousandth() {
+        for v in [
+            0, 1, 2047, 2048, 2049, 10_000, 123_456, 9_999_999, 60_000_000,
+        ] {
+            let low = Histogram::value(Histogram::index(v));
+            assert!(low <= v && v - low <= v / 1000, "{v} -> {low}");
+        }
+        let mut h = Histogram::new();
+        for v in 1..=1000 {
+            h.record(v * 100);
+        }
+        // A quantile is its bucket's lower bound: within 0.1 % below the exact value.
+        for (p, exact) in [(0.5, 50_000), (0.99, 99_000), (1.0, 100_000)] {
+            let q = h.quantile(p).unwrap();
+            assert!(q <= exact && exact - q <= exact / 1000, "{p}: {q}");
+        }
+        assert_eq!(h.max, 100_000);
+        assert_eq!(Histogram::new().quantile(0.5), None);
+    }
+
+    fn shared(pubs: usize) -> Shared {
+        let mut args = parse_args_from(Vec::new());
+        args.pubs = pubs;
+        Shared {
+            epoch: Instant::now(),
+            phase: Cell::new(PUBLISH),
+            ready: Cell::new(0),
+            errors: Cell::new(0),
+            open: Cell::new(1),
+            closed: Cell::new(0),
+            sent: (0..pubs).map(|_| Cell::new(0)).collect(),
+            pending: (0..pubs).map(|_| Cell::new(u64::MAX)).collect(),
+            remaining: (0..pubs).map(|_| Cell::new(0)).collect(),
+            complete: (0..pubs).map(|_| Notify::new()).collect(),
+            stalls: Cell::new(0),
+            delivered: Cell::new(0),
+            gaps: Cell::new(0),
+            dups: Cell::new(0),
+            bad: Cell::new(0),
+            per_conn: RefCell::new(vec![0; 1]),
+            latency: RefCell::new(Histogram::new()),
+            last_delivery: Cell::new(None),
+            scratch: RefCell::new(Vec::new()),
+            args,
+        }
+    }
+
+    /// An unmasked server frame: `b0` then a 7- or 16-bit length.
+    fn server_frame(b0: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![b0];
+        if payload.len() < 126 {
+            out.push(payload.len() as u8);
+        } else {
+            out.push(126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn merged_fragmented_and_missing_messages_are_counted() {
+        let sh = shared(2);
+        let mut conn = Conn {
+            index: 0,
+            next: vec![0; 2],
+            message: Vec::new(),
+            fragmented: false,
+            rest: Vec::new(),
+        };
+        let mut data = server_frame(0x81, &payload(0, 0, 100, 20));
+        // gorilla's merge: two messages in one, split over a text frame and a continuation.
+        let merged = [payload(0, 1, 100, 20), payload(1, 0, 150, 20)].join(&b'\n');
+        data.extend(server_frame(0x01, &merged[..25]));
+        data.extend(server_frame(0x89, b"hi")); // a ping between the fragments
+        data.extend(server_frame(0x80, &merged[25..]));
+        // Message 2 of publisher 0 is lost; 3 arrives, then 1 again.
+        data.extend(server_frame(0x81, &payload(0, 3, 200, 20)));
+        data.extend(server_frame(0x81, &payload(0, 1, 200, 20)));
+        let partial = server_frame(0x81, &payload(1, 1, 300, 20));
+        data.extend_from_slice(&partial[..5]);
+        let mut pongs = Vec::new();
+        let (used, closed) = conn.frames(&sh, &data, 1100, &mut pongs);
+        assert!(!closed);
+        assert_eq!(used, data.len() - 5, "the partial frame is left");
+        assert_eq!(sh.delivered.get(), 4);
+        assert_eq!(sh.gaps.get(), 1);
+        assert_eq!(sh.dups.get(), 1);
+        assert_eq!(sh.bad.get(), 0);
+        assert_eq!(conn.next, vec![4, 1]);
+        let mut pong = Vec::new();
+        wire::pong_frame(b"hi", &mut pong);
+        assert_eq!(pongs, pong);
+        let h = sh.latency.borrow();
+        assert_eq!((h.quantile(0.0), h.max), (Some(900), 1000));
+    }
 }
