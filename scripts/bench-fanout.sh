@@ -29,7 +29,7 @@
 #   idle       10,000 idle connections: the server's resident memory per connection
 # Every publishing case also reports the idle memory per connection before it publishes.
 #
-#   bash scripts/bench-fanout.sh                     # the full table: about 20 minutes
+#   bash scripts/bench-fanout.sh                     # the full table: 20-25 minutes (estimate)
 #   QUICK=1 bash scripts/bench-fanout.sh             # ≤ 2,000 connections, 5 s per run
 #   PEERS="floor tether" CASES=inflight SUBS=500 DURATION=3 bash scripts/bench-fanout.sh
 #
