@@ -8,7 +8,8 @@ PORT=$((20000 + RANDOM % 20000))
 PID=
 
 # Starts server $1 on the next port, pinned to CPU $SERVER_CPU, and waits until it accepts.
-# With PRELOAD set, the server runs with that library preloaded (another malloc).
+# With PRELOAD set, the server runs with that library preloaded (another malloc); with
+# SERVER_LOG set, its standard error goes to that file (otherwise nowhere).
 start_server() { # name
   PORT=$((PORT + 1))
   local cmd=${CMD[$1]}
@@ -18,7 +19,7 @@ start_server() { # name
     cmd="$cmd 127.0.0.1:$PORT"
   fi
   # shellcheck disable=SC2086
-  env ${PRELOAD:+LD_PRELOAD=$PRELOAD} taskset -c "$SERVER_CPU" $cmd 2>/dev/null &
+  env ${PRELOAD:+LD_PRELOAD=$PRELOAD} taskset -c "$SERVER_CPU" $cmd 2>"${SERVER_LOG:-/dev/null}" &
   PID=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi

@@ -403,6 +403,7 @@ fn two_step_accept_awaits_the_applications_checks_and_keeps_the_request() {
             assert_eq!(ws.subprotocol(), Some("chat"));
             let kept = ws.request().expect("the request is kept");
             assert_eq!(kept.path(), "/chat");
+            assert_eq!(ws.peer_addr(), Some(peer), "the peer's address is kept");
             assert_eq!(kept.query_param("token").as_deref(), Some("a b"));
             ws.send_text("hi alice").await.unwrap();
             while ws.recv().await.is_some() {}

@@ -25,10 +25,20 @@
 //!   prepared frames or one message per connection, against `load broadcast`, which holds
 //!   the connections and counts every delivery. `broadcast_copies` counts, in-process, the
 //!   bytes the core copies per delivery either way.
+//! - The fan-out benchmark (issue 22), driven by `scripts/bench-fanout.sh`: `fanout`, a
+//!   load client with N subscribers and P publishers (one message in flight or a rate;
+//!   loss from sequence numbers, latency from send timestamps, server CPU per delivery and
+//!   memory per connection from `/proc`), against peers that send every message to every
+//!   client: `fanout_floor` (no library, one `try_write` per delivery), `fanout_tether`
+//!   (tether-tokio without the hub), `fanout_axum` (axum + `tokio::sync::broadcast`),
+//!   `fanout_tungstenite` (tokio-tungstenite + an mpsc hub), and, in `benches/peers`, the
+//!   gorilla/websocket chat hub (Go) and Node `ws`. [`fanout`] holds their shared counters.
 //!
 //! This library holds what those binaries share: the echo servers of the compared
-//! libraries, and reading a process's CPU time and resident memory from `/proc`.
+//! libraries, the fan-out peers' counters, and reading a process's CPU time and resident
+//! memory from `/proc`.
 
+pub mod fanout;
 pub mod proc;
 pub mod servers;
 pub mod wire;

@@ -49,3 +49,23 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     }
     Some(total)
 }
+
+/// Busy time of CPU `cpu` in clock ticks, from its line in `/proc/stat`: user, nice,
+/// system, irq and softirq (not idle, iowait or steal). Unlike [`cpu_ticks`], it includes
+/// the softirq work a process's loopback writes cause on its CPU (the receiving side of
+/// the TCP stack), which the kernel does not charge to the process; it also includes
+/// anything else that ran on that CPU.
+pub fn core_busy_ticks(cpu: usize) -> Option<u64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let name = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?)
+}

@@ -6,11 +6,46 @@ pub const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /// A minimal upgrade request (RFC 6455 §4.1) for `host`, offering no extension.
 pub fn upgrade_request(host: &str) -> Vec<u8> {
+    upgrade_request_to(host, "/")
+}
+
+/// [`upgrade_request`] for the resource `path` (`/ws` for the fan-out peers).
+pub fn upgrade_request_to(host: &str, path: &str) -> Vec<u8> {
     format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     .into_bytes()
+}
+
+/// Appends a masked text frame (client to server) carrying `text` to `out`.
+pub fn client_text_frame(text: &[u8], out: &mut Vec<u8>) {
+    masked_frame(0x81, text, out);
+}
+
+/// Appends a masked pong (client to server) answering a ping that carried `payload`.
+pub fn pong_frame(payload: &[u8], out: &mut Vec<u8>) {
+    masked_frame(0x8A, payload, out);
+}
+
+/// Appends a masked frame with first byte `b0` (FIN and opcode) carrying `payload`.
+fn masked_frame(b0: u8, text: &[u8], out: &mut Vec<u8>) {
+    let key = [0x12, 0x34, 0x56, 0x78];
+    let size = text.len();
+    out.push(b0);
+    match size {
+        0..=125 => out.push(0x80 | size as u8),
+        126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(size as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(size as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&key);
+    out.extend(text.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
 }
 
 /// Where the head of an HTTP response ends in `buf` (just past the blank line), if it does.

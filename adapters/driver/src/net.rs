@@ -170,3 +170,23 @@ pub async fn incoming_tls<N: Net>(
         None => incoming.await,
     }
 }
+
+/// The client TLS configuration of `wss://` URLs when the application gives none: rustls
+/// with the ring provider and the Mozilla roots (webpki-roots), built once and shared.
+#[cfg(feature = "tls")]
+pub fn default_tls() -> Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("the ring provider supports the default TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Arc::new(config)
+        })
+        .clone()
+}

@@ -30,6 +30,9 @@ pub(crate) struct Info {
     /// The upgrade request, for a connection accepted in two steps
     /// ([`crate::Incoming::accept`]).
     pub(crate) request: Option<Box<Request>>,
+    /// The peer's address, for a connection accepted in two steps from a listener
+    /// ([`crate::IncomingFuture::peer_addr`]).
+    pub(crate) peer_addr: Option<std::net::SocketAddr>,
 }
 
 /// One per connection: the lock-protected state and what never changes.
@@ -95,15 +98,23 @@ impl Inner {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records what the handshake settled (once), and the request if it is to be kept.
-    pub(crate) fn set_info(&self, conn: &Connection, request: Option<Box<Request>>) {
+    /// Records what the handshake settled (once), and the request and the peer's address
+    /// if they are to be kept.
+    pub(crate) fn set_info(
+        &self,
+        conn: &Connection,
+        request: Option<Box<Request>>,
+        peer_addr: Option<std::net::SocketAddr>,
+    ) {
         let subprotocol = conn.subprotocol();
         let deflate = conn.deflate_params();
-        let info = (subprotocol.is_some() || deflate.is_some() || request.is_some()).then(|| {
+        let any = subprotocol.is_some() || deflate.is_some() || request.is_some();
+        let info = (any || peer_addr.is_some()).then(|| {
             Box::new(Info {
                 subprotocol: subprotocol.map(Box::from),
                 deflate,
                 request,
+                peer_addr,
             })
         });
         let _ = self.info.set(info);

@@ -166,6 +166,13 @@ impl WebSocket {
         self.inner().info().and_then(|i| i.request.as_deref())
     }
 
+    /// The peer's address, for a server connection accepted in two steps from a listener
+    /// (recorded by [`IncomingFuture::peer_addr`](crate::IncomingFuture::peer_addr), which
+    /// the adapters' `incoming_tls` and a server's accept loop call).
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner().info().and_then(|i| i.peer_addr)
+    }
+
     /// The permessage-deflate parameters agreed in the handshake (RFC 7692), if any.
     pub fn deflate_params(&self) -> Option<DeflateParams> {
         self.inner().info().and_then(|i| i.deflate)

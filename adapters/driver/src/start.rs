@@ -111,7 +111,7 @@ pub async fn client<T: Transport>(
     let Handshake::Response(response) = response else {
         return Err(Error::Abnormal);
     };
-    ws.inner().set_info(&ws.inner().lock().conn, None);
+    ws.inner().set_info(&ws.inner().lock().conn, None, None);
     Ok((ws, *response))
 }
 
@@ -313,7 +313,11 @@ impl Incoming {
 
     /// [`Incoming::accept`]; `keep`: the connection keeps the request.
     fn open(self, accept: Accept, keep: bool) -> Result<WebSocket, Error> {
-        let Incoming { ws, request, .. } = self;
+        let Incoming {
+            ws,
+            request,
+            peer_addr,
+        } = self;
         let inner = ws.inner().clone();
         let mut sh = inner.lock();
         if let Some(error) = sh.app.take_error() {
@@ -330,7 +334,7 @@ impl Incoming {
                 .and(Err(Error::Handshake(HandshakeError::NotAnUpgrade)))
         };
         if result.is_ok() {
-            inner.set_info(&sh.conn, keep.then_some(request));
+            inner.set_info(&sh.conn, keep.then_some(request), peer_addr);
         }
         // The answer goes out now, from this task (the rest, if the socket is full, in the
         // background); on error the connection is over (a rejection is still written).
@@ -396,7 +400,7 @@ pub fn open<T: Transport>(
     let conn = Connection::open(config.connection_config(), role, deflate, seed()?, now)
         .with_subprotocol(subprotocol);
     let ws = start(runtime, io, conn, config, true);
-    ws.inner().set_info(&ws.inner().lock().conn, None);
+    ws.inner().set_info(&ws.inner().lock().conn, None, None);
     // Nobody drives yet: the background task arms the timers (keep-alive) and reads.
     ws.inner().wake_background();
     Ok(ws)

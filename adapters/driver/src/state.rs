@@ -31,8 +31,9 @@ pub(crate) struct Shared {
     pub(crate) app: App,
 }
 
-/// The connection's end, handshake results and wakers, between the driver and the
-/// handles.
+/// What the driver and the handles tell each other: where the connection is in its life
+/// ([`Phase`]), its read and write handles ([`Reader`], [`Writer`]), the wakers of the
+/// tasks waiting on it, and (in [`Cold`]) the handshake's result and how it ended.
 pub(crate) struct App {
     /// The application created work for the driver: the caller wakes it after unlocking.
     pub(crate) kick: bool,

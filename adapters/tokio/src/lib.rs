@@ -243,7 +243,10 @@ impl tether_driver::net::Net for Net {
 
     #[cfg(feature = "tls")]
     fn connect_tls(&self, tcp: TcpStream, host: &str) -> tether_driver::net::TlsFuture {
-        let tls = self.client_tls.clone().unwrap_or_else(default_tls);
+        let tls = self
+            .client_tls
+            .clone()
+            .unwrap_or_else(tether_driver::net::default_tls);
         let name = rustls::pki_types::ServerName::try_from(host.to_owned());
         Box::pin(async move {
             let name = name.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -265,25 +268,6 @@ impl tether_driver::net::Net for Net {
             Ok(Box::new(Io(stream)) as Box<dyn tether_driver::Transport>)
         })
     }
-}
-
-/// rustls with the ring provider and the Mozilla roots, built once.
-#[cfg(feature = "tls")]
-fn default_tls() -> Arc<rustls::ClientConfig> {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("the ring provider supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
 }
 
 /// The tokio runtime the caller runs on. Connections share one handle per runtime (kept

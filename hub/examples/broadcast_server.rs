@@ -1,0 +1,83 @@
+//! `broadcast_server ADDR`: serves `ws://ADDR/ws`; every text or binary message any client
+//! sends goes to every connected client, the sender included (the semantics of gorilla's
+//! chat example). What fan-out benchmarks run against.
+//!
+//! Each message is encoded once and shared by every recipient. `TETHER_WORKERS=N` runs N
+//! worker threads (a multi-threaded tokio runtime); the default, 1, runs everything on one
+//! thread (`current_thread`). A subscriber that falls behind is handled by the hub's
+//! slow-consumer policy: `TETHER_POLICY=disconnect` (the default, 1008, as gorilla's hub),
+//! `drop-new` or `drop-oldest`, with a queue of `TETHER_QUEUE` messages (default 1024)
+//! beyond the connection's write buffer.
+//!
+//! ```text
+//! cargo run --release -p tether-hub --example broadcast_server -- 127.0.0.1:9002
+//! ```
+
+use tether_hub::{Handler, Hub, HubConfig, Identity, Payload, Policy, Session};
+use tether_tokio::{Accept, Config, Reject, accept_with};
+
+/// Every message to everyone.
+struct Broadcast;
+
+impl Handler for Broadcast {
+    async fn on_message(&self, hub: &Hub, _session: &Session, payload: Payload) {
+        hub.broadcast(payload);
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9002".to_owned());
+    let workers: usize = std::env::var("TETHER_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr).await?;
+        eprintln!(
+            "broadcast_server listening on ws://{}/ws ({workers} worker thread(s))",
+            listener.local_addr()?
+        );
+        let mut hub_config = HubConfig::default();
+        hub_config.policy = match std::env::var("TETHER_POLICY").as_deref() {
+            Ok("drop-new") => Policy::DropNew,
+            Ok("drop-oldest") => Policy::DropOldest,
+            _ => Policy::default(),
+        };
+        if let Some(n) = std::env::var("TETHER_QUEUE")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            hub_config.max_queue_messages = n;
+        }
+        let hub = Hub::new(hub_config);
+        let config = Config::default();
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let check = |req: &tether_tokio::Request| match req.path() {
+                "/ws" => Ok(Accept::new()),
+                _ => Err(Reject::new(404)),
+            };
+            let accepting = accept_with(stream, config.clone(), check);
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = accepting.await else { return };
+                let identity = Identity::new().with_peer_addr(peer);
+                let _ = hub.serve(ws, identity, Broadcast).await;
+            });
+        }
+    })
+}
