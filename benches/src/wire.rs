@@ -60,23 +60,26 @@ pub fn is_switching(head: &[u8]) -> bool {
 
 /// A masked binary frame (client to server) carrying `size` bytes of printable payload.
 pub fn client_frame(size: usize) -> Vec<u8> {
-    let key = [0x12, 0x34, 0x56, 0x78];
+    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
     let mut out = Vec::with_capacity(size + 14);
-    out.push(0x82);
-    match size {
-        0..=125 => out.push(0x80 | size as u8),
-        126..=0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(size as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(size as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&key);
-    out.extend((0..size).map(|i| (b'a' + (i % 26) as u8) ^ key[i % 4]));
+    masked_frame(0x82, &payload, &mut out);
     out
+}
+
+/// The source address of a load client's `i`-th connection: 127.x.y.z with x >= 1, varied
+/// per run (by the process id), so that many connections to one port do not run out of
+/// source ports on one address.
+pub fn src_ip(i: usize) -> std::net::Ipv4Addr {
+    let n = (std::process::id() as usize)
+        .wrapping_mul(7919)
+        .wrapping_add(i)
+        % (250 * 250 * 250);
+    std::net::Ipv4Addr::new(
+        127,
+        1 + (n / 62_500) as u8,
+        ((n / 250) % 250) as u8,
+        1 + (n % 250) as u8,
+    )
 }
 
 /// The total length (header and payload) of the unmasked server frame at the front of

@@ -45,7 +45,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tether_bench::{proc, wire};
@@ -127,20 +127,6 @@ fn parse_args_from(argv: Vec<String>) -> Args {
     assert!(a.pubs >= 1, "--pubs must be at least 1");
     assert!(a.stalled <= a.subs, "--stalled must not exceed --subs");
     a
-}
-
-/// The source address of the `i`-th connection: 127.x.y.z with x >= 1, varied per run.
-fn src_ip(i: usize) -> Ipv4Addr {
-    let n = (std::process::id() as usize)
-        .wrapping_mul(7919)
-        .wrapping_add(i)
-        % (250 * 250 * 250);
-    Ipv4Addr::new(
-        127,
-        1 + (n / 62_500) as u8,
-        ((n / 250) % 250) as u8,
-        1 + (n % 250) as u8,
-    )
 }
 
 /// The soft limit on open files, from `/proc/self/limits`.
@@ -513,7 +499,7 @@ async fn open(
         // server's queues within seconds rather than filling the kernel's buffers first.
         sock.set_recv_buffer_size(4096)?;
     }
-    sock.bind(SocketAddr::new(src_ip(i).into(), 0))?;
+    sock.bind(SocketAddr::new(wire::src_ip(i).into(), 0))?;
     let mut s = sock.connect(sh.args.addr).await?;
     s.set_nodelay(true)?;
     s.write_all(request).await?;

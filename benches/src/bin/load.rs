@@ -29,7 +29,7 @@ use bytes::{Buf, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tether_bench::{proc, wire};
@@ -101,23 +101,9 @@ fn parse_args() -> Args {
     a
 }
 
-/// The source address of the `i`-th connection: 127.x.y.z with x >= 1, varied per run.
-fn src_ip(i: usize) -> Ipv4Addr {
-    let n = (std::process::id() as usize)
-        .wrapping_mul(7919)
-        .wrapping_add(i)
-        % (250 * 250 * 250);
-    Ipv4Addr::new(
-        127,
-        1 + (n / 62_500) as u8,
-        ((n / 250) % 250) as u8,
-        1 + (n % 250) as u8,
-    )
-}
-
 async fn connect(i: usize, addr: SocketAddr) -> io::Result<TcpStream> {
     let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(src_ip(i).into(), 0))?;
+    sock.bind(SocketAddr::new(wire::src_ip(i).into(), 0))?;
     let s = sock.connect(addr).await?;
     s.set_nodelay(true)?;
     Ok(s)
