@@ -3,7 +3,8 @@
 //! a module, with the adapter crate in scope as `crate::ws`, and adds its runtime's
 //! listener and tasks.
 
-use crate::ws::{Config, Message, WebSocket};
+use crate::ws::{Config, Error, Message, WebSocket};
+use std::future::Future;
 
 /// permessage-deflate accepted, and every message compressed however short (the Autobahn
 /// runner expects even 16-byte echoes compressed).
@@ -14,9 +15,16 @@ pub fn config() -> Config {
     config
 }
 
-/// Sends back every text and binary message until the connection ends.
-pub async fn echo(mut ws: WebSocket) {
-    while let Some(Ok(message)) = ws.recv().await {
+/// Awaits the handshake (`accepting`), then sends back every text and binary message
+/// until the connection ends.
+pub async fn echo(accepting: impl Future<Output = Result<WebSocket, Error>>) {
+    let Ok(mut ws) = accepting.await else {
+        return;
+    };
+    loop {
+        let Some(Ok(message)) = ws.recv().await else {
+            break;
+        };
         if matches!(message, Message::Text(_) | Message::Binary(_))
             && ws.send(message).await.is_err()
         {

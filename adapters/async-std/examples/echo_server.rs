@@ -44,12 +44,9 @@ fn main() -> std::io::Result<()> {
             stream.set_nodelay(true)?;
             // The connection starts now; its task awaits the handshake and echoes.
             let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
-            ex.spawn(async move {
-                if let Ok(ws) = accepting.await {
-                    echo::echo(ws).await;
-                }
-            })
-            .detach();
+            // (The future itself, not `async move { echo(accepting).await }`, which would
+            // keep a second copy of `accepting` for the connection's lifetime.)
+            ex.spawn(echo::echo(accepting)).detach();
         }
     }))
 }

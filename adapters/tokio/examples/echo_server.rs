@@ -30,11 +30,9 @@ fn main() -> std::io::Result<()> {
             stream.set_nodelay(true)?;
             // The connection starts now; its task awaits the handshake and echoes.
             let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
-            tokio::spawn(async move {
-                if let Ok(ws) = accepting.await {
-                    echo::echo(ws).await;
-                }
-            });
+            // (The future itself, not `async move { echo(accepting).await }`, which would
+            // keep a second copy of `accepting` for the connection's lifetime.)
+            tokio::spawn(echo::echo(accepting));
         }
     })
 }
