@@ -43,6 +43,9 @@ pub mod proc;
 pub mod servers;
 pub mod wire;
 
+/// The driver under the name `adapters/examples/echo.rs` expects (see [`servers`]).
+use tether_driver as ws;
+
 /// The first command-line argument as a count (`N` of the instruction-counting binaries),
 /// or `default` when there is none. Exits with a message when it is not a number.
 pub fn count_arg(default: usize) -> usize {
@@ -64,6 +67,28 @@ pub fn listen_on_arg(name: &str) -> std::io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(&addr)?;
     eprintln!("{name} listening on {}", listener.local_addr()?);
     Ok(listener)
+}
+
+/// The listener of a single-threaded fan-out peer ([`listen_on_arg`], non-blocking) and the
+/// current-thread tokio runtime it runs on.
+pub fn current_thread_server(
+    name: &str,
+) -> std::io::Result<(tokio::runtime::Runtime, std::net::TcpListener)> {
+    let listener = listen_on_arg(name)?;
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((runtime, listener))
+}
+
+/// The next index a pool of workers takes from `next`, below `limit` (`None`: all taken).
+pub fn take_next(next: &std::cell::Cell<usize>, limit: usize) -> Option<usize> {
+    let i = next.get();
+    (i < limit).then(|| {
+        next.set(i + 1);
+        i
+    })
 }
 
 /// The second command-line argument, if any (the `STYLE` of the async-io echo binaries).

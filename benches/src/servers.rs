@@ -6,6 +6,11 @@
 use std::io;
 use std::net::TcpListener;
 
+/// The adapters' echo examples' connection code (`crate::ws` is the driver).
+#[allow(dead_code)]
+#[path = "../../adapters/examples/echo.rs"]
+mod echo;
+
 /// One turn of a floor connection after a read of `$n` bytes: hands them to `$floor`,
 /// awaits `$write` (a `write_all` of `$floor.out`, through whichever I/O traits the stream
 /// has) when there are replies, and is `false` when the connection is done.
@@ -144,36 +149,13 @@ pub fn fastwebsockets(listener: TcpListener) -> io::Result<()> {
     })
 }
 
-/// The echo loop of both adapters' `echo_server` examples (their `WebSocket` is the
-/// driver's): every text and binary message back, until the connection ends.
-async fn tether_echo(mut ws: tether_driver::WebSocket) {
-    use tether_driver::Message;
-    loop {
-        let Some(Ok(message)) = ws.recv().await else {
-            break;
-        };
-        if matches!(message, Message::Text(_) | Message::Binary(_))
-            && ws.send(message).await.is_err()
-        {
-            break;
-        }
-    }
-}
-
 /// tether-tokio: the same code as `adapters/tokio/examples/echo_server.rs`.
 pub fn tether_tokio(listener: TcpListener) -> io::Result<()> {
-    use tether_tokio::{Accept, Config, accept_with};
-    let mut config = Config::default();
-    config.deflate.enabled = true;
-    config.deflate.threshold = 0;
+    use tether_tokio::{Accept, accept_with};
+    let config = echo::config();
     serve_tokio(listener, true, move |stream| {
         // As in the example: the connection starts at once, its task awaits the handshake.
-        let accepting = accept_with(stream, config.clone(), |_| Ok(Accept::new()));
-        async move {
-            if let Ok(ws) = accepting.await {
-                tether_echo(ws).await;
-            }
-        }
+        echo::echo(accept_with(stream, config.clone(), |_| Ok(Accept::new())))
     })
 }
 
@@ -185,30 +167,22 @@ pub fn tether_async_std(listener: TcpListener) -> io::Result<()> {
 /// One tether-async-std echo connection, as in the example.
 fn tether_async_std_conn(
     stream: async_net::TcpStream,
-    config: tether_async_std::Config,
+    config: tether_driver::Config,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     use tether_async_std::{Accept, accept_with};
     // As in the example: the connection starts at once, its task awaits the handshake.
-    let accepting = accept_with(stream, config, |_| Ok(Accept::new()));
-    async move {
-        if let Ok(ws) = accepting.await {
-            tether_echo(ws).await;
-        }
-    }
+    echo::echo(accept_with(stream, config, |_| Ok(Accept::new())))
 }
 
 /// [`tether_async_std()`], with the executor run in `style`. The connections' background tasks
 /// always run on the one `Arc<Executor>` given to `tether_async_std::set_executor`, on this
 /// thread.
 pub fn tether_async_std_with(listener: TcpListener, style: AsyncIoStyle) -> io::Result<()> {
-    use tether_async_std::Config;
     let ex = std::sync::Arc::new(async_executor::Executor::new());
     tether_async_std::set_executor(ex.clone())
         .map_err(|_| io::Error::other("tether-async-std's executor is already chosen"))?;
     let listener = async_net::TcpListener::try_from(listener)?;
-    let mut config = Config::default();
-    config.deflate.enabled = true;
-    config.deflate.threshold = 0;
+    let config = echo::config();
     match style {
         AsyncIoStyle::BlockOn | AsyncIoStyle::ParkOnly => {
             let conn = |stream| tether_async_std_conn(stream, config.clone());

@@ -128,11 +128,7 @@ async fn publish(senders: &[Sender], cmd: Command) -> Outcome {
 }
 
 fn main() -> std::io::Result<()> {
-    let listener = tether_bench::listen_on_arg("broadcast_tether")?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (runtime, listener) = tether_bench::current_thread_server("broadcast_tether")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let registry: Registry = Arc::default();

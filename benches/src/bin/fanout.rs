@@ -233,6 +233,35 @@ struct Shared {
     scratch: RefCell<Vec<u8>>,
 }
 
+impl Shared {
+    /// The counters of a run of `conns` connections, before any is open.
+    fn new(args: Args, conns: usize) -> Self {
+        let pubs = args.pubs;
+        Self {
+            epoch: Instant::now(),
+            phase: Cell::new(CONNECT),
+            ready: Cell::new(0),
+            errors: Cell::new(0),
+            open: Cell::new(0),
+            closed: Cell::new(0),
+            sent: (0..pubs).map(|_| Cell::new(0)).collect(),
+            pending: (0..pubs).map(|_| Cell::new(u64::MAX)).collect(),
+            remaining: (0..pubs).map(|_| Cell::new(0)).collect(),
+            complete: (0..pubs).map(|_| Notify::new()).collect(),
+            stalls: Cell::new(0),
+            delivered: Cell::new(0),
+            gaps: Cell::new(0),
+            dups: Cell::new(0),
+            bad: Cell::new(0),
+            per_conn: RefCell::new(vec![0; conns]),
+            latency: RefCell::new(Histogram::new()),
+            last_delivery: Cell::new(None),
+            scratch: RefCell::new(vec![0; 256 * 1024]),
+            args,
+        }
+    }
+}
+
 /// Parses the decimal number at the front of `s` up to `:`; returns it and the rest.
 fn number(s: &[u8]) -> Option<(u64, &[u8])> {
     let end = memchr_colon(s)?;
@@ -542,28 +571,7 @@ async fn run(args: Args) -> String {
         );
     }
     let pubs = args.pubs;
-    let sh = Rc::new(Shared {
-        epoch: Instant::now(),
-        phase: Cell::new(CONNECT),
-        ready: Cell::new(0),
-        errors: Cell::new(0),
-        open: Cell::new(0),
-        closed: Cell::new(0),
-        sent: (0..pubs).map(|_| Cell::new(0)).collect(),
-        pending: (0..pubs).map(|_| Cell::new(u64::MAX)).collect(),
-        remaining: (0..pubs).map(|_| Cell::new(0)).collect(),
-        complete: (0..pubs).map(|_| Notify::new()).collect(),
-        stalls: Cell::new(0),
-        delivered: Cell::new(0),
-        gaps: Cell::new(0),
-        dups: Cell::new(0),
-        bad: Cell::new(0),
-        per_conn: RefCell::new(vec![0; conns]),
-        latency: RefCell::new(Histogram::new()),
-        last_delivery: Cell::new(None),
-        scratch: RefCell::new(vec![0; 256 * 1024]),
-        args,
-    });
+    let sh = Rc::new(Shared::new(args, conns));
     let args = &sh.args;
     let pid = args.pid;
     let rss0 = pid.and_then(proc::rss_kib).unwrap_or(0);
@@ -581,12 +589,7 @@ async fn run(args: Args) -> String {
             stalled.clone(),
         );
         tokio::task::spawn_local(async move {
-            loop {
-                let i = next.get();
-                if i >= conns {
-                    return;
-                }
-                next.set(i + 1);
+            while let Some(i) = tether_bench::take_next(&next, conns) {
                 match open(i, &sh, &request).await {
                     Ok((r, w, rest)) => {
                         let w = Rc::new(Mutex::new(w));
@@ -830,28 +833,10 @@ mod tests {
     fn shared(pubs: usize) -> Shared {
         let mut args = parse_args_from(Vec::new());
         args.pubs = pubs;
-        Shared {
-            epoch: Instant::now(),
-            phase: Cell::new(PUBLISH),
-            ready: Cell::new(0),
-            errors: Cell::new(0),
-            open: Cell::new(1),
-            closed: Cell::new(0),
-            sent: (0..pubs).map(|_| Cell::new(0)).collect(),
-            pending: (0..pubs).map(|_| Cell::new(u64::MAX)).collect(),
-            remaining: (0..pubs).map(|_| Cell::new(0)).collect(),
-            complete: (0..pubs).map(|_| Notify::new()).collect(),
-            stalls: Cell::new(0),
-            delivered: Cell::new(0),
-            gaps: Cell::new(0),
-            dups: Cell::new(0),
-            bad: Cell::new(0),
-            per_conn: RefCell::new(vec![0; 1]),
-            latency: RefCell::new(Histogram::new()),
-            last_delivery: Cell::new(None),
-            scratch: RefCell::new(Vec::new()),
-            args,
-        }
+        let sh = Shared::new(args, 1);
+        sh.phase.set(PUBLISH);
+        sh.open.set(1);
+        sh
     }
 
     /// An unmasked server frame: `b0` then a 7- or 16-bit length.

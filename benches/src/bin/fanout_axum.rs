@@ -61,11 +61,7 @@ async fn connection(socket: WebSocket, tx: broadcast::Sender<Message>) {
 }
 
 fn main() -> std::io::Result<()> {
-    let listener = tether_bench::listen_on_arg("fanout_axum")?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (runtime, listener) = tether_bench::current_thread_server("fanout_axum")?;
     runtime.block_on(async {
         // TCP_NODELAY on every connection, like the other peers.
         let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {

@@ -166,11 +166,7 @@ async fn connection(stream: TcpStream, registry: Rc<RefCell<Registry>>) -> io::R
 }
 
 fn main() -> io::Result<()> {
-    let listener = tether_bench::listen_on_arg("fanout_floor")?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (runtime, listener) = tether_bench::current_thread_server("fanout_floor")?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let listener = tokio::net::TcpListener::from_std(listener)?;

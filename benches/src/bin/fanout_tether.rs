@@ -38,11 +38,7 @@ fn fan_out(senders: &mut Vec<Sender>, msg: &Message) {
 }
 
 fn main() -> std::io::Result<()> {
-    let listener = tether_bench::listen_on_arg("fanout_tether")?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (runtime, listener) = tether_bench::current_thread_server("fanout_tether")?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
         let listener = tokio::net::TcpListener::from_std(listener)?;

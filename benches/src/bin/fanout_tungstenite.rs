@@ -93,11 +93,7 @@ async fn connection(stream: tokio::net::TcpStream, id: u64, hub: mpsc::Unbounded
 }
 
 fn main() -> std::io::Result<()> {
-    let listener = tether_bench::listen_on_arg("fanout_tungstenite")?;
-    listener.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (runtime, listener) = tether_bench::current_thread_server("fanout_tungstenite")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(report("fanout_tungstenite", &STATS));

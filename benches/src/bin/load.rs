@@ -328,12 +328,7 @@ async fn run_idle(args: Rc<Args>) -> String {
         );
         tokio::task::spawn_local(async move {
             let frame = wire::client_frame(20);
-            loop {
-                let i = next.get();
-                if i >= args.conns {
-                    return;
-                }
-                next.set(i + 1);
+            while let Some(i) = tether_bench::take_next(&next, args.conns) {
                 let one = async {
                     let (mut s, mut buf) = open(i, args.addr, &request).await?;
                     s.write_all(&frame).await?;
