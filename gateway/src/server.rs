@@ -48,6 +48,7 @@ struct Inner {
     connections: Arc<Connections>,
     shutdown: watch::Sender<bool>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    hub: tether_hub::Hub,
 }
 
 impl AppState {
@@ -80,6 +81,7 @@ impl AppState {
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
                 metrics: telemetry::recorder(),
+                hub: tether_hub::Hub::new(tether_hub::HubConfig::default()),
             }),
         })
     }
@@ -99,6 +101,11 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The hub that holds the WebSocket connections (users, rooms, sends).
+    pub fn hub(&self) -> &tether_hub::Hub {
+        &self.inner.hub
     }
 
     /// WebSocket connections open now.
