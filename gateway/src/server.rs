@@ -17,7 +17,7 @@ use crate::telemetry;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use std::collections::HashMap;
 use std::future::Future;
@@ -126,14 +126,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What the `tether` binary serves on `listen`: `/ws`, `GET /health`, the page at `/`,
+/// What the `tether` binary serves on `listen`: `/ws`, `GET /health`, the demo chat at `/`
+/// ([`DEMO_FILES`]),
 /// `GET /metrics` unless `admin_listen` is set (then [`admin_app`] serves it), and a JSON
 /// 404 for every other path.
 pub fn app(state: AppState) -> Router {
-    let mut app = Router::new()
-        .route("/", get(index))
-        .route("/health", get(health))
-        .route("/ws", any(ws));
+    let mut app = Router::new();
+    for &(path, content_type, body) in DEMO_FILES {
+        app = app.route(path, get(move || demo_file(content_type, body)));
+    }
+    app = app.route("/health", get(health)).route("/ws", any(ws));
     if state.config().admin_listen.is_none() {
         app = app.route("/metrics", get(metrics));
     }
@@ -282,12 +284,42 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tether</title></head>\n\
-         <body><h1>tether</h1>\n<p>The gateway is running: WebSocket at <code>/ws</code>, health at \
-         <code>/health</code>.</p>\n<p>The demo chat arrives with the hub. Until then <code>/ws</code> \
-         echoes every message back.</p></body></html>\n",
+/// The demo chat of `/` (gateway/static/, embedded in the binary): `(path, content type,
+/// body)`. `tether-client.js` is the protocol client (a `TetherClient` class) that `app.js`
+/// drives; no CDN, no build step.
+pub const DEMO_FILES: &[(&str, &str, &str)] = &[
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../static/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/app.js"),
+    ),
+    (
+        "/tether-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../static/tether-client.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../static/style.css"),
+    ),
+];
+
+async fn demo_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Revalidated on each load, so that a new binary's page is never mixed with an
+            // old cached script.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
     )
 }
 

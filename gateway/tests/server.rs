@@ -225,7 +225,10 @@ async fn health() {
     assert_eq!(reply.json(), json!({"status": "ok"}));
     let reply = request(server.addr, "GET", "/", &[]).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.body.contains("demo chat arrives with the hub"));
+    assert!(
+        reply.body.contains("src=\"/app.js\""),
+        "the demo chat (tests/demo_page.rs)"
+    );
     let reply = request(server.addr, "GET", "/nowhere", &[]).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()["code"], "not_found");

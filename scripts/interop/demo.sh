@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The demo chat at `/` (issue 23) in headless Chromium against the `tether` binary.
+#
+#     bash scripts/interop/demo.sh TETHER_BIN
+#
+# Writes a temporary tether.toml (dev mode, ?user_id= accepted, every room keeping 100
+# messages of history) for a free loopback port and runs scripts/interop/demo.js, which
+# starts TETHER_BIN with it, kills and restarts it in the middle, and drives two pages (alice
+# and bob) through the chat: one line per check, non-zero exit on failure. Installs nothing.
+# Needs /usr/bin/chromium and playwright-core in scripts/node (`bash scripts/setup.sh`).
+# Bounded by `timeout` (INTEROP_STEP_TIMEOUT s, default 120).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 TETHER_BIN" >&2
+  exit 2
+fi
+BIN=$1
+STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
+
+missing=0
+if [ ! -x "$BIN" ]; then
+  echo "demo: tether binary '$BIN' not found or not executable" >&2
+  missing=1
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "demo: /usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium" >&2
+  missing=1
+fi
+if ! command -v node >/dev/null; then
+  echo "demo: node is missing: run \`bash scripts/setup.sh\`" >&2
+  missing=1
+fi
+if [ ! -f scripts/node/node_modules/playwright-core/package.json ]; then
+  echo "demo: playwright-core is missing: (cd scripts/node && npm ci --no-audit --no-fund)" >&2
+  missing=1
+fi
+[ "$missing" -eq 0 ] || exit 1
+
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+# A free port: bind port 0, read it, release it.
+PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+cat >"$DIR/tether.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+dev = true
+
+[auth]
+dev_user_id = true
+
+[[rooms]]
+pattern = "*"
+join = "user"
+publish = "user"
+presence = "user"
+history = "user"
+history_size = 100
+TOML
+
+timeout "$STEP_TIMEOUT" node scripts/interop/demo.js "$BIN" "$DIR/tether.toml" "$PORT"
+rc=$?
+if [ "$rc" -eq 124 ]; then
+  echo "demo chromium -> http://127.0.0.1:$PORT/: FAILED: timed out after $STEP_TIMEOUT s"
+fi
+exit "$rc"
