@@ -123,6 +123,13 @@ async function explainRefusal(name) {
       const error = $('#login-error');
       error.textContent = `The gateway refused the connection: ${body ? `${body.code}: ${body.message}` : response.status}.${hint}`;
       error.hidden = false;
+      if (response.status === 401 || response.status === 403) {
+        // Retrying will not help: stop, and let the name be changed.
+        client.disconnect();
+        $('#chat').hidden = true;
+        $('#toggle').hidden = true;
+        $('#login-form').hidden = false;
+      }
     }
   } catch {
     // the server is down: the state badge says so
@@ -130,6 +137,7 @@ async function explainRefusal(name) {
 }
 
 function start(name) {
+  if (client) client.disconnect();
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   client = new TetherClient(`${scheme}://${location.host}/ws`, { userId: name });
   window.tetherDemo = { client };
@@ -151,6 +159,7 @@ function start(name) {
       $('#login-form').hidden = true;
       explainRefusal(name);
     }
+    if (state === 'open') $('#login').hidden = true;
   });
   client.on('message', (m) => {
     if (m.gap) notice(m.room, 'gap', `${m.gap} message(s) missing before this one`);
