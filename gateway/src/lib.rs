@@ -34,6 +34,7 @@
 //! - [`origin`]: the `Origin` check of upgrades;
 //! - [`proxy`]: the client's address behind trusted reverse proxies;
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
+//! - [`publish`]: publishing to a room (the WebSocket `publish` and the HTTP API);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
 //! - [`telemetry`]: the Prometheus metrics (`GET /metrics`);
@@ -49,6 +50,7 @@ pub mod envelope;
 pub mod error;
 pub mod origin;
 pub mod proxy;
+pub mod publish;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

@@ -71,6 +71,8 @@ impl AppState {
             .limits
             .max_buffered_input
             .max(max.saturating_mul(2).saturating_add(64));
+        let hub = tether_hub::Hub::new(hub_config(&config));
+        hub.set_envelope(|_room, publication| crate::publish::positioned(publication));
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -81,7 +83,7 @@ impl AppState {
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
                 metrics: telemetry::recorder(),
-                hub: tether_hub::Hub::new(tether_hub::HubConfig::default()),
+                hub,
             }),
         })
     }
@@ -112,6 +114,18 @@ impl AppState {
     pub fn open_connections(&self) -> usize {
         self.inner.connections.total.load(Ordering::SeqCst)
     }
+}
+
+/// The hub's settings from the gateway's: the outgoing queue bounds and policy
+/// (`limits.max_queue_*`, `limits.slow_consumer`). The connection limits are the gateway's
+/// own, checked before the upgrade.
+fn hub_config(config: &Config) -> tether_hub::HubConfig {
+    let limits = &config.limits;
+    let mut hub = tether_hub::HubConfig::default();
+    hub.policy = limits.slow_consumer.policy();
+    hub.max_queue_messages = limits.max_queue_messages;
+    hub.max_queue_bytes = limits.max_queue_bytes;
+    hub
 }
 
 /// The gateway's routes for embedding in an application: `/ws`, `GET /health` and
