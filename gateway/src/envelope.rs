@@ -353,6 +353,15 @@ pub fn parse(input: &[u8], max_size: usize) -> Result<Envelope, ParseError> {
             id: None,
         });
     }
+    // serde would also read the struct from a JSON array (`["ping"]`): only objects are
+    // envelopes.
+    if input.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ParseError {
+            code: ErrorCode::Malformed,
+            message: "a message is a JSON object with a `type` (see PROTOCOL.md)".to_owned(),
+            id: None,
+        });
+    }
     match serde_json::from_slice::<Incoming>(input) {
         Ok(m) => Ok(Envelope {
             kind: m.kind,
@@ -623,6 +632,8 @@ mod tests {
             "",
             "{",
             "[]",
+            "[\"ping\"]",
+            " [\"publish\", \"\", \"room\"]",
             "null",
             "\"publish\"",
             "{\"type\":\"ping\"} x",

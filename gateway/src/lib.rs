@@ -48,12 +48,15 @@ pub mod auth;
 pub mod config;
 pub mod envelope;
 pub mod error;
+pub mod handler;
 pub mod origin;
 pub mod proxy;
 pub mod publish;
 pub mod ratelimit;
 pub mod server;
+mod session;
 pub mod telemetry;
 pub mod tls;
 
+pub use handler::{Context, Handler, Refusal};
 pub use server::{AppState, router, serve};
