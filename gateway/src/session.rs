@@ -181,6 +181,7 @@ impl Connection {
                     ));
                 };
                 self.allow(room, Action::Join)?;
+                self.allow(room, Action::History)?;
                 if !publish::ensure_history(&self.state, room) {
                     return Err(Refusal::new(
                         ErrorCode::NotFound,

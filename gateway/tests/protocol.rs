@@ -282,6 +282,11 @@ async fn permission_refusals_carry_the_request_id() {
             publish: Access::Nobody,
             ..rule("$broadcast")
         },
+        RoomRule {
+            history: Access::Nobody,
+            history_size: 10,
+            ..rule("secret:*")
+        },
     ];
     let server = Server::start(config(rules)).await;
     let mut eve = Client::connect(server.addr, "eve").await;
@@ -308,6 +313,12 @@ async fn permission_refusals_carry_the_request_id() {
         .request(json!({"type": "send", "content": "spam", "id": 3}))
         .await;
     assert_eq!((error_code(&error), &error["id"]), ("forbidden", &json!(3)));
+    // Recovery reads the history: it needs the history access too.
+    let error = eve
+        .request(json!({"type": "recover", "room": "secret:1", "offset": 0, "epoch": "e", "id": 6}))
+        .await;
+    assert_eq!((error_code(&error), &error["id"]), ("forbidden", &json!(6)));
+    eve.join("secret:1").await;
 
     // The claim lets ruby in; news can be joined, not published to.
     red.join("team:red").await;
