@@ -50,6 +50,11 @@ pub enum MessageType {
     Pong,
     /// Ask for the messages of `room` after `offset` in `epoch`.
     Recover,
+    /// Ask who is in `room`; answered with a `presence` whose `content` lists them.
+    Presence,
+    /// Ask for the messages `room` keeps after `offset`; answered with a `history` whose
+    /// `content` is their list.
+    History,
     /// The server's acknowledgement of the request `id`.
     Ack,
     /// The server's refusal of the request `id` (`content`: [`ErrorContent`]).
@@ -69,6 +74,8 @@ impl MessageType {
             MessageType::Ping => "ping",
             MessageType::Pong => "pong",
             MessageType::Recover => "recover",
+            MessageType::Presence => "presence",
+            MessageType::History => "history",
             MessageType::Ack => "ack",
             MessageType::Error => "error",
             MessageType::App(name) => name,
@@ -86,6 +93,8 @@ impl MessageType {
             "ping" => MessageType::Ping,
             "pong" => MessageType::Pong,
             "recover" => MessageType::Recover,
+            "presence" => MessageType::Presence,
+            "history" => MessageType::History,
             "ack" => MessageType::Ack,
             "error" => MessageType::Error,
             _ if !name.is_empty()
@@ -542,6 +551,8 @@ mod tests {
             ("ping", MessageType::Ping),
             ("pong", MessageType::Pong),
             ("recover", MessageType::Recover),
+            ("presence", MessageType::Presence),
+            ("history", MessageType::History),
             ("ack", MessageType::Ack),
             ("error", MessageType::Error),
             ("order.created", MessageType::App("order.created".into())),
@@ -740,6 +751,8 @@ mod tests {
             Just(MessageType::Ping),
             Just(MessageType::Pong),
             Just(MessageType::Recover),
+            Just(MessageType::Presence),
+            Just(MessageType::History),
             Just(MessageType::Ack),
             Just(MessageType::Error),
             "[a-zA-Z0-9_.:-]{1,20}".prop_map(|n| MessageType::from_name(&n).unwrap()),

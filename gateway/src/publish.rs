@@ -198,21 +198,25 @@ pub(crate) fn is_raw(config: &Config, room: &str) -> bool {
     config.room_rule(room).is_some_and(|rule| rule.raw)
 }
 
+/// The number of messages `room` keeps by its rule (0: no history; raw rooms keep none).
+pub(crate) fn history_size(config: &Config, room: &str) -> usize {
+    config
+        .room_rule(room)
+        .filter(|rule| !rule.raw)
+        .map_or(0, |rule| rule.history_size)
+}
+
 /// Sets up `room`'s history in the hub from its rule, once; returns whether the room
-/// keeps history.
+/// keeps history. Called when publishing only, so that the hub holds settings for the
+/// rooms that were published to, not for every name a client joins.
 pub(crate) fn ensure_history(state: &AppState, room: &str) -> bool {
-    let Some(rule) = state.config().room_rule(room) else {
-        return false;
-    };
-    if rule.raw || rule.history_size == 0 {
+    let size = history_size(state.config(), room);
+    if size == 0 {
         return false;
     }
     let hub = state.hub();
     if hub.room_history(room).is_none() {
-        let options = HistoryOptions {
-            size: rule.history_size,
-            ttl: None,
-        };
+        let options = HistoryOptions { size, ttl: None };
         if hub.set_room_history(room, options).is_err() {
             return false;
         }

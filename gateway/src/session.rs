@@ -98,7 +98,7 @@ impl Connection {
             MessageType::Join => {
                 let room = need_room(&env)?;
                 self.allow(room, Action::Join)?;
-                let history = publish::ensure_history(&self.state, room);
+                let history = publish::history_size(self.state.config(), room) > 0;
                 hub.join(session.id(), room).map_err(hub_refusal)?;
                 let mut ack = ack;
                 if history && let Ok(h) = hub.broker().history(room, u64::MAX, 0).await {
@@ -182,7 +182,7 @@ impl Connection {
                 };
                 self.allow(room, Action::Join)?;
                 self.allow(room, Action::History)?;
-                if !publish::ensure_history(&self.state, room) {
+                if publish::history_size(self.state.config(), room) == 0 {
                     return Err(Refusal::new(
                         ErrorCode::NotFound,
                         format!("{room} keeps no history: join it instead"),
@@ -215,6 +215,62 @@ impl Connection {
                         _ => Err(hub_refusal(e)),
                     },
                 }
+            }
+            MessageType::Presence => {
+                let room = need_room(&env)?;
+                self.allow(room, Action::Presence)?;
+                let members = hub.presence(room).await.map_err(hub_refusal)?;
+                let content = presence_content(&members);
+                Ok(Some(Envelope {
+                    room: Some(room.to_owned()),
+                    content: Some(content),
+                    ..Envelope::new(MessageType::Presence)
+                }))
+            }
+            MessageType::History => {
+                let room = need_room(&env)?;
+                self.allow(room, Action::History)?;
+                let size = publish::history_size(self.state.config(), room);
+                if size == 0 {
+                    return Err(Refusal::new(
+                        ErrorCode::NotFound,
+                        format!("{room} keeps no history"),
+                    ));
+                }
+                let since = env.offset.unwrap_or(0);
+                let history = hub
+                    .broker()
+                    .history(room, since, size)
+                    .await
+                    .map_err(|e| hub_refusal(HubError::Broker(e)))?;
+                let latest = &history.latest;
+                let mut reply = if env.epoch.as_deref().is_some_and(|e| *e != *latest.epoch) {
+                    Envelope::error(
+                        ErrorCode::NotFound,
+                        "the offset is from another epoch (the history was lost): reload the \
+                         room's state",
+                        None,
+                    )
+                } else {
+                    let mut list = String::from("[");
+                    for publication in &history.publications {
+                        if let Some(text) = publish::positioned(publication).as_text() {
+                            if list.len() > 1 {
+                                list.push(',');
+                            }
+                            list.push_str(text);
+                        }
+                    }
+                    list.push(']');
+                    Envelope {
+                        content: serde_json::value::RawValue::from_string(list).ok(),
+                        ..Envelope::new(MessageType::History)
+                    }
+                };
+                reply.room = Some(room.to_owned());
+                reply.offset = Some(latest.offset);
+                reply.epoch = Some(latest.epoch.to_string());
+                Ok(Some(reply))
             }
             MessageType::Ack | MessageType::Error => Err(Refusal::new(
                 ErrorCode::BadRequest,
@@ -326,6 +382,40 @@ impl tether_hub::Handler for Connection {
         tracing::debug!(user = %self.identity.user_id, id = ?session.id(), code = ?reason.code(), "connection closed");
         self.state.handler().on_close(&self.cx(session)).await;
     }
+}
+
+/// A `presence` answer's content: `{"connections": n, "users": [{"user", "meta"}]}`, each
+/// user once (sorted), with the metadata claim of its token when it had one.
+fn presence_content(members: &[tether_hub::PresenceInfo]) -> Box<serde_json::value::RawValue> {
+    let mut users: Vec<(&str, Option<&str>)> = Vec::new();
+    for member in members {
+        let Some(user) = member.user.as_deref() else {
+            continue;
+        };
+        let meta = member
+            .labels
+            .iter()
+            .find(|(name, _)| &**name == "meta")
+            .map(|(_, value)| &**value);
+        match users.iter_mut().find(|(u, _)| *u == user) {
+            Some(entry) => entry.1 = entry.1.or(meta),
+            None => users.push((user, meta)),
+        }
+    }
+    users.sort_unstable();
+    let users: Vec<serde_json::Value> = users
+        .into_iter()
+        .map(|(user, meta)| {
+            let mut entry = serde_json::json!({ "user": user });
+            if let Some(meta) = meta.and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            {
+                entry["meta"] = meta;
+            }
+            entry
+        })
+        .collect();
+    let content = serde_json::json!({ "connections": members.len(), "users": users });
+    serde_json::value::to_raw_value(&content).expect("JSON values serialize")
 }
 
 fn need_room(env: &Envelope) -> Result<&str, Refusal> {

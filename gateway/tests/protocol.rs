@@ -651,3 +651,97 @@ async fn an_embedded_handler_takes_application_types() {
     assert_eq!(app.closed.load(Ordering::SeqCst), 1);
     server.abort();
 }
+
+#[tokio::test]
+async fn presence_and_history_reads() {
+    let rules = vec![
+        RoomRule {
+            history_size: 10,
+            ..rule("h:*")
+        },
+        RoomRule {
+            presence: Access::Nobody,
+            history: Access::Nobody,
+            history_size: 10,
+            ..rule("hidden:*")
+        },
+    ];
+    let server = Server::start(config(rules)).await;
+    let mut alice = Client::connect(server.addr, "alice").await;
+    let mut bob1 = Client::connect(server.addr, "bob").await;
+    let mut bob2 = Client::connect(server.addr, "bob").await;
+    for client in [&mut alice, &mut bob1, &mut bob2] {
+        client.join("h:1").await;
+    }
+    let presence = alice
+        .request(json!({"type": "presence", "room": "h:1", "id": 1}))
+        .await;
+    assert_eq!(
+        presence,
+        json!({"type": "presence", "room": "h:1", "id": 1, "content": {
+            "connections": 3, "users": [{"user": "alice"}, {"user": "bob"}]}})
+    );
+
+    for n in 1..=3 {
+        alice
+            .send(json!({"type": "publish", "room": "h:1", "content": n}))
+            .await;
+        for client in [&mut alice, &mut bob1, &mut bob2] {
+            assert_eq!(client.recv().await["offset"], n);
+        }
+    }
+    let history = bob1
+        .request(json!({"type": "history", "room": "h:1", "offset": 1, "id": 2}))
+        .await;
+    assert_eq!(history["type"], "history", "{history}");
+    assert_eq!(
+        (history["id"].as_u64(), history["offset"].as_u64()),
+        (Some(2), Some(3))
+    );
+    let epoch = history["epoch"].as_str().unwrap().to_owned();
+    let list = history["content"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for (message, n) in list.iter().zip(2..) {
+        assert_eq!(message["type"], "publish");
+        assert_eq!(message["from"], "alice");
+        assert_eq!(
+            (message["offset"].as_u64(), message["content"].as_u64()),
+            (Some(n), Some(n))
+        );
+        assert_eq!(message["epoch"], epoch.as_str());
+    }
+    // From the start, and from another epoch.
+    let all = bob1
+        .request(json!({"type": "history", "room": "h:1", "id": 3}))
+        .await;
+    assert_eq!(all["content"].as_array().unwrap().len(), 3);
+    let error = bob1
+        .request(json!({"type": "history", "room": "h:1", "offset": 1, "epoch": "old", "id": 4}))
+        .await;
+    assert_eq!((error_code(&error), &error["id"]), ("not_found", &json!(4)));
+    assert_eq!(error["offset"], 3);
+    // Refusals: the rules, and a room without history.
+    for (request, code) in [
+        (
+            json!({"type": "presence", "room": "hidden:1", "id": 5}),
+            "forbidden",
+        ),
+        (
+            json!({"type": "history", "room": "hidden:1", "id": 5}),
+            "forbidden",
+        ),
+        (
+            json!({"type": "history", "room": "plain", "id": 5}),
+            "not_found",
+        ),
+        (json!({"type": "presence", "id": 5}), "bad_request"),
+    ] {
+        let error = bob2.request(request.clone()).await;
+        assert_eq!(
+            (error_code(&error), &error["id"]),
+            (code, &json!(5)),
+            "{request}"
+        );
+    }
+    server.stop().await;
+}
