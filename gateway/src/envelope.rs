@@ -191,7 +191,7 @@ pub struct Envelope {
     /// The user a `send` goes to (empty or missing: everyone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// The room of a `publish`, `join`, `leave` or `recover`.
+    /// The room of a `publish`, `join`, `leave`, `recover`, `presence` or `history`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
     /// The sender's user id, set by the server from the authenticated identity; [`parse`]

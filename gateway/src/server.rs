@@ -5,7 +5,7 @@
 //! gets a 401, 403, 429 or 503 with a JSON body, never a 101.
 //!
 //! An accepted connection runs on the hub ([`AppState::hub`]) with the gateway's handler of
-//! the client protocol ([`crate::session`]): its user id and labels come from the token, its
+//! the client protocol (`PROTOCOL.md`): its user id and labels come from the token, its
 //! messages are rate limited, it is closed with 1008 when its token expires, and with 1001
 //! (after its queue drains) when the gateway shuts down.
 

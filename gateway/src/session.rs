@@ -387,7 +387,7 @@ impl tether_hub::Handler for Connection {
 /// A `presence` answer's content: `{"connections": n, "users": [{"user", "meta"}]}`, each
 /// user once (sorted), with the metadata claim of its token when it had one.
 fn presence_content(members: &[tether_hub::PresenceInfo]) -> Box<serde_json::value::RawValue> {
-    let mut users: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut users: std::collections::BTreeMap<&str, Option<&str>> = Default::default();
     for member in members {
         let Some(user) = member.user.as_deref() else {
             continue;
@@ -397,12 +397,9 @@ fn presence_content(members: &[tether_hub::PresenceInfo]) -> Box<serde_json::val
             .iter()
             .find(|(name, _)| &**name == "meta")
             .map(|(_, value)| &**value);
-        match users.iter_mut().find(|(u, _)| *u == user) {
-            Some(entry) => entry.1 = entry.1.or(meta),
-            None => users.push((user, meta)),
-        }
+        let entry = users.entry(user).or_default();
+        *entry = entry.or(meta);
     }
-    users.sort_unstable();
     let users: Vec<serde_json::Value> = users
         .into_iter()
         .map(|(user, meta)| {

@@ -79,6 +79,9 @@ fn token(user: &str, rooms: Option<&[&str]>) -> String {
     if let Some(rooms) = rooms {
         claims["rooms"] = json!(rooms);
     }
+    if user == "alice" {
+        claims["meta"] = json!({"name": "Alice"});
+    }
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -679,7 +682,7 @@ async fn presence_and_history_reads() {
     assert_eq!(
         presence,
         json!({"type": "presence", "room": "h:1", "id": 1, "content": {
-            "connections": 3, "users": [{"user": "alice"}, {"user": "bob"}]}})
+            "connections": 3, "users": [{"user": "alice", "meta": {"name": "Alice"}}, {"user": "bob"}]}})
     );
 
     for n in 1..=3 {
