@@ -353,6 +353,15 @@ async fn not_found() -> HttpError {
 /// The upgrade: origin, authentication, limits, then 101 and the connection's task.
 async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let inner = &state.inner;
+    if inner.hub.is_shutting_down() {
+        let e = HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down: retry later (or on another instance)",
+        );
+        telemetry::upgrade_refused(e.code);
+        return e.into_response();
+    }
     if let Err(e) = inner.origins.check(request.headers()) {
         tracing::info!(code = e.code, "upgrade refused: origin");
         telemetry::upgrade_refused(e.code);

@@ -648,6 +648,15 @@ async fn an_embedded_handler_takes_application_types() {
 
     state.shutdown();
     assert_eq!(alice.closed().await, 1001);
+    // No new connection once the shutdown has started: 503 before the upgrade.
+    let request = ClientRequest::new(&format!("ws://{addr}/ws"))
+        .unwrap()
+        .header("Authorization", format!("Bearer {}", token("late", None)));
+    let Err(refused) = tether_tokio::connect_with(request, tether_tokio::Config::default()).await
+    else {
+        panic!("an upgrade during the shutdown was accepted");
+    };
+    assert_eq!(refused.status(), Some(503), "{refused}");
     tokio::time::timeout(TIMEOUT, state.drained())
         .await
         .unwrap();
