@@ -188,6 +188,8 @@ pub struct Limits {
     pub max_queue_bytes: usize,
     /// What happens to a connection whose outgoing queue is full.
     pub slow_consumer: SlowConsumer,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
 }
 
 /// What the hub does with a message for a connection whose outgoing queue is full
@@ -228,6 +230,7 @@ impl Default for Limits {
             max_queue_messages: 1024,
             max_queue_bytes: 1 << 20,
             slow_consumer: SlowConsumer::Disconnect,
+            max_rooms_per_connection: 1000,
         }
     }
 }
@@ -375,6 +378,10 @@ impl Config {
             ("limits.burst", l.burst as usize),
             ("limits.max_queue_messages", l.max_queue_messages),
             ("limits.max_queue_bytes", l.max_queue_bytes),
+            (
+                "limits.max_rooms_per_connection",
+                l.max_rooms_per_connection,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::key(
@@ -772,6 +779,11 @@ pub const KEYS: &[Key] = &[
         "limits.slow_consumer",
         Kind::Str,
         "What a full outgoing queue does: disconnect (1008), drop_oldest or drop_new.",
+    ),
+    key(
+        "limits.max_rooms_per_connection",
+        Kind::Int,
+        "Rooms one connection may be in at once (a join over it gets an error).",
     ),
     key(
         "tls.cert",

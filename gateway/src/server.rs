@@ -155,14 +155,15 @@ impl AppState {
 }
 
 /// The hub's settings from the gateway's: the outgoing queue bounds and policy
-/// (`limits.max_queue_*`, `limits.slow_consumer`). The connection limits are the gateway's
-/// own, checked before the upgrade.
+/// (`limits.max_queue_*`, `limits.slow_consumer`), the rooms per connection. The connection
+/// limits are the gateway's own, checked before the upgrade.
 fn hub_config(config: &Config) -> tether_hub::HubConfig {
     let limits = &config.limits;
     let mut hub = tether_hub::HubConfig::default();
     hub.policy = limits.slow_consumer.policy();
     hub.max_queue_messages = limits.max_queue_messages;
     hub.max_queue_bytes = limits.max_queue_bytes;
+    hub.max_rooms_per_connection = limits.max_rooms_per_connection;
     hub
 }
 

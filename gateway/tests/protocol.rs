@@ -757,3 +757,24 @@ async fn presence_and_history_reads() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn rooms_per_connection_are_limited() {
+    let mut config = config(vec![]);
+    config.limits.max_rooms_per_connection = 2;
+    let server = Server::start(config).await;
+    let mut alice = Client::connect(server.addr, "alice").await;
+    alice.join("a").await;
+    alice.join("b").await;
+    let error = alice
+        .request(json!({"type": "join", "room": "c", "id": 1}))
+        .await;
+    assert_eq!((error_code(&error), &error["id"]), ("forbidden", &json!(1)));
+    alice.join("a").await; // a member already: fine
+    let ack = alice
+        .request(json!({"type": "leave", "room": "a", "id": 2}))
+        .await;
+    assert_eq!(ack["type"], "ack");
+    alice.join("c").await;
+    server.stop().await;
+}
