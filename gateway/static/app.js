@@ -11,7 +11,7 @@ let client = null;
 let current = null; // the room (or DIRECT) shown
 let everOpened = false;
 const logs = new Map(); // room -> <ul>
-const members = new Map(); // room -> Set of users (from presence news)
+const members = new Map(); // room -> the last presence answer ({connections, users}) or {error}
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -66,6 +66,7 @@ function show(room) {
   $('#to').hidden = !direct;
   $('#text').placeholder = direct ? 'message to the user' : `message to ${room}`;
   renderPresence();
+  refreshPresence();
 }
 
 function addRoomTab(room) {
@@ -92,13 +93,32 @@ function addRoomTab(room) {
 function renderPresence() {
   const ul = $('#presence');
   ul.replaceChildren();
-  const set = members.get(current);
-  if (!set || set.size === 0) {
-    ul.append(el('li', { class: 'muted' }, 'nothing reported yet'));
+  const info = members.get(current);
+  if (!info) {
+    ul.append(el('li', { class: 'muted' }, current === DIRECT ? 'pick a room' : 'asking…'));
     return;
   }
-  for (const user of [...set].sort()) ul.append(el('li', {}, user));
+  if (info.error) {
+    ul.append(el('li', { class: 'muted' }, info.error));
+    return;
+  }
+  for (const u of info.users || []) ul.append(el('li', { class: 'member', 'data-user': u.user }, u.user));
+  const anonymous = (info.connections || 0) - (info.users || []).length;
+  if (anonymous > 0) ul.append(el('li', { class: 'muted' }, `+ ${anonymous} more connection(s)`));
 }
+
+// Presence is asked for (the `presence` request), for the room shown, every few seconds.
+async function refreshPresence() {
+  const room = current;
+  if (!client || client.state !== 'open' || !room || room === DIRECT || !client.rooms.has(room)) return;
+  try {
+    members.set(room, await client.presence(room));
+  } catch (e) {
+    members.set(room, { error: e.message });
+  }
+  if (room === current) renderPresence();
+}
+setInterval(refreshPresence, 3000);
 
 function setState(state, detail) {
   const badge = $('#state');
@@ -194,29 +214,9 @@ function start(name) {
     notice(
       room,
       'reset',
-      `the server lost this room's history (${info.reason}): messages published while you were ` +
-        'disconnected, before you re-joined, cannot be shown; new messages follow',
+      `could not recover what you missed (${info.reason}): messages published while you were ` +
+        "away before that cannot be shown; what the room keeps since then follows",
     );
-  });
-  client.on('presence', (m) => {
-    const room = m.room;
-    if (!room) return;
-    const set = members.get(room) || new Set();
-    members.set(room, set);
-    const c = m.content || {};
-    if (Array.isArray(c.members)) {
-      set.clear();
-      for (const u of c.members) set.add(typeof u === 'string' ? u : u.user || u.user_id || JSON.stringify(u));
-    } else {
-      const user = m.from || c.user || c.user_id;
-      const left = m.type === 'leave' || c.event === 'leave' || c.event === 'left';
-      if (user) {
-        if (left) set.delete(user);
-        else set.add(user);
-        notice(room, 'presence', `${user} ${left ? 'left' : 'joined'}`);
-      }
-    }
-    if (room === current) renderPresence();
   });
   client.on('error', (m) => {
     const c = m.content || {};
@@ -231,6 +231,7 @@ async function joinRoom(room) {
   show(room);
   try {
     await client.join(room);
+    refreshPresence();
   } catch (e) {
     notice(room, 'error', `could not join: ${e.message}`);
   }

@@ -13,20 +13,23 @@
 // - reconnects after a lost connection, with exponential backoff and jitter;
 // - re-joins its rooms after a reconnect: with `recover` from the last (offset, epoch) it saw
 //   in a room with history, so that the messages published meanwhile arrive, once and in
-//   order; when recovery is impossible (the server lost the history: new epoch) it says so
-//   with a `reset` event instead of hiding the gap;
+//   order. When recovery is impossible (the server restarted and lost the history: a new
+//   epoch) it says so with a `reset` event, then loads what the room keeps of its new
+//   epoch (`history`), so that nothing published since the restart is missed;
+// - on a first join of a room with history, shows what the room keeps (`history`);
 // - shows each room message once: a message whose (epoch, offset) it has already seen is
 //   dropped;
-// - queues requests made while disconnected and sends them after the reconnect.
+// - queues requests made while disconnected and sends them after the reconnect, once the
+//   rooms are joined again.
 //
 // Events (client.on(name, fn)):
 //   state    (state, detail)   'connecting' | 'open' | 'reconnecting' | 'closed'
-//   message  (envelope)        a room message (publish), each once, in offset order
-//   direct   (envelope)        a message sent to this user (send)
-//   joined   (room, how)       the room is (re)subscribed: how = 'join' | 'recover'
+//   message  (envelope)        a room message (publish), each once, in offset order;
+//                              envelope.gap = n when n messages before it are missing
+//   direct   (envelope)        a message sent to this user (send, or a broadcast)
+//   joined   (room, how)       the room is (re)subscribed: how = 'join' | 'recover' | 'reset'
 //   recovered(room, count)     a recover brought `count` missed messages
 //   reset    (room, info)      recovery was impossible; info = { reason, oldEpoch, newEpoch }
-//   presence (envelope)        presence news, if the server sends any
 //   error    (envelope)        an error envelope that answers no request of ours
 //   envelope (envelope)        every envelope received (for debugging)
 'use strict';
@@ -247,67 +250,97 @@ export class TetherClient {
     return Promise.allSettled([...this.rooms.keys()].map((room) => this.subscribe(room)));
   }
 
+  /** Who is in `room`: the server's answer's content, `{connections, users: [{user, meta}]}`. */
+  async presence(room) {
+    const answer = await this.request({ type: 'presence', room });
+    return answer.content || {};
+  }
+
   /** Join, or recover from the last position when there is one. */
   async subscribe(room) {
     const r = this.rooms.get(room);
     if (!r) return;
+    // Until the room is in again, live messages of another epoch (or all of them, for a
+    // join) wait in `r.hold`, so that what comes from the history goes first.
+    r.hold = [];
     if (!r.position) {
-      const ack = await this.request({ type: 'join', room }, { now: true });
-      this.learnPosition(r, ack);
+      let ack;
+      try {
+        ack = await this.request({ type: 'join', room }, { now: true });
+      } catch (e) {
+        this.release(r, []);
+        throw e;
+      }
       r.subscribed = true;
       this.emit('joined', room, 'join');
+      // A room with history answers with its position: show what it keeps.
+      if (typeof ack.epoch === 'string') await this.reload(room, r, ack.epoch);
+      else this.release(r, []);
+      this.startFrom(r, ack);
       return;
     }
     const since = r.position;
+    r.recovering = since.epoch;
     r.recovered = 0;
     try {
       await this.request({ type: 'recover', room, offset: since.offset, epoch: since.epoch }, { now: true });
+      r.recovering = null;
       r.subscribed = true;
       this.emit('joined', room, 'recover');
       this.emit('recovered', room, r.recovered);
+      this.release(r, []);
     } catch (e) {
+      r.recovering = null;
       const error = e.envelope;
-      if (!error) throw e;
-      const code = error.content && error.content.code;
+      const code = error && error.content && error.content.code;
       if (code !== 'not_found') {
-        this.emit('error', error);
+        this.release(r, []);
+        if (error) this.emit('error', error);
         throw e;
       }
-      // The server no longer has what we missed (it restarted, or the messages are gone).
-      const newEpoch = error.epoch || (r.position && r.position.epoch !== since.epoch ? r.position.epoch : null);
-      if (!r.resetFrom || r.resetFrom !== since.epoch) {
-        r.resetFrom = since.epoch;
-        this.emit('reset', room, {
-          reason: newEpoch && newEpoch !== since.epoch ? 'epoch changed' : 'history no longer kept',
-          oldEpoch: since.epoch,
-          newEpoch,
-        });
-      }
-      if (r.position && r.position.epoch === since.epoch) r.position = null;
-      if (error.epoch && error.epoch !== since.epoch) {
-        // The error names the new epoch: recover all of it that is kept, so that nothing
-        // published since the restart is missed.
-        r.position = r.position || { offset: 0, epoch: error.epoch };
-        return this.subscribe(room);
-      }
-      // Start over from the present (a recover that failed may have joined already;
-      // joining again is harmless).
-      try {
-        const ack = await this.request({ type: 'join', room }, { now: true });
-        this.learnPosition(r, ack);
-      } catch (e2) {
-        if (!(e2.envelope && e2.envelope.content && e2.envelope.content.code === 'bad_request')) throw e2;
-      }
+      // The server cannot give what we missed (it restarted and lost the history, or the
+      // messages are no longer kept). We are in the room anyway; the error tells the room's
+      // latest position: show what the room keeps of that epoch.
       r.subscribed = true;
-      this.emit('joined', room, 'join');
+      this.emit('reset', room, {
+        reason: error.epoch && error.epoch !== since.epoch ? 'new epoch: the server lost the history' : 'the missed messages are no longer kept',
+        oldEpoch: since.epoch,
+        newEpoch: error.epoch || null,
+      });
+      r.position = null;
+      this.emit('joined', room, 'reset');
+      if (typeof error.epoch === 'string') await this.reload(room, r, error.epoch);
+      else this.release(r, []);
+      this.startFrom(r, error);
     }
   }
 
-  /** A join ack that tells the room's position lets a later recover start from there. */
-  learnPosition(r, ack) {
-    if (ack && typeof ack.offset === 'number' && typeof ack.epoch === 'string' && !r.position) {
-      r.position = { offset: ack.offset, epoch: ack.epoch };
+  /** Without a message seen yet, the position an answer gives is where a later recover
+   * starts (a room with history tells it in the join's ack and in a recover's error). */
+  startFrom(r, answer) {
+    if (!r.position && typeof answer.offset === 'number' && typeof answer.epoch === 'string') {
+      r.position = { offset: answer.offset, epoch: answer.epoch };
     }
+  }
+
+  /** Shows what `room` keeps of `epoch` (a `history` request), then what was held. */
+  async reload(room, r, epoch) {
+    let kept = [];
+    try {
+      const answer = await this.request({ type: 'history', room, epoch }, { now: true });
+      if (Array.isArray(answer.content)) kept = answer.content;
+    } catch {
+      // No history access, or the epoch changed again: show what comes from now on.
+    }
+    this.release(r, kept);
+  }
+
+  /** Ends the hold: `kept` and the held messages, in offset order, each once. */
+  release(r, kept) {
+    const all = [...kept, ...(r.hold || [])];
+    r.hold = null;
+    if (all.every((m) => typeof m.offset === 'number')) all.sort((a, b) => a.offset - b.offset);
+    for (const m of all) this.receiveRoomMessage(m);
   }
 
   receive(data) {
@@ -319,7 +352,8 @@ export class TetherClient {
     }
     this.emit('envelope', envelope);
     const { type, id } = envelope;
-    if ((type === 'ack' || type === 'pong' || type === 'error') && id !== undefined && this.pending.has(id)) {
+    const answer = ['ack', 'pong', 'error', 'history', 'presence'].includes(type);
+    if (answer && id !== undefined && this.pending.has(id)) {
       const request = this.pending.get(id);
       this.pending.delete(id);
       if (type === 'error') {
@@ -342,34 +376,32 @@ export class TetherClient {
       case 'error':
         this.emit('error', envelope);
         break;
-      case 'presence':
-      case 'join':
-      case 'leave':
-        this.emit('presence', envelope);
-        break;
       default:
         break;
     }
   }
 
   /** Shows each room message once, in order: drops what was already seen (a recover may
-   * overlap with live delivery), and notices a new epoch. */
+   * overlap with live delivery), holds what comes while the room is being (re)joined, and
+   * notices a new epoch. */
   receiveRoomMessage(envelope) {
     const r = this.rooms.get(envelope.room);
     if (!r) return; // left meanwhile
     const { offset, epoch } = envelope;
+    if (r.hold && !(r.recovering && epoch === r.recovering)) {
+      r.hold.push(envelope);
+      return;
+    }
     if (typeof offset === 'number' && typeof epoch === 'string') {
       const p = r.position;
       if (p && p.epoch === epoch && offset <= p.offset) return; // a duplicate
-      if (p && p.epoch !== epoch && !(r.resetFrom === p.epoch)) {
-        r.resetFrom = p.epoch;
-        this.emit('reset', envelope.room, { reason: 'epoch changed', oldEpoch: p.epoch, newEpoch: epoch });
-      }
-      if (p && p.epoch === epoch && offset > p.offset + 1) {
+      if (p && p.epoch !== epoch) {
+        this.emit('reset', envelope.room, { reason: 'new epoch', oldEpoch: p.epoch, newEpoch: epoch });
+      } else if (p && offset > p.offset + 1) {
         envelope.gap = offset - p.offset - 1; // should not happen: say so rather than hide it
       }
       r.position = { offset, epoch };
-      if (r.recovered !== undefined && !r.subscribed) r.recovered++;
+      if (r.recovering) r.recovered++;
     }
     this.emit('message', envelope);
   }
