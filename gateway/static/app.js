@@ -233,7 +233,7 @@ async function joinRoom(room) {
     await client.join(room);
     refreshPresence();
   } catch (e) {
-    notice(room, 'error', `could not join: ${e.message}`);
+    if (!e.retried) notice(room, 'error', `could not join: ${e.message}`);
   }
 }
 

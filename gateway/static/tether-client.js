@@ -148,10 +148,12 @@ export class TetherClient {
     for (const [id, request] of this.pending) {
       this.pending.delete(id);
       const type = request.envelope.type;
-      if (type === 'join' || type === 'recover') continue; // redone by resubscribe()
-      // A publish or send without its ack may or may not have been delivered: resending
-      // could show it twice, so say so instead.
-      request.reject(new Error(`connection lost before the ${type} was acknowledged`));
+      const error = new Error(`connection lost before the ${type} was answered`);
+      // Joins and recovers are redone by resubscribe() after the reconnect. A publish or
+      // send without its ack may or may not have been delivered: resending could show it
+      // twice, so the caller is told instead.
+      error.retried = type === 'join' || type === 'recover';
+      request.reject(error);
     }
   }
 
@@ -260,8 +262,8 @@ export class TetherClient {
   async subscribe(room) {
     const r = this.rooms.get(room);
     if (!r) return;
-    // Until the room is in again, live messages of another epoch (or all of them, for a
-    // join) wait in `r.hold`, so that what comes from the history goes first.
+    // Until the room's answer is in, its messages wait in `r.hold`; then they are shown with
+    // what the history gave, in offset order, each once.
     r.hold = [];
     if (!r.position) {
       let ack;
@@ -280,17 +282,12 @@ export class TetherClient {
       return;
     }
     const since = r.position;
-    r.recovering = since.epoch;
-    r.recovered = 0;
     try {
       await this.request({ type: 'recover', room, offset: since.offset, epoch: since.epoch }, { now: true });
-      r.recovering = null;
       r.subscribed = true;
       this.emit('joined', room, 'recover');
-      this.emit('recovered', room, r.recovered);
-      this.release(r, []);
+      this.emit('recovered', room, this.release(r, []));
     } catch (e) {
-      r.recovering = null;
       const error = e.envelope;
       const code = error && error.content && error.content.code;
       if (code !== 'not_found') {
@@ -307,7 +304,9 @@ export class TetherClient {
         oldEpoch: since.epoch,
         newEpoch: error.epoch || null,
       });
-      r.position = null;
+      // In a new epoch, start over; in the same one, what was shown stays shown (and a
+      // message after a hole says how many are missing).
+      if (error.epoch && error.epoch !== since.epoch) r.position = null;
       this.emit('joined', room, 'reset');
       if (typeof error.epoch === 'string') await this.reload(room, r, error.epoch);
       else this.release(r, []);
@@ -335,12 +334,15 @@ export class TetherClient {
     this.release(r, kept);
   }
 
-  /** Ends the hold: `kept` and the held messages, in offset order, each once. */
+  /** Ends the hold: shows `kept` and the held messages, in offset order, each once;
+   * returns how many were shown. */
   release(r, kept) {
     const all = [...kept, ...(r.hold || [])];
     r.hold = null;
     if (all.every((m) => typeof m.offset === 'number')) all.sort((a, b) => a.offset - b.offset);
-    for (const m of all) this.receiveRoomMessage(m);
+    let shown = 0;
+    for (const m of all) if (this.receiveRoomMessage(m)) shown++;
+    return shown;
   }
 
   receive(data) {
@@ -382,27 +384,27 @@ export class TetherClient {
   }
 
   /** Shows each room message once, in order: drops what was already seen (a recover may
-   * overlap with live delivery), holds what comes while the room is being (re)joined, and
-   * notices a new epoch. */
+   * overlap with the history), holds what comes while the room is being (re)joined, and
+   * notices a new epoch. Returns whether it was shown. */
   receiveRoomMessage(envelope) {
     const r = this.rooms.get(envelope.room);
-    if (!r) return; // left meanwhile
+    if (!r) return false; // left meanwhile
     const { offset, epoch } = envelope;
-    if (r.hold && !(r.recovering && epoch === r.recovering)) {
+    if (r.hold) {
       r.hold.push(envelope);
-      return;
+      return false;
     }
     if (typeof offset === 'number' && typeof epoch === 'string') {
       const p = r.position;
-      if (p && p.epoch === epoch && offset <= p.offset) return; // a duplicate
+      if (p && p.epoch === epoch && offset <= p.offset) return false; // a duplicate
       if (p && p.epoch !== epoch) {
         this.emit('reset', envelope.room, { reason: 'new epoch', oldEpoch: p.epoch, newEpoch: epoch });
       } else if (p && offset > p.offset + 1) {
         envelope.gap = offset - p.offset - 1; // should not happen: say so rather than hide it
       }
       r.position = { offset, epoch };
-      if (r.recovering) r.recovered++;
     }
     this.emit('message', envelope);
+    return true;
   }
 }
