@@ -22,6 +22,9 @@
 //      whichever re-joined first; nothing is shown twice, and within an epoch a page shows
 //      consecutive offsets;
 //   6. a third user (carol) joining after the restart is shown the room's history.
+// And between 4 and 5 (4b): in a room keeping only 2 messages, bob, back after 4 were
+// published, is shown the 2 kept ones with a notice that recovery failed and a mark of the
+// 2 missing.
 // Prints one line per check; exits 1 at the first failure, with what was expected and seen.
 'use strict';
 
@@ -153,15 +156,15 @@ function waitState(user, state) {
   return waitFor(user, `the state did not become '${state}'`, (state) => document.querySelector('#state').dataset.state === state, state);
 }
 
-function waitSubscribed(user) {
+function waitSubscribed(user, room = ROOM) {
   return waitFor(
     user,
-    `${ROOM} was not joined again`,
+    `${room} was not joined (again)`,
     (room) => {
       const c = window.tetherDemo && window.tetherDemo.client;
-      return !!c && c.state === 'open' && !!c.rooms.get(room) && c.rooms.get(room).subscribed;
+      return !!c && c.state === 'open' && !!c.rooms.get(room) && c.rooms.get(room).subscribed && !c.rooms.get(room).hold;
     },
-    ROOM,
+    room,
   );
 }
 
@@ -169,17 +172,17 @@ async function showRoom(user, room) {
   await user.page.click(`.room-tab[data-tab="${room}"]`);
 }
 
-// Types `text` in the page's message field and sends it to the room shown.
-async function say(user, text) {
-  await showRoom(user, ROOM);
+// Types `text` in the page's message field and sends it to `room`.
+async function say(user, text, room = ROOM) {
+  await showRoom(user, room);
   await user.page.fill('#text', text);
   await user.page.click('#send');
 }
 
-async function joinRoom(user) {
-  await user.page.fill('#room', ROOM);
+async function joinRoom(user, room = ROOM) {
+  await user.page.fill('#room', room);
   await user.page.click('#join');
-  await waitSubscribed(user);
+  await waitSubscribed(user, room);
 }
 
 // Each of `texts` exactly once in `list`, in this order.
@@ -324,6 +327,34 @@ async function main() {
         recovered.some((t) => t.includes(`recovered ${missed.length} `)),
         `bob's page says it recovered ${missed.length} missed messages`,
         recovered.join(' | ') || 'no notice',
+      );
+    }
+
+    // 4b. Recovery beyond what a room keeps (history_size = 2): the page says so and marks
+    // the hole instead of showing the kept messages as if nothing were missing.
+    const SMALL = 'small:demo';
+    await joinRoom(alice, SMALL);
+    await joinRoom(bob, SMALL);
+    await bob.page.click('#toggle');
+    await waitState(bob, 'closed');
+    const burst = ['s1', 's2', 's3', 's4'];
+    for (const t of burst) {
+      await say(alice, t, SMALL);
+      await waitMessage(alice, t, SMALL);
+    }
+    await bob.page.click('#toggle');
+    await waitState(bob, 'open');
+    await waitSubscribed(bob, SMALL);
+    await waitMessage(bob, 's4', SMALL);
+    {
+      const b = await messages(bob, SMALL);
+      const resets = await notices(bob, 'reset', SMALL);
+      const gaps = await notices(bob, 'gap', SMALL);
+      check(
+        b.map((m) => m.text).join(',') === 's3,s4' && resets.length === 1 && gaps.length === 1 && gaps[0].startsWith('2 message'),
+        'a room keeping 2 messages: bob, back after 4 were published, is shown the 2 kept once, ' +
+          `a "could not recover" notice and "${gaps[0]}"`,
+        `shown: ${describe(b)}; resets: ${resets.length}; gaps: ${gaps.join(' | ')}`,
       );
     }
     const oldEpoch = (await messages(alice))[0].epoch;

@@ -4,7 +4,7 @@
 #     bash scripts/interop/demo.sh TETHER_BIN
 #
 # Writes a temporary tether.toml (dev mode, ?user_id= accepted, every room keeping 100
-# messages of history) for a free loopback port and runs scripts/interop/demo.js, which
+# messages of history, those named small:* only 2) for a free loopback port and runs scripts/interop/demo.js, which
 # starts TETHER_BIN with it, kills and restarts it in the middle, and drives two pages (alice
 # and bob) through the chat: one line per check, non-zero exit on failure. Installs nothing.
 # Needs /usr/bin/chromium and playwright-core in scripts/node (`bash scripts/setup.sh`).
@@ -48,6 +48,11 @@ dev = true
 
 [auth]
 dev_user_id = true
+
+# Rooms that keep too little to recover from a long absence.
+[[rooms]]
+pattern = "small:*"
+history_size = 2
 
 [[rooms]]
 pattern = "*"
