@@ -36,6 +36,8 @@
 //! - [`envelope`]: the client protocol's JSON envelope (`PROTOCOL.md`);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws`);
+//! - [`api`]: the HTTP API (`/api/...`: broadcast, send, publish, disconnect, status,
+//!   stats, rooms, presence, history), behind `api_key` or an admin token;
 //! - [`telemetry`]: the Prometheus metrics (`GET /metrics`);
 //! - [`tls`]: TLS from PEM files with rustls;
 //! - [`error`]: the JSON error of HTTP refusals.
@@ -43,6 +45,7 @@
 //! Until the hub (tether-hub) is integrated, an accepted WebSocket connection echoes its
 //! messages back: this is temporary.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod envelope;

@@ -55,7 +55,17 @@ impl AppState {
     /// Builds the state of a configuration: validates it ([`Config::validate`]) and reads
     /// the keys; an error names the configuration key at fault.
     pub fn new(config: Config) -> Result<Self, crate::config::ConfigError> {
+        Self::with_broker(config, Arc::new(tether_hub::MemoryBroker::new()))
+    }
+
+    /// [`new`](Self::new) with the hub's broker given (a networked one for a cluster, or
+    /// one that fails in a test) instead of a [`tether_hub::MemoryBroker`].
+    pub fn with_broker(
+        config: Config,
+        broker: Arc<dyn tether_hub::Broker>,
+    ) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
+        crate::api::log_if_open(&config);
         let auth = Authenticator::from_config(&config)?;
         let origins = OriginPolicy::from_config(&config);
         let trusted_proxies = config
@@ -81,7 +91,7 @@ impl AppState {
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
                 metrics: telemetry::recorder(),
-                hub: tether_hub::Hub::new(tether_hub::HubConfig::default()),
+                hub: tether_hub::Hub::with_broker(tether_hub::HubConfig::default(), broker),
             }),
         })
     }
@@ -114,38 +124,61 @@ impl AppState {
     }
 }
 
-/// The gateway's routes for embedding in an application: `/ws`, `GET /health` and
-/// `GET /metrics` (Prometheus), without a fallback (the application keeps its own). Serve it
-/// with `into_make_service_with_connect_info::<SocketAddr>()` so that the per-IP connection
-/// limit sees the peer's address (without it only the total is limited).
+/// What the HTTP API ([`crate::api`]) reads of the state.
+impl AppState {
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+}
+
+/// The gateway's routes for embedding in an application: `/ws` (and its alias
+/// `/api/ws/connect`), `GET /health`, `GET /metrics` (Prometheus) and the HTTP API
+/// ([`crate::api`], behind its credentials), without a fallback (the application keeps its
+/// own). Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that the
+/// per-IP connection limit sees the peer's address (without it only the total is limited).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
         .route("/metrics", get(metrics))
         .route("/ws", any(ws))
+        .route("/api/ws/connect", any(ws))
+        .merge(crate::api::routes(&state))
         .with_state(state)
 }
 
-/// What the `tether` binary serves on `listen`: `/ws`, `GET /health`, the page at `/`,
-/// `GET /metrics` unless `admin_listen` is set (then [`admin_app`] serves it), and a JSON
-/// 404 for every other path.
+/// What the `tether` binary serves on `listen`: `/ws` (and `/api/ws/connect`),
+/// `GET /health` (and `/ws/health`), the page at `/`, `GET /metrics` and the HTTP API unless
+/// `admin_listen` is set (then [`admin_app`] serves them), and a JSON 404 for every other
+/// path.
 pub fn app(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/", get(index))
-        .route("/health", get(health))
-        .route("/ws", any(ws));
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
+        .route("/ws", any(ws))
+        .route("/api/ws/connect", any(ws));
     if state.config().admin_listen.is_none() {
-        app = app.route("/metrics", get(metrics));
+        app = app
+            .route("/metrics", get(metrics))
+            .merge(crate::api::routes(&state));
     }
     app.fallback(not_found).with_state(state)
 }
 
-/// What the `tether` binary serves on `admin_listen`: `GET /metrics` and `GET /health`.
-/// (The HTTP API joins them with the hub.)
+/// What the `tether` binary serves on `admin_listen`: `GET /metrics`, `GET /health` (and
+/// `/ws/health`) and the HTTP API ([`crate::api`]).
 pub fn admin_app(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
         .route("/metrics", get(metrics))
+        .merge(crate::api::routes(&state))
         .fallback(not_found)
         .with_state(state)
 }
@@ -268,18 +301,11 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-async fn health() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-}
-
+/// The gateway's metrics, then the hub's counters (`tether_hub_*`).
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.inner.metrics.render(),
-    )
+    let mut text = state.inner.metrics.render();
+    text.push_str(&state.hub().stats().to_prometheus("tether_hub"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn index() -> Html<&'static str> {
@@ -300,7 +326,7 @@ async fn not_found() -> HttpError {
 }
 
 /// The upgrade: origin, authentication, limits, then 101 and the connection's task.
-async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
+pub(crate) async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let inner = &state.inner;
     if let Err(e) = inner.origins.check(request.headers()) {
         tracing::info!(code = e.code, "upgrade refused: origin");
