@@ -2,6 +2,8 @@
 //! mode), its refusals, the admin listener's split, `/health` with a failing broker, and
 //! real WebSocket clients (tether-tokio) receiving what the API sends.
 
+use axum::extract::State;
+use axum::response::Response;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use tether_hub::{
     Broker, BrokerError, BrokerFuture, BrokerSink, BrokerTarget, History, HistoryOptions,
     Publication, StreamPosition,
 };
-use tether_tokio::{ClientRequest, WebSocket};
+use tether_tokio::{ClientRequest, Message, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -228,6 +230,89 @@ async fn client(addr: SocketAddr, path: &str) -> WebSocket {
     .expect("the upgrade in time")
     .unwrap_or_else(|e| panic!("upgrade of {path}: {e}"));
     ws
+}
+
+/// The next text message, as JSON.
+async fn next_json(ws: &mut WebSocket) -> Value {
+    loop {
+        let message = tokio::time::timeout(TIMEOUT, ws.recv())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("no error");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+/// Waits until the hub has `n` connections (the upgrade's 101 comes before the
+/// registration).
+async fn wait_connections(addr: SocketAddr, n: u64) {
+    for _ in 0..200 {
+        if get(addr, "/api/status").await.json()["connections"] == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the hub never had {n} connections");
+}
+
+/// Serves `app(state)` plus `/hub?user=NAME`, where the test's WebSocket clients enter the
+/// hub with [`tether_hub::Hub::serve`] as that user (`/ws` echoes until it is wired to the
+/// hub in this branch).
+async fn serve_with_hub_clients(state: AppState) -> SocketAddr {
+    async fn enter(State(state): State<AppState>, mut request: axum::extract::Request) -> Response {
+        let user = request
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("user="))
+            .unwrap_or("")
+            .to_owned();
+        let (response, upgrading) = match tether_tokio::upgrade(
+            &mut request,
+            &tether_tokio::Config::default(),
+            tether_tokio::Accept::new(),
+        ) {
+            Ok(ok) => ok,
+            Err(response) => return response,
+        };
+        tokio::spawn(async move {
+            let ws = upgrading.await.unwrap();
+            let identity = tether_hub::Identity::new().with_user(user);
+            let _ = state
+                .hub()
+                .serve(ws, identity, tether_hub::Hooks::new())
+                .await;
+        });
+        response
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/hub", axum::routing::any(enter))
+        .with_state(state.clone())
+        .merge(tether_gateway::server::app(state))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The close code a client got from the server, once its connection ended.
+async fn closed_with(ws: &mut WebSocket) -> u16 {
+    while let Some(message) = tokio::time::timeout(TIMEOUT, ws.recv())
+        .await
+        .expect("the close in time")
+    {
+        assert!(message.is_ok(), "{message:?}");
+    }
+    match ws.close_reason().as_deref() {
+        Some(tether_tokio::CloseReason::Clean {
+            remote: Some(frame),
+            ..
+        }) => frame.code.0,
+        other => panic!("not a clean close: {other:?}"),
+    }
 }
 
 // ---- tests ----
@@ -664,5 +749,211 @@ async fn with_an_admin_listener_the_api_is_served_there_only() {
     http(admin, "GET", "/api/ws/connect", &[], None)
         .await
         .assert_error(404, "not_found");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_clients_receive_what_the_api_sends() {
+    let state = AppState::new(dev_with_key()).unwrap();
+    let addr = serve_with_hub_clients(state.clone()).await;
+    let mut alice1 = client(addr, "/hub?user=alice").await;
+    let mut alice2 = client(addr, "/hub?user=alice").await;
+    let mut bob = client(addr, "/hub?user=bob").await;
+    wait_connections(addr, 3).await;
+    for path in ["/api/status", "/api/ws/status"] {
+        assert_eq!(
+            get(addr, path).await.json(),
+            json!({"online_count": 2, "online_users": ["alice", "bob"], "connections": 3})
+        );
+    }
+
+    // Broadcast: everyone, and the alias with `data`.
+    let v = post(
+        addr,
+        "/api/broadcast",
+        json!({"type": "notice", "content": {"text": "hi"}}),
+    )
+    .await
+    .json();
+    assert_eq!(v["delivered"], 3, "{v}");
+    assert_eq!(
+        (&v["recipients"], &v["dropped"], &v["disconnected"]),
+        (&json!(3), &json!(0), &json!(0))
+    );
+    for ws in [&mut alice1, &mut alice2, &mut bob] {
+        let m = next_json(ws).await;
+        assert_eq!(m["type"], "notice");
+        assert_eq!(m["content"], json!({"text": "hi"}));
+        assert!(m["ts"].as_u64().unwrap() > 1_700_000_000_000, "{m}");
+    }
+    let v = post(
+        addr,
+        "/api/ws/broadcast",
+        json!({"type": "notice", "data": 2}),
+    )
+    .await
+    .json();
+    assert_eq!(v["delivered"], 3);
+    for ws in [&mut alice1, &mut alice2, &mut bob] {
+        assert_eq!(next_json(ws).await["content"], 2);
+    }
+
+    // Send: every session of one user, and the alias with `user_id`.
+    let v = post(
+        addr,
+        "/api/send",
+        json!({"type": "dm", "to": "alice", "content": "psst"}),
+    )
+    .await
+    .json();
+    assert_eq!(v["delivered"], 2);
+    for ws in [&mut alice1, &mut alice2] {
+        let m = next_json(ws).await;
+        assert_eq!(
+            (&m["type"], &m["to"], &m["content"]),
+            (&json!("dm"), &json!("alice"), &json!("psst"))
+        );
+    }
+    let v = post(
+        addr,
+        "/api/ws/send",
+        json!({"type": "dm", "user_id": "bob", "data": "yo"}),
+    )
+    .await
+    .json();
+    assert_eq!(v["delivered"], 1);
+    // Bob's next message is his own: the send to alice did not reach him.
+    let m = next_json(&mut bob).await;
+    assert_eq!((&m["to"], &m["content"]), (&json!("bob"), &json!("yo")));
+
+    // Rooms, presence, publish.
+    state.hub().join_user("alice", "chat:lobby").unwrap();
+    state.hub().join_user("bob", "news:eu").unwrap();
+    assert_eq!(
+        get(addr, "/api/rooms").await.json(),
+        json!({"count": 2, "rooms": [
+            {"name": "chat:lobby", "members": 2},
+            {"name": "news:eu", "members": 1},
+        ]})
+    );
+    let p = get(addr, "/api/rooms/chat:lobby/presence").await.json();
+    assert_eq!(
+        (&p["room"], &p["count"], &p["users"]),
+        (&json!("chat:lobby"), &json!(2), &json!(["alice"]))
+    );
+    assert_eq!(p["members"].as_array().unwrap().len(), 2);
+    assert_eq!(p["members"][0]["user"], "alice");
+
+    let v = post(
+        addr,
+        "/api/rooms/chat:lobby/publish",
+        json!({"content": {"text": "hello"}}),
+    )
+    .await
+    .json();
+    assert_eq!(v["delivered"], 2, "{v}");
+    assert!(v.get("offset").is_none(), "no history in chat:lobby: {v}");
+    for ws in [&mut alice1, &mut alice2] {
+        let m = next_json(ws).await;
+        assert_eq!(
+            (&m["type"], &m["room"]),
+            (&json!("publish"), &json!("chat:lobby"))
+        );
+        assert_eq!(m["content"], json!({"text": "hello"}));
+    }
+    let v = post(
+        addr,
+        "/api/rooms/news:eu/publish",
+        json!({"type": "headline", "content": "rates up"}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        (&v["delivered"], &v["offset"]),
+        (&json!(1), &json!(1)),
+        "{v}"
+    );
+    let m = next_json(&mut bob).await;
+    assert_eq!(
+        (&m["type"], &m["room"], &m["content"]),
+        (&json!("headline"), &json!("news:eu"), &json!("rates up"))
+    );
+    let h = get(addr, "/api/rooms/news:eu/history").await.json();
+    assert_eq!(h["messages"].as_array().unwrap().len(), 1, "{h}");
+    assert_eq!(h["messages"][0]["offset"], 1);
+
+    // Stats and metrics count it all.
+    for path in ["/api/stats", "/ws/stats"] {
+        let s = get(addr, path).await.json();
+        assert_eq!(
+            (&s["connections"], &s["users"], &s["rooms"]),
+            (&json!(3), &json!(2), &json!(2)),
+            "{s}"
+        );
+        assert_eq!(s["deliveries"]["delivered"], 3 + 3 + 2 + 1 + 2 + 1, "{s}");
+    }
+    let metrics = http(addr, "GET", "/metrics", &[], None).await.body;
+    assert!(
+        metrics.contains("\ntether_hub_connections 3\n"),
+        "{metrics}"
+    );
+
+    // Disconnect: every session of the user, with the code and reason given.
+    let v = post(
+        addr,
+        "/api/users/alice/disconnect",
+        json!({"code": 4001, "reason": "suspended"}),
+    )
+    .await
+    .json();
+    assert_eq!(v, json!({"user": "alice", "disconnected": 2}));
+    assert_eq!(closed_with(&mut alice1).await, 4001);
+    assert_eq!(closed_with(&mut alice2).await, 4001);
+    wait_connections(addr, 1).await;
+    assert_eq!(
+        get(addr, "/api/status").await.json()["online_users"],
+        json!(["bob"])
+    );
+    // Without a body: 1000.
+    let v = http(addr, "POST", "/api/users/bob/disconnect", &[KEY], None)
+        .await
+        .json();
+    assert_eq!(v["disconnected"], 1);
+    assert_eq!(closed_with(&mut bob).await, 1000);
+}
+
+#[tokio::test]
+async fn the_upgrade_alias_is_the_websocket_endpoint() {
+    // /api/ws/connect authenticates like /ws (the WebSocket's token, not the API's
+    // credentials), and upgrades.
+    let server = Server::start(production()).await;
+    let addr = server.addr;
+    for path in ["/ws", "/api/ws/connect"] {
+        let reply = http(
+            addr,
+            "GET",
+            path,
+            &[
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Sec-WebSocket-Version", "13"),
+                KEY,
+            ],
+            None,
+        )
+        .await;
+        reply.assert_error(401, "missing_token");
+        let user = token(&json!({"sub": "dana", "exp": in_an_hour()}));
+        let request = ClientRequest::new(&format!("ws://{addr}{path}"))
+            .unwrap()
+            .subprotocol("tether.v1")
+            .subprotocol(format!("bearer.{user}"));
+        let (ws, response) = tether_tokio::connect_with(request, tether_tokio::Config::default())
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(response.status(), 101);
+        drop(ws);
+    }
     server.stop().await;
 }
