@@ -18,7 +18,7 @@
 //! (alias `data`) is any JSON and is relayed as it came. Every refusal is
 //! `{"code", "message"}` ([`HttpError`]): 400 for a body or query that does not parse
 //! (serde's message says where), 401 without a valid credential, 403 for a token without
-//! the admin claim, 404 for an offline user or an empty room, 413, and 503 while the server
+//! the admin claim, 404 for an offline user or an empty room, 405, 413, and 503 while the server
 //! shuts down or when the broker fails.
 //!
 //! ## Credentials
@@ -94,7 +94,20 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/api/ws/status", get(status))
         .route("/api/stats", get(stats))
         .route("/ws/stats", get(stats))
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), guard))
+}
+
+async fn method_not_allowed(request: Request) -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not a method of {} (the API's writes are POST, its reads GET)",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }
 
 /// Logs loudly when the configuration leaves the API open (dev mode without credentials).
