@@ -66,6 +66,9 @@ pub const HEALTH_ROOM: &str = "(tether health)";
 /// How long `/health` waits for the broker.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long presence and history requests wait for the broker (503 after).
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How many history messages `GET /api/rooms/{room}/history` returns without `limit`.
 pub const DEFAULT_HISTORY_LIMIT: usize = 100;
 
@@ -573,7 +576,7 @@ async fn presence(
     room: Result<Path<String>, PathRejection>,
 ) -> ApiResult {
     let room = room_name(room)?;
-    let infos = tokio::time::timeout(HEALTH_TIMEOUT, state.hub().presence(&room))
+    let infos = tokio::time::timeout(BROKER_TIMEOUT, state.hub().presence(&room))
         .await
         .map_err(|_| unavailable("the broker did not answer in time"))?
         .map_err(unavailable)?;
@@ -645,7 +648,7 @@ async fn history(
         ));
     }
     let history = tokio::time::timeout(
-        HEALTH_TIMEOUT,
+        BROKER_TIMEOUT,
         hub.broker().history(&room, query.since, limit),
     )
     .await
