@@ -374,11 +374,28 @@ fn required<T>(value: Option<T>, name: &str) -> Result<T, HttpError> {
     })
 }
 
+/// The type of a message the API sends: `publish`, `send` or an application's type, not
+/// one of the protocol's requests and answers (`join`, `ack`, `error`...), which clients
+/// would take for what they are not. 400 otherwise.
+fn sendable(kind: MessageType) -> Result<MessageType, HttpError> {
+    match kind {
+        MessageType::Publish | MessageType::Send | MessageType::App(_) => Ok(kind),
+        other => Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!(
+                "`type` {other} is one of the protocol's own messages: use an application \
+                 type (letters, digits, _ - . :) such as `notification`"
+            ),
+        )),
+    }
+}
+
 /// `POST /api/broadcast {type, content}`: to every connection.
 async fn broadcast(State(state): State<AppState>, body: Body) -> ApiResult {
     let body: BroadcastBody = read_json(&state, body, false).await?;
     let env = envelope(
-        required(body.kind, "type")?,
+        sendable(required(body.kind, "type")?)?,
         required(body.content, "content")?,
     );
     let report = state.hub().broadcast(Payload::text(env.encode()));
@@ -399,7 +416,7 @@ struct SendBody {
 /// `POST /api/send {type, to, content}`: to every session of the user `to`.
 async fn send(State(state): State<AppState>, body: Body) -> ApiResult {
     let body: SendBody = read_json(&state, body, false).await?;
-    let kind = required(body.kind, "type")?;
+    let kind = sendable(required(body.kind, "type")?)?;
     let to = required(body.to, "to")?;
     let content = required(body.content, "content")?;
     if to.is_empty() || to.len() > crate::auth::MAX_USER_ID_LEN {

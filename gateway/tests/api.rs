@@ -515,6 +515,11 @@ async fn refusals_are_json_with_the_right_status() {
     )
     .await
     .assert_error(400, "invalid_body");
+    for kind in ["ack", "error", "join", "pong"] {
+        post(addr, "/api/broadcast", json!({"type": kind, "content": 1}))
+            .await
+            .assert_error(400, "invalid_body");
+    }
     post(
         addr,
         "/api/send",
