@@ -41,6 +41,7 @@
 use crate::config::Config;
 use crate::envelope::{Envelope, MessageType};
 use crate::error::HttpError;
+use crate::publish::PublishError;
 use crate::server::AppState;
 use axum::Router;
 use axum::body::Body;
@@ -57,7 +58,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tether_hub::{CloseCode, HistoryOptions, Payload, SendOptions, SendReport};
+use tether_hub::{CloseCode, Payload, SendReport};
 
 /// The room `/health` asks the broker about (its history, which stays empty: nothing can
 /// publish to it, as its name is not a valid room name).
@@ -327,10 +328,6 @@ struct Delivery {
     recipients: usize,
     #[serde(flatten)]
     report: SendReport,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offset: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epoch: Option<String>,
 }
 
 impl Delivery {
@@ -339,8 +336,6 @@ impl Delivery {
             delivered: report.queued,
             recipients: report.recipients(),
             report,
-            offset: None,
-            epoch: None,
         }
     }
 }
@@ -448,8 +443,21 @@ fn user_not_found(user: &str) -> HttpError {
     )
 }
 
-/// `POST /api/rooms/{room}/publish {type?, content}`: to the room's members; numbered
-/// (offset, epoch) and kept when the room's rule has a history.
+/// What a room publish did: the members handed the message, and its position in a room
+/// with history.
+#[derive(Serialize)]
+struct Published {
+    delivered: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<String>,
+}
+
+/// `POST /api/rooms/{room}/publish {type?, content}`: to the room's members, through the
+/// gateway's one room-publish path ([`crate::publish::publish_to_room`]): an envelope from
+/// the server (no `from`), numbered (offset, epoch) and kept in rooms with history, the
+/// content bare in raw rooms.
 async fn publish(
     State(state): State<AppState>,
     room: Result<Path<String>, PathRejection>,
@@ -459,40 +467,20 @@ async fn publish(
     let body: BroadcastBody = read_json(&state, body, false).await?;
     let kind = body.kind.unwrap_or(MessageType::Publish);
     let content = required(body.content, "content")?;
-    let env = Envelope {
-        room: Some(room.clone()),
-        ..envelope(kind, content)
-    };
-    let hub = state.hub();
-    let size = state
-        .config()
-        .room_rule(&room)
-        .map_or(0, |r| r.history_size);
-    if size == 0 && hub.room_history(&room).is_none() {
-        let report = hub.publish(&room, Payload::text(env.encode()));
-        return ok(&Delivery::of(report));
-    }
-    if hub.room_history(&room).is_none() {
-        hub.set_room_history(&room, HistoryOptions { size, ttl: None })
-            .map_err(internal)?;
-    }
-    let before = hub.room_stats(&room).map(|s| s.deliveries);
-    let position = hub
-        .publish_durable(&room, Payload::text(env.encode()), SendOptions::new())
+    let published = crate::publish::publish_to_room(&state, &room, None, kind.as_str(), &content)
         .await
-        .map_err(unavailable)?;
-    let after = hub.room_stats(&room).map(|s| s.deliveries);
-    let mut report = SendReport::default();
-    if let (Some(b), Some(a)) = (before, after) {
-        report.queued = (a.delivered - b.delivered) as usize;
-        report.dropped = (a.dropped_new - b.dropped_new) as usize;
-        report.disconnected = (a.disconnected_slow - b.disconnected_slow) as usize;
-        report.closed = (a.closed - b.closed) as usize;
-    }
-    let mut delivery = Delivery::of(report);
-    delivery.offset = Some(position.offset);
-    delivery.epoch = Some(position.epoch.to_string());
-    ok(&delivery)
+        .map_err(|e| match e {
+            PublishError::InvalidRoom(_) => {
+                HttpError::new(StatusCode::BAD_REQUEST, "invalid_room", e.to_string())
+            }
+            PublishError::Unavailable(_) => unavailable(e),
+            _ => HttpError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()),
+        })?;
+    ok(&Published {
+        delivered: published.delivered,
+        offset: published.offset,
+        epoch: published.epoch,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -653,10 +641,7 @@ async fn history(
         .unwrap_or(DEFAULT_HISTORY_LIMIT)
         .min(MAX_HISTORY_LIMIT);
     let hub = state.hub();
-    let kept = state
-        .config()
-        .room_rule(&room)
-        .is_some_and(|r| r.history_size > 0);
+    let kept = crate::publish::history_size(state.config(), &room) > 0;
     if !kept && hub.room_history(&room).is_none() {
         return Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -671,19 +656,11 @@ async fn history(
     .await
     .map_err(|_| unavailable("the broker did not answer in time"))?
     .map_err(unavailable)?;
+    // Each message as members got it: the envelope with its offset and epoch.
     let messages: Vec<Value> = history
         .publications
         .iter()
-        .map(|p| {
-            let mut m = serde_json::Map::new();
-            if let Some(pos) = &p.position {
-                m.insert("offset".into(), pos.offset.into());
-                m.insert("epoch".into(), pos.epoch.to_string().into());
-            }
-            let (name, value) = payload_json(&p.payload);
-            m.insert(name.into(), value);
-            Value::Object(m)
-        })
+        .map(|p| message_json(&crate::publish::positioned(p), p.position.as_ref()))
         .collect();
     ok(&json!({
         "room": room,
@@ -693,22 +670,29 @@ async fn history(
     }))
 }
 
-/// A kept message as JSON: `("message", the JSON)` for JSON text, `("text", the string)`
-/// for other text, `("binary", base64)` for bytes.
-fn payload_json(payload: &Payload) -> (&'static str, Value) {
-    if let Some(text) = payload.as_text() {
-        return match serde_json::from_str::<Value>(text) {
-            Ok(v) => ("message", v),
-            Err(_) => ("text", text.into()),
-        };
+/// A kept message as JSON: the JSON text itself (an envelope), or, for a payload that is
+/// not JSON, `{"offset", "epoch", "text"}` (or `"binary"`, in base64).
+fn message_json(payload: &Payload, position: Option<&tether_hub::StreamPosition>) -> Value {
+    if let Some(text) = payload.as_text()
+        && let Ok(value) = serde_json::from_str::<Value>(text)
+    {
+        return value;
     }
-    let bytes = payload.as_bytes().map(|b| b.as_ref()).unwrap_or_default();
-    (
-        "binary",
-        base64::engine::general_purpose::STANDARD
-            .encode(bytes)
-            .into(),
-    )
+    let mut m = serde_json::Map::new();
+    if let Some(pos) = position {
+        m.insert("offset".into(), pos.offset.into());
+        m.insert("epoch".into(), pos.epoch.to_string().into());
+    }
+    match payload.as_text() {
+        Some(text) => m.insert("text".into(), text.into()),
+        None => m.insert(
+            "binary".into(),
+            base64::engine::general_purpose::STANDARD
+                .encode(payload.as_bytes().map(|b| b.as_ref()).unwrap_or_default())
+                .into(),
+        ),
+    };
+    Value::Object(m)
 }
 
 /// `GET /health` (and `/ws/health`): 200 `{"status": "ok"}` when the server runs and its

@@ -184,6 +184,43 @@ pub struct Limits {
     pub messages_per_second: u32,
     /// Incoming messages a connection may send at once (token bucket size).
     pub burst: u32,
+    /// Outgoing messages waiting in the hub for one connection (beyond what its socket
+    /// buffers); over it, `slow_consumer` applies.
+    pub max_queue_messages: usize,
+    /// Outgoing bytes waiting in the hub for one connection; over it, `slow_consumer`
+    /// applies.
+    pub max_queue_bytes: usize,
+    /// What happens to a connection whose outgoing queue is full.
+    pub slow_consumer: SlowConsumer,
+    /// Rooms one connection may be in at once.
+    pub max_rooms_per_connection: usize,
+}
+
+/// What the hub does with a message for a connection whose outgoing queue is full
+/// (`limits.slow_consumer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumer {
+    /// Close the connection with 1008: the client reconnects (and recovers, in rooms
+    /// with history).
+    Disconnect,
+    /// Drop the oldest queued messages to make room.
+    DropOldest,
+    /// Drop the new message.
+    DropNew,
+}
+
+impl SlowConsumer {
+    /// The hub's policy for it.
+    pub fn policy(self) -> tether_hub::Policy {
+        match self {
+            SlowConsumer::Disconnect => {
+                tether_hub::Policy::Disconnect(tether_hub::CloseCode::POLICY_VIOLATION)
+            }
+            SlowConsumer::DropOldest => tether_hub::Policy::DropOldest,
+            SlowConsumer::DropNew => tether_hub::Policy::DropNew,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -194,6 +231,10 @@ impl Default for Limits {
             max_connections_per_ip: 1_000,
             messages_per_second: 50,
             burst: 100,
+            max_queue_messages: 1024,
+            max_queue_bytes: 1 << 20,
+            slow_consumer: SlowConsumer::Disconnect,
+            max_rooms_per_connection: 1000,
         }
     }
 }
@@ -254,6 +295,9 @@ pub struct RoomRule {
     pub history: Access,
     /// Messages kept per room for recovery; 0 keeps none.
     pub history_size: usize,
+    /// Raw mode: the room carries payloads as they are (binary frames, or text that is
+    /// not an envelope), delivered bare, without an envelope and without history.
+    pub raw: bool,
 }
 
 impl Default for RoomRule {
@@ -265,6 +309,7 @@ impl Default for RoomRule {
             presence: Access::User,
             history: Access::User,
             history_size: 0,
+            raw: false,
         }
     }
 }
@@ -335,6 +380,12 @@ impl Config {
             ("limits.max_connections_per_ip", l.max_connections_per_ip),
             ("limits.messages_per_second", l.messages_per_second as usize),
             ("limits.burst", l.burst as usize),
+            ("limits.max_queue_messages", l.max_queue_messages),
+            ("limits.max_queue_bytes", l.max_queue_bytes),
+            (
+                "limits.max_rooms_per_connection",
+                l.max_rooms_per_connection,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::key(
@@ -439,6 +490,13 @@ impl Config {
                 return Err(ConfigError::key(
                     format!("rooms[{i}].pattern"),
                     "must not be empty (`*` matches every room)",
+                ));
+            }
+            if rule.raw && rule.history_size > 0 {
+                return Err(ConfigError::key(
+                    format!("rooms[{i}].history_size"),
+                    "must be 0 in a raw room (raw = true): raw payloads carry no offset to \
+                     recover from",
                 ));
             }
         }
@@ -720,6 +778,26 @@ pub const KEYS: &[Key] = &[
         "Incoming messages a connection may send at once (token bucket size).",
     ),
     key(
+        "limits.max_queue_messages",
+        Kind::Int,
+        "Outgoing messages waiting in the hub for one connection; over it, limits.slow_consumer applies.",
+    ),
+    key(
+        "limits.max_queue_bytes",
+        Kind::Int,
+        "Outgoing bytes waiting in the hub for one connection; over it, limits.slow_consumer applies.",
+    ),
+    key(
+        "limits.slow_consumer",
+        Kind::Str,
+        "What a full outgoing queue does: disconnect (1008), drop_oldest or drop_new.",
+    ),
+    key(
+        "limits.max_rooms_per_connection",
+        Kind::Int,
+        "Rooms one connection may be in at once (a join over it gets an error).",
+    ),
+    key(
         "tls.cert",
         Kind::Str,
         "TLS certificate chain (PEM file); needs tls.key.",
@@ -732,7 +810,7 @@ pub const KEYS: &[Key] = &[
     key(
         "rooms",
         Kind::Toml,
-        "Permission rules per room pattern, as an inline TOML array of tables: [{pattern = \"chat:*\", join = \"user\", publish = \"claim\", presence = \"user\", history = \"user\", history_size = 100}]. Access: anyone, user, claim, nobody.",
+        "Permission rules per room pattern, as an inline TOML array of tables: [{pattern = \"chat:*\", join = \"user\", publish = \"claim\", presence = \"user\", history = \"user\", history_size = 100, raw = false}]. Access: anyone, user, claim, nobody.",
     ),
 ];
 
@@ -929,6 +1007,7 @@ mod tests {
                 Kind::Str => match key.path {
                     "listen" | "admin_listen" => "127.0.0.1:9999",
                     "log_format" => "json",
+                    "limits.slow_consumer" => "drop_oldest",
                     _ => "x",
                 },
                 Kind::Int => "3",
@@ -1056,6 +1135,15 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("trusted_proxies[0]"), "{e}");
         let e = from_toml("workers = 100000\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("workers"), "{e}");
+        let e =
+            from_toml("[[rooms]]\npattern = \"a\"\nraw = true\nhistory_size = 5\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("rooms[0].history_size"), "{e}");
+        let e = from_toml("[limits]\nslow_consumer = \"wait\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("limits.slow_consumer"), "{e}");
+        let e = from_toml("[limits]\nmax_queue_messages = 0\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("limits.max_queue_messages"), "{e}");
+        let config = from_toml("[limits]\nslow_consumer = \"drop_oldest\"\n").unwrap();
+        assert_eq!(config.limits.slow_consumer, SlowConsumer::DropOldest);
         let e = from_toml("admin_listen = \"127.0.0.1:8080\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("admin_listen"), "{e}");
     }

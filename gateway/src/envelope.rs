@@ -50,6 +50,11 @@ pub enum MessageType {
     Pong,
     /// Ask for the messages of `room` after `offset` in `epoch`.
     Recover,
+    /// Ask who is in `room`; answered with a `presence` whose `content` lists them.
+    Presence,
+    /// Ask for the messages `room` keeps after `offset`; answered with a `history` whose
+    /// `content` is their list.
+    History,
     /// The server's acknowledgement of the request `id`.
     Ack,
     /// The server's refusal of the request `id` (`content`: [`ErrorContent`]).
@@ -69,6 +74,8 @@ impl MessageType {
             MessageType::Ping => "ping",
             MessageType::Pong => "pong",
             MessageType::Recover => "recover",
+            MessageType::Presence => "presence",
+            MessageType::History => "history",
             MessageType::Ack => "ack",
             MessageType::Error => "error",
             MessageType::App(name) => name,
@@ -86,6 +93,8 @@ impl MessageType {
             "ping" => MessageType::Ping,
             "pong" => MessageType::Pong,
             "recover" => MessageType::Recover,
+            "presence" => MessageType::Presence,
+            "history" => MessageType::History,
             "ack" => MessageType::Ack,
             "error" => MessageType::Error,
             _ if !name.is_empty()
@@ -182,7 +191,7 @@ pub struct Envelope {
     /// The user a `send` goes to (empty or missing: everyone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// The room of a `publish`, `join`, `leave` or `recover`.
+    /// The room of a `publish`, `join`, `leave`, `recover`, `presence` or `history`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
     /// The sender's user id, set by the server from the authenticated identity; [`parse`]
@@ -350,6 +359,15 @@ pub fn parse(input: &[u8], max_size: usize) -> Result<Envelope, ParseError> {
                 "the message is {} bytes, the limit is {max_size}",
                 input.len()
             ),
+            id: None,
+        });
+    }
+    // serde would also read the struct from a JSON array (`["ping"]`): only objects are
+    // envelopes.
+    if input.trim_ascii_start().first() == Some(&b'[') {
+        return Err(ParseError {
+            code: ErrorCode::Malformed,
+            message: "a message is a JSON object with a `type` (see PROTOCOL.md)".to_owned(),
             id: None,
         });
     }
@@ -533,6 +551,8 @@ mod tests {
             ("ping", MessageType::Ping),
             ("pong", MessageType::Pong),
             ("recover", MessageType::Recover),
+            ("presence", MessageType::Presence),
+            ("history", MessageType::History),
             ("ack", MessageType::Ack),
             ("error", MessageType::Error),
             ("order.created", MessageType::App("order.created".into())),
@@ -623,6 +643,8 @@ mod tests {
             "",
             "{",
             "[]",
+            "[\"ping\"]",
+            " [\"publish\", \"\", \"room\"]",
             "null",
             "\"publish\"",
             "{\"type\":\"ping\"} x",
@@ -729,6 +751,8 @@ mod tests {
             Just(MessageType::Ping),
             Just(MessageType::Pong),
             Just(MessageType::Recover),
+            Just(MessageType::Presence),
+            Just(MessageType::History),
             Just(MessageType::Ack),
             Just(MessageType::Error),
             "[a-zA-Z0-9_.:-]{1,20}".prop_map(|n| MessageType::from_name(&n).unwrap()),

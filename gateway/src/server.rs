@@ -4,15 +4,15 @@
 //! the connection against the limits **before** answering the upgrade, so a refused request
 //! gets a 401, 403, 429 or 503 with a JSON body, never a 101.
 //!
-//! **Temporary:** until the hub (tether-hub) is there, an accepted connection echoes every
-//! message back (within the rate limit). The envelope handling replaces the echo.
+//! An accepted connection runs on the hub ([`AppState::hub`]) with the gateway's handler of
+//! the client protocol (`PROTOCOL.md`): its user id and labels come from the token, its
+//! messages are rate limited, it is closed with 1008 when its token expires, and with 1001
+//! (after its queue drains) when the gateway shuts down.
 
 use crate::auth::{self, Authenticator, Identity};
 use crate::config::Config;
-use crate::envelope::{Envelope, ErrorCode};
 use crate::error::HttpError;
 use crate::origin::OriginPolicy;
-use crate::ratelimit::TokenBucket;
 use crate::telemetry;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -24,8 +24,8 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tether_tokio::{Accept, CloseCode, Message, WebSocket};
+use std::time::Duration;
+use tether_tokio::{Accept, CloseCode, WebSocket};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -49,19 +49,38 @@ struct Inner {
     shutdown: watch::Sender<bool>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     hub: tether_hub::Hub,
+    handler: Box<dyn crate::handler::DynHandler>,
 }
 
 impl AppState {
     /// Builds the state of a configuration: validates it ([`Config::validate`]) and reads
-    /// the keys; an error names the configuration key at fault.
+    /// the keys; an error names the configuration key at fault. Application message types
+    /// are refused (`unknown_type`); see [`with_handler`](Self::with_handler).
     pub fn new(config: Config) -> Result<Self, crate::config::ConfigError> {
-        Self::with_broker(config, Arc::new(tether_hub::MemoryBroker::new()))
+        Self::with_handler(config, ())
+    }
+
+    /// [`new`](Self::new), with an embedded application's [`Handler`](crate::Handler) for
+    /// its own message types and the connections' start and end.
+    pub fn with_handler(
+        config: Config,
+        handler: impl crate::Handler,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::build(config, handler, Arc::new(tether_hub::MemoryBroker::new()))
     }
 
     /// [`new`](Self::new) with the hub's broker given (a networked one for a cluster, or
     /// one that fails in a test) instead of a [`tether_hub::MemoryBroker`].
     pub fn with_broker(
         config: Config,
+        broker: Arc<dyn tether_hub::Broker>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::build(config, (), broker)
+    }
+
+    fn build(
+        config: Config,
+        handler: impl crate::Handler,
         broker: Arc<dyn tether_hub::Broker>,
     ) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
@@ -81,6 +100,8 @@ impl AppState {
             .limits
             .max_buffered_input
             .max(max.saturating_mul(2).saturating_add(64));
+        let hub = tether_hub::Hub::with_broker(hub_config(&config), broker);
+        hub.set_envelope(|_room, publication| crate::publish::positioned(publication));
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
@@ -91,16 +112,43 @@ impl AppState {
                 connections: Arc::default(),
                 shutdown: watch::channel(false).0,
                 metrics: telemetry::recorder(),
-                hub: tether_hub::Hub::with_broker(tether_hub::HubConfig::default(), broker),
+                hub,
+                handler: Box::new(handler),
             }),
         })
     }
 
-    /// Starts the shutdown: every WebSocket connection is closed with 1001 (going away).
-    /// [`serve`] calls it; an application that mounted [`router`] in its own server calls
-    /// it when that server shuts down, then awaits [`drained`](Self::drained).
+    /// Starts the shutdown: the hub takes no new connection, and closes every WebSocket
+    /// connection with 1001 (going away) once what is queued for it is sent (at most
+    /// [`SHUTDOWN_DEADLINE`] later, it closes those left at once). [`serve`] calls it; an
+    /// application that mounted [`router`] in its own server calls it when that server
+    /// shuts down, then awaits [`drained`](Self::drained). Outside a tokio runtime the
+    /// connections are closed at once.
     pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        if self.inner.shutdown.send_replace(true) {
+            return; // started already
+        }
+        let hub = self.inner.hub.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let clean = hub.shutdown(tokio::time::sleep(SHUTDOWN_DEADLINE)).await;
+                    if !clean {
+                        tracing::warn!("shutdown: connections closed before their queues drained");
+                    }
+                });
+            }
+            Err(_) => {
+                // No runtime to wait on: a deadline that has passed closes them now.
+                let shutdown = std::pin::pin!(hub.shutdown(std::future::ready(())));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let _ = shutdown.poll(&mut cx);
+            }
+        }
+    }
+
+    pub(crate) fn handler(&self) -> &dyn crate::handler::DynHandler {
+        &*self.inner.handler
     }
 
     /// Completes when no WebSocket connection is open any more.
@@ -134,6 +182,19 @@ impl AppState {
     pub(crate) fn is_stopping(&self) -> bool {
         *self.inner.shutdown.borrow()
     }
+}
+
+/// The hub's settings from the gateway's: the outgoing queue bounds and policy
+/// (`limits.max_queue_*`, `limits.slow_consumer`), the rooms per connection. The connection
+/// limits are the gateway's own, checked before the upgrade.
+fn hub_config(config: &Config) -> tether_hub::HubConfig {
+    let limits = &config.limits;
+    let mut hub = tether_hub::HubConfig::default();
+    hub.policy = limits.slow_consumer.policy();
+    hub.max_queue_messages = limits.max_queue_messages;
+    hub.max_queue_bytes = limits.max_queue_bytes;
+    hub.max_rooms_per_connection = limits.max_rooms_per_connection;
+    hub
 }
 
 /// The gateway's routes for embedding in an application: `/ws` (and its alias
@@ -312,8 +373,7 @@ async fn index() -> Html<&'static str> {
     Html(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tether</title></head>\n\
          <body><h1>tether</h1>\n<p>The gateway is running: WebSocket at <code>/ws</code>, health at \
-         <code>/health</code>.</p>\n<p>The demo chat arrives with the hub. Until then <code>/ws</code> \
-         echoes every message back.</p></body></html>\n",
+         <code>/health</code>.</p>\n<p>The demo chat arrives with the hub.</p></body></html>\n",
     )
 }
 
@@ -328,6 +388,15 @@ async fn not_found() -> HttpError {
 /// The upgrade: origin, authentication, limits, then 101 and the connection's task.
 pub(crate) async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let inner = &state.inner;
+    if inner.hub.is_shutting_down() {
+        let e = HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down: retry later (or on another instance)",
+        );
+        telemetry::upgrade_refused(e.code);
+        return e.into_response();
+    }
     if let Err(e) = inner.origins.check(request.headers()) {
         tracing::info!(code = e.code, "upgrade refused: origin");
         telemetry::upgrade_refused(e.code);
@@ -378,7 +447,7 @@ pub(crate) async fn ws(State(state): State<AppState>, mut request: Request) -> R
             let state = state.clone();
             tokio::spawn(async move {
                 match upgrading.await {
-                    Ok(ws) => run_echo(state, ws, identity, guard).await,
+                    Ok(ws) => run(state, ws, identity, guard).await,
                     Err(e) => tracing::debug!("upgrade failed: {e}"),
                 }
             });
@@ -391,69 +460,56 @@ pub(crate) async fn ws(State(state): State<AppState>, mut request: Request) -> R
     }
 }
 
-/// TEMPORARY, until the hub: echoes each message back, within the rate limit (over it, an
-/// `error` envelope with `rate_limited` instead). Closes with 1001 on shutdown.
-async fn run_echo(state: AppState, mut ws: WebSocket, identity: Identity, _guard: ConnectionGuard) {
-    let inner = &state.inner;
-    let limits = &inner.config.limits;
-    let mut bucket = TokenBucket::new(limits.messages_per_second, limits.burst, Instant::now());
-    let stop = stopping(inner.shutdown.subscribe());
-    tokio::pin!(stop);
-    tracing::debug!(user = %identity.user_id, "connection open (echo until the hub)");
-    let expiry = expiry(&identity, &inner.config);
-    tokio::pin!(expiry);
-    loop {
-        tokio::select! {
-            () = &mut expiry => {
-                tracing::debug!(user = %identity.user_id, "token expired: closing");
-                let _ = ws
-                    .close(CloseCode::from(1008), "token expired: reconnect with a new token")
-                    .await;
-                while let Some(Ok(_)) = ws.recv().await {}
-                break;
+/// Runs an accepted connection on the hub until it ends; closes it with 1008 when its
+/// token expires. The guard counts it open until then.
+async fn run(state: AppState, ws: WebSocket, identity: Identity, _guard: ConnectionGuard) {
+    let sender = ws.sender();
+    let expiry = expiry(identity.expires_at, &state.inner.config);
+    let hub_identity = hub_identity(&identity);
+    let connection = crate::session::Connection::new(state.clone(), identity);
+    let serve = state.inner.hub.serve(ws, hub_identity, connection);
+    tokio::pin!(serve);
+    tokio::select! {
+        result = &mut serve => {
+            if let Err(e) = result {
+                tracing::debug!("connection refused by the hub: {e}");
             }
-            () = &mut stop => {
-                let _ = ws.close(CloseCode::GOING_AWAY, "server shutting down").await;
-                // Drain until the peer answers the close (or the connection ends).
-                while let Some(Ok(_)) = ws.recv().await {}
-                break;
-            }
-            message = ws.recv() => {
-                let Some(Ok(message)) = message else { break };
-                if !matches!(message, Message::Text(_) | Message::Binary(_)) {
-                    continue;
-                }
-                metrics::counter!(telemetry::MESSAGES_RECEIVED).increment(1);
-                let reply = if bucket.try_take(Instant::now()) {
-                    message
-                } else {
-                    metrics::counter!(telemetry::RATE_LIMITED).increment(1);
-                    Message::Text(
-                        Envelope::error(
-                            ErrorCode::RateLimited,
-                            "over the connection's rate limit: slow down",
-                            None,
-                        )
-                        .encode()
-                        .into(),
-                    )
-                };
-                if ws.send(reply).await.is_err() {
-                    break;
-                }
-                metrics::counter!(telemetry::MESSAGES_SENT).increment(1);
-            }
+        }
+        () = expiry => {
+            tracing::debug!("token expired: closing");
+            let _ = sender.close(
+                CloseCode::POLICY_VIOLATION,
+                "token expired: reconnect with a new token",
+            );
+            let _ = serve.await;
         }
     }
 }
 
+/// The hub's identity of a connection: its user id (none when anonymous), and labels
+/// `auth` (`token`, `dev_user_id` or `anonymous`) and `meta` (the token's metadata claim,
+/// as JSON text) when it has one.
+fn hub_identity(identity: &Identity) -> tether_hub::Identity {
+    let mut hub = tether_hub::Identity::new();
+    if !identity.user_id.is_empty() {
+        hub = hub.with_user(identity.user_id.as_str());
+    }
+    let source = match identity.source {
+        auth::IdentitySource::Token => "token",
+        auth::IdentitySource::DevUserId => "dev_user_id",
+        auth::IdentitySource::Anonymous => "anonymous",
+    };
+    hub = hub.with_label("auth", source);
+    if let Some(meta) = &identity.meta {
+        hub = hub.with_label("meta", meta.to_string());
+    }
+    hub
+}
+
 /// Completes when the connection's token expires (its `exp` plus the leeway), when
 /// `auth.expire_connections` is on; never otherwise.
-async fn expiry(identity: &Identity, config: &Config) {
-    let Some(exp) = identity
-        .expires_at
-        .filter(|_| config.auth.expire_connections)
-    else {
+async fn expiry(expires_at: Option<u64>, config: &Config) {
+    let Some(exp) = expires_at.filter(|_| config.auth.expire_connections) else {
         return std::future::pending().await;
     };
     let deadline =

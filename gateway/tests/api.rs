@@ -2,8 +2,6 @@
 //! mode), its refusals, the admin listener's split, `/health` with a failing broker, and
 //! real WebSocket clients (tether-tokio) receiving what the API sends.
 
-use axum::extract::State;
-use axum::response::Response;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -246,6 +244,19 @@ async fn next_json(ws: &mut WebSocket) -> Value {
     }
 }
 
+/// Joins `room` through the client protocol and waits for the `ack`.
+async fn join(ws: &mut WebSocket, room: &str) {
+    ws.send_text(json!({"type": "join", "room": room, "id": room}).to_string())
+        .await
+        .unwrap();
+    let ack = next_json(ws).await;
+    assert_eq!(
+        (&ack["type"], &ack["id"]),
+        (&json!("ack"), &json!(room)),
+        "{ack}"
+    );
+}
+
 /// Waits until the hub has `n` connections (the upgrade's 101 comes before the
 /// registration).
 async fn wait_connections(addr: SocketAddr, n: u64) {
@@ -256,46 +267,6 @@ async fn wait_connections(addr: SocketAddr, n: u64) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the hub never had {n} connections");
-}
-
-/// Serves `app(state)` plus `/hub?user=NAME`, where the test's WebSocket clients enter the
-/// hub with [`tether_hub::Hub::serve`] as that user (`/ws` echoes until it is wired to the
-/// hub in this branch).
-async fn serve_with_hub_clients(state: AppState) -> SocketAddr {
-    async fn enter(State(state): State<AppState>, mut request: axum::extract::Request) -> Response {
-        let user = request
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("user="))
-            .unwrap_or("")
-            .to_owned();
-        let (response, upgrading) = match tether_tokio::upgrade(
-            &mut request,
-            &tether_tokio::Config::default(),
-            tether_tokio::Accept::new(),
-        ) {
-            Ok(ok) => ok,
-            Err(response) => return response,
-        };
-        tokio::spawn(async move {
-            let ws = upgrading.await.unwrap();
-            let identity = tether_hub::Identity::new().with_user(user);
-            let _ = state
-                .hub()
-                .serve(ws, identity, tether_hub::Hooks::new())
-                .await;
-        });
-        response
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .route("/hub", axum::routing::any(enter))
-        .with_state(state.clone())
-        .merge(tether_gateway::server::app(state))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
 }
 
 /// The close code a client got from the server, once its connection ended.
@@ -748,9 +719,20 @@ async fn with_an_admin_listener_the_api_is_served_there_only() {
         assert_eq!(http(addr, "GET", "/health", &[], None).await.status, 200);
         assert_eq!(http(addr, "GET", "/ws/health", &[], None).await.status, 200);
     }
-    // The upgrade alias stays on the public listener only.
-    let ws = client(public, "/api/ws/connect?user_id=carol").await;
-    drop(ws);
+    // The upgrade alias stays on the public listener only, and what the admin listener's
+    // API sends reaches its connections.
+    let mut ws = client(public, "/api/ws/connect?user_id=carol").await;
+    wait_connections(admin, 1).await;
+    let status = get(admin, "/api/status").await.json();
+    assert_eq!(status["online_users"], json!(["carol"]));
+    let reply = post(
+        admin,
+        "/api/send",
+        json!({"type": "dm", "to": "carol", "content": "hi"}),
+    );
+    assert_eq!(reply.await.json()["delivered"], 1);
+    let m = next_json(&mut ws).await;
+    assert_eq!((&m["type"], &m["content"]), (&json!("dm"), &json!("hi")));
     http(admin, "GET", "/api/ws/connect", &[], None)
         .await
         .assert_error(404, "not_found");
@@ -759,11 +741,12 @@ async fn with_an_admin_listener_the_api_is_served_there_only() {
 
 #[tokio::test]
 async fn websocket_clients_receive_what_the_api_sends() {
-    let state = AppState::new(dev_with_key()).unwrap();
-    let addr = serve_with_hub_clients(state.clone()).await;
-    let mut alice1 = client(addr, "/hub?user=alice").await;
-    let mut alice2 = client(addr, "/hub?user=alice").await;
-    let mut bob = client(addr, "/hub?user=bob").await;
+    let server = Server::start(dev_with_key()).await;
+    let addr = server.addr;
+    // /ws and its alias /api/ws/connect, as the dev mode's users.
+    let mut alice1 = client(addr, "/ws?user_id=alice").await;
+    let mut alice2 = client(addr, "/api/ws/connect?user_id=alice").await;
+    let mut bob = client(addr, "/ws?user_id=bob").await;
     wait_connections(addr, 3).await;
     for path in ["/api/status", "/api/ws/status"] {
         assert_eq!(
@@ -832,8 +815,9 @@ async fn websocket_clients_receive_what_the_api_sends() {
     assert_eq!((&m["to"], &m["content"]), (&json!("bob"), &json!("yo")));
 
     // Rooms, presence, publish.
-    state.hub().join_user("alice", "chat:lobby").unwrap();
-    state.hub().join_user("bob", "news:eu").unwrap();
+    join(&mut alice1, "chat:lobby").await;
+    join(&mut alice2, "chat:lobby").await;
+    join(&mut bob, "news:eu").await;
     assert_eq!(
         get(addr, "/api/rooms").await.json(),
         json!({"count": 2, "rooms": [
@@ -883,9 +867,11 @@ async fn websocket_clients_receive_what_the_api_sends() {
         (&m["type"], &m["room"], &m["content"]),
         (&json!("headline"), &json!("news:eu"), &json!("rates up"))
     );
+    assert_eq!((&m["offset"], &m["epoch"]), (&json!(1), &v["epoch"]), "{m}");
+    assert!(m.get("from").is_none(), "from the server: {m}");
+    // The history holds the same envelope.
     let h = get(addr, "/api/rooms/news:eu/history").await.json();
-    assert_eq!(h["messages"].as_array().unwrap().len(), 1, "{h}");
-    assert_eq!(h["messages"][0]["offset"], 1);
+    assert_eq!(h["messages"], json!([m]), "{h}");
 
     // Stats and metrics count it all.
     for path in ["/api/stats", "/ws/stats"] {
@@ -895,7 +881,9 @@ async fn websocket_clients_receive_what_the_api_sends() {
             (&json!(3), &json!(2), &json!(2)),
             "{s}"
         );
-        assert_eq!(s["deliveries"]["delivered"], 3 + 3 + 2 + 1 + 2 + 1, "{s}");
+        // The three joins' acks are deliveries too.
+        let sent = 3 + 3 + 2 + 1 + 3 + 2 + 1;
+        assert_eq!(s["deliveries"]["delivered"], sent, "{s}");
     }
     let metrics = http(addr, "GET", "/metrics", &[], None).await.body;
     assert!(
@@ -925,6 +913,7 @@ async fn websocket_clients_receive_what_the_api_sends() {
         .json();
     assert_eq!(v["disconnected"], 1);
     assert_eq!(closed_with(&mut bob).await, 1000);
+    server.stop().await;
 }
 
 #[tokio::test]

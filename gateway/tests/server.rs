@@ -1,6 +1,6 @@
 //! The gateway served on a free port: refusals before the upgrade (401, 403, 429), the
-//! upgrade with HS256 and ES256 tokens, the temporary echo with its limits, `/health`, and
-//! the graceful shutdown. Requests are written by hand on a TCP stream, so that the status
+//! upgrade with HS256 and ES256 tokens, the rate limit and the message size limit,
+//! `/health`, and the graceful shutdown. (The client protocol itself is in `protocol.rs`.) Requests are written by hand on a TCP stream, so that the status
 //! line is exactly what a client sees.
 
 use base64::Engine;
@@ -314,7 +314,7 @@ async fn refused_origin_gets_403() {
 }
 
 #[tokio::test]
-async fn hs256_token_upgrades_and_echoes() {
+async fn hs256_token_upgrades_and_answers() {
     let server = Server::start(production()).await;
     let token = format!(
         "Bearer {}",
@@ -323,13 +323,22 @@ async fn hs256_token_upgrades_and_echoes() {
     let mut reply = upgrade(server.addr, "/ws", &[("Authorization", &token)]).await;
     assert_eq!(reply.status, 101, "{}", reply.head);
     assert_eq!(reply.header("sec-websocket-protocol"), None);
-    send_frame(&mut reply.stream, 1, br#"{"type":"ping"}"#).await;
+    send_frame(&mut reply.stream, 1, br#"{"type":"ping","id":1}"#).await;
     assert_eq!(
         read_frame(&mut reply.stream).await,
-        (1, br#"{"type":"ping"}"#.to_vec())
+        (1, br#"{"type":"pong","id":1}"#.to_vec())
     );
+    // A binary message outside raw rooms: an error, and the connection goes on.
     send_frame(&mut reply.stream, 2, &[0, 1, 2]).await;
-    assert_eq!(read_frame(&mut reply.stream).await, (2, vec![0, 1, 2]));
+    let (opcode, payload) = read_frame(&mut reply.stream).await;
+    assert_eq!(opcode, 1);
+    let error: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(error["content"]["code"], "bad_request");
+    send_frame(&mut reply.stream, 1, br#"{"type":"ping","id":"b"}"#).await;
+    assert_eq!(
+        read_frame(&mut reply.stream).await,
+        (1, br#"{"type":"pong","id":"b"}"#.to_vec())
+    );
     drop(reply);
     server.stop().await;
 }
@@ -376,15 +385,17 @@ async fn rate_limit_and_message_size() {
     let mut reply = upgrade(server.addr, "/ws", &[]).await;
     assert_eq!(reply.status, 101, "{}", reply.head);
     for i in 0..2 {
-        let text = format!("m{i}");
+        let text = format!(r#"{{"type":"ping","id":{i}}}"#);
         send_frame(&mut reply.stream, 1, text.as_bytes()).await;
-        assert_eq!(read_frame(&mut reply.stream).await.1, text.as_bytes());
+        let pong = format!(r#"{{"type":"pong","id":{i}}}"#);
+        assert_eq!(read_frame(&mut reply.stream).await.1, pong.as_bytes());
     }
-    send_frame(&mut reply.stream, 1, b"m2").await;
+    send_frame(&mut reply.stream, 1, br#"{"type":"ping","id":2}"#).await;
     let (opcode, payload) = read_frame(&mut reply.stream).await;
     assert_eq!(opcode, 1);
     let error: Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(error["type"], "error");
+    assert_eq!(error["id"], 2);
     assert_eq!(error["content"]["code"], "rate_limited");
     assert_eq!(error["content"]["number"], 112);
     drop(reply);
@@ -523,7 +534,7 @@ async fn tls_from_pem_files() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with(r#"{"status":"ok"}"#), "{response}");
 
-    // wss: refused without a token, 101 and an echo with one.
+    // wss: refused without a token, 101 and a pong with one.
     let token = hs256(&json!({"sub": "a", "exp": now() + 600}));
     for (auth, status) in [(None, "401"), (Some(token), "101")] {
         let mut stream = connect().await;
@@ -545,8 +556,11 @@ async fn tls_from_pem_files() {
         let head = String::from_utf8(head).unwrap();
         assert_eq!(&head[9..12], status, "{head}");
         if auth.is_some() {
-            send_frame(&mut stream, 1, b"over tls").await;
-            assert_eq!(read_frame(&mut stream).await, (1, b"over tls".to_vec()));
+            send_frame(&mut stream, 1, br#"{"type":"ping","id":"tls"}"#).await;
+            assert_eq!(
+                read_frame(&mut stream).await,
+                (1, br#"{"type":"pong","id":"tls"}"#.to_vec())
+            );
         }
     }
     server.stop().await;
@@ -602,12 +616,12 @@ async fn connections_close_when_the_token_expires() {
     let mut config = production();
     config.auth.leeway_secs = 0;
     let server = Server::start(config).await;
-    // At least one whole second left, so that the echo comes before the close.
+    // At least one whole second left, so that the pong comes before the close.
     let token = format!("Bearer {}", hs256(&json!({"sub": "a", "exp": now() + 2})));
     let mut reply = upgrade(server.addr, "/ws", &[("Authorization", &token)]).await;
     assert_eq!(reply.status, 101);
-    send_frame(&mut reply.stream, 1, b"still valid").await;
-    assert_eq!(read_frame(&mut reply.stream).await.1, b"still valid");
+    send_frame(&mut reply.stream, 1, br#"{"type":"ping"}"#).await;
+    assert_eq!(read_frame(&mut reply.stream).await.1, br#"{"type":"pong"}"#);
     let (opcode, payload) = read_frame(&mut reply.stream).await;
     assert_eq!((opcode, close_code(&payload)), (8, 1008));
     assert!(String::from_utf8_lossy(&payload[2..]).contains("token expired"));
