@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `POST /api/broadcast` (`/api/ws/broadcast`) | `{"type", "content"}` | `{"delivered", ...}` |
 //! | `POST /api/send` (`/api/ws/send`) | `{"type", "to", "content"}` | `{"delivered", ...}`, 404 if `to` is offline |
-//! | `POST /api/rooms/{room}/publish` | `{"type"?, "content"}` | `{"delivered", ..., "offset"?, "epoch"?}` |
+//! | `POST /api/rooms/{room}/publish` | `{"type"?, "content"}` | `{"delivered", "offset"?, "epoch"?}` |
 //! | `POST /api/users/{id}/disconnect` | `{"code"?, "reason"?}` or nothing | `{"disconnected"}`, 404 if offline |
 //! | `GET /api/status` (`/api/ws/status`) | | `{"online_count", "online_users", "connections"}` |
 //! | `GET /api/stats` (`/ws/stats`) | | the hub's counters ([`tether_hub::StatsSnapshot`]) |

@@ -951,3 +951,42 @@ async fn the_upgrade_alias_is_the_websocket_endpoint() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn raw_rooms_get_the_content_bare() {
+    let mut config = dev_with_key();
+    config.rooms.insert(
+        0,
+        RoomRule {
+            pattern: "raw:*".to_owned(),
+            join: Access::Anyone,
+            raw: true,
+            ..RoomRule::default()
+        },
+    );
+    let server = Server::start(config).await;
+    let addr = server.addr;
+    let mut ws = client(addr, "/ws?user_id=erin").await;
+    join(&mut ws, "raw:ticks").await;
+    let v = post(
+        addr,
+        "/api/rooms/raw:ticks/publish",
+        json!({"content": "EURUSD 1.0842"}),
+    )
+    .await
+    .json();
+    assert_eq!(v, json!({"delivered": 1}));
+    let message = tokio::time::timeout(TIMEOUT, ws.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match message {
+        Message::Text(text) => assert_eq!(text.as_str(), "EURUSD 1.0842"),
+        other => panic!("{other:?}"),
+    }
+    get(addr, "/api/rooms/raw:ticks/history")
+        .await
+        .assert_error(404, "no_history");
+    server.stop().await;
+}
