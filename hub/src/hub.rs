@@ -26,7 +26,7 @@ use std::sync::{
 };
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
-use tether_driver::{CloseCode, ConnectionId, Sender};
+use tether_driver::{CloseCode, ConnectionId, Cork, Sender};
 
 /// The hub's settings. `HubConfig::default()` sets no limit but the queue bounds; change
 /// the fields you need.
@@ -820,6 +820,11 @@ impl Hub {
         let mut high = 0;
         let policy = inner.config.policy;
         let bounds = self.bounds();
+        // Messages for idle connections are written from this task once every recipient
+        // has its message (one write each, no task wake-up), unless the sender is in a
+        // burst (more of its messages wait): then each connection's own task writes what
+        // accumulates for it, several messages at a time.
+        let mut cork = (!in_burst()).then(Cork::new);
         let mut offer = |s: &Session, policy: Policy, room: Option<&str>| {
             if Some(s.id()) == exclude {
                 return;
@@ -834,7 +839,15 @@ impl Hub {
                     }
                 }
             }
-            let (outcome, bytes) = s.conn.queue.deliver(&s.conn.sender, item, policy, bounds);
+            let (outcome, bytes) =
+                s.conn
+                    .queue
+                    .deliver(&s.conn.sender, item, policy, bounds, cork.as_mut());
+            // Written a few dozen at a time: the core's per-thread pool of buffers (64) then
+            // serves every recipient, and the first ones need not wait for the last.
+            if let Some(cork) = cork.as_mut().filter(|c| c.len() >= CORK_CHUNK) {
+                cork.flush();
+            }
             high = high.max(bytes);
             report.add(outcome);
         };
@@ -875,6 +888,8 @@ impl Hub {
                 }
             }
         }
+        // (Outside the registry's and the queues' locks.)
+        drop(cork);
         if high > 0 {
             inner.stats.queue_bytes(high);
         }
@@ -1244,7 +1259,7 @@ fn give(conn: &Conn, last: &mut u64, offset: u64, item: &Item) -> bool {
     };
     let _ = conn
         .queue
-        .deliver(&conn.sender, item, Policy::DropNew, bounds);
+        .deliver(&conn.sender, item, Policy::DropNew, bounds, None);
     *last = offset;
     true
 }
@@ -1298,4 +1313,25 @@ impl BrokerSink for Sink {
             Hub { inner }.deliver_local(target, publication);
         }
     }
+}
+
+/// How many recipients a fan-out gives their message before it writes to them (see
+/// [`Hub::fan_out`]).
+const CORK_CHUNK: usize = 32;
+
+thread_local! {
+    /// Whether the connection whose message this thread handles has more messages waiting
+    /// (set by [`Hub::serve`] around `on_message`): a hint for [`Hub::fan_out`], which
+    /// leaves the writes to the recipients' tasks in a burst. Only a hint: both ways
+    /// deliver the same.
+    static BURST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets the burst hint of this thread (see [`BURST`]).
+pub(crate) fn set_burst(burst: bool) {
+    BURST.with(|b| b.set(burst));
+}
+
+fn in_burst() -> bool {
+    BURST.with(|b| b.get())
 }

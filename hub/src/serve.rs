@@ -188,7 +188,9 @@ impl Hub {
                     match Payload::from_message(message) {
                         Some(payload) => {
                             self.received(session, len);
+                            crate::hub::set_burst(ws.messages_waiting() > 0);
                             handler.on_message(self, session, payload).await;
+                            crate::hub::set_burst(false);
                         }
                         None => self.heartbeat(session),
                     }
