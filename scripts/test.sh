@@ -2,8 +2,8 @@
 # The test command: every test in the workspace (with the fuzz corpora replays), the Rust
 # tests that talk to real peers (`--features interop`) and to axum (`--features hyper`),
 # then the Autobahn TestSuite (all 517 cases) against both adapters in both roles, interop
-# with real peers (Python websockets, Node ws, headless Chromium; the axum example too), and
-# a short run of every fuzz target.
+# with real peers (Python websockets, Node ws, headless Chromium; the axum example too), the
+# gateway's demo chat in headless Chromium, and a short run of every fuzz target.
 # Needs `bash scripts/setup.sh` first (the CI script runs it); checks for what it installs
 # before anything else and stops, naming what is missing, without it.
 set -euo pipefail
@@ -84,6 +84,9 @@ done
 # The axum example needs tether-tokio's `hyper` feature.
 cargo build --profile test-release --quiet -p tether-tokio --features hyper --example axum_server
 cp target/test-release/examples/axum_server "$BIN/tokio/"
+# The gateway's `tether` binary, for the demo chat's browser test.
+cargo build --profile test-release --quiet -p tether-gateway --bin tether
+cp target/test-release/tether "$BIN/"
 
 PY=.venv/bin/python
 fail=0
@@ -121,6 +124,9 @@ run bash scripts/interop/browser.sh $BIN/async-std/echo_server
 step "Interop: a WebSocket served from axum (Node ws and http clients, headless Chromium)"
 run bash scripts/interop/axum.sh $BIN/tokio/axum_server
 run bash scripts/interop/browser.sh $BIN/tokio/axum_server
+
+step "Demo chat: the page at / in headless Chromium against the tether binary (two users, recovery, server restart)"
+run bash scripts/interop/demo.sh $BIN/tether
 
 step "Fuzz smoke: every cargo-fuzz target for ${FUZZ_SECONDS:=20} s"
 run bash scripts/fuzz.sh "$FUZZ_SECONDS"
