@@ -22,7 +22,8 @@
 //      whichever re-joined first; nothing is shown twice, and within an epoch a page shows
 //      consecutive offsets;
 //   6. a third user (carol) joining after the restart is shown the room's history.
-// And between 4 and 5 (4b): in a room keeping only 2 messages, bob, back after 4 were
+// And between 4 and 5: 4a, the same recovery after a connection lost under the page (the
+// browser offline, the socket closed) that the client retries by itself; 4b: in a room keeping only 2 messages, bob, back after 4 were
 // published, is shown the 2 kept ones with a notice that recovery failed and a mark of the
 // 2 missing.
 // Prints one line per check; exits 1 at the first failure, with what was expected and seen.
@@ -327,6 +328,41 @@ async function main() {
         recovered.some((t) => t.includes(`recovered ${missed.length} `)),
         `bob's page says it recovered ${missed.length} missed messages`,
         recovered.join(' | ') || 'no notice',
+      );
+    }
+
+    // 4a. The same after a connection lost without "Go offline": the browser goes offline
+    // (new connections fail) and bob's socket is closed under the page; the client retries
+    // with backoff by itself and recovers once the browser is back online.
+    await bob.context.setOffline(true);
+    await bob.page.evaluate(() => window.tetherDemo.client.ws.close());
+    await waitFor(bob, 'did not show it is reconnecting', () => document.querySelector('#state').dataset.state === 'reconnecting');
+    const dropped = [];
+    for (let i = 1; i <= 2; i++) {
+      const text = `alice ${i} (bob's connection lost)`;
+      await say(alice, text);
+      await waitMessage(alice, text);
+      dropped.push(text);
+    }
+    const retrying = await bob.page.textContent('#state-detail');
+    await bob.context.setOffline(false);
+    await waitMessage(bob, dropped[dropped.length - 1]);
+    await waitSubscribed(bob);
+    beforeRestart.push(...dropped);
+    {
+      const a = await messages(alice);
+      const b = await messages(bob);
+      const bad = onceInOrder(b, beforeRestart) || offsetsConsecutive(b) || (b.length !== beforeRestart.length && 'extra messages');
+      check(
+        !bad && describe(a) === describe(b),
+        `connection lost: bob's page retried by itself ("${retrying}"), reconnected and recovered the ${dropped.length} missed messages once, in order`,
+        `${bad}; alice: ${describe(a)} / bob: ${describe(b)}`,
+      );
+      const recovered = await notices(bob, 'recovered');
+      check(
+        recovered.length === 2 && recovered[1].includes(`recovered ${dropped.length} `),
+        `bob's page says it recovered ${dropped.length} missed messages`,
+        recovered.join(' | '),
       );
     }
 
