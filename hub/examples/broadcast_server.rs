@@ -7,21 +7,39 @@
 //! thread (`current_thread`). A subscriber that falls behind is handled by the hub's
 //! slow-consumer policy: `TETHER_POLICY=disconnect` (the default, 1008, as gorilla's hub),
 //! `drop-new` or `drop-oldest`, with a queue of `TETHER_QUEUE` messages (default 1024)
-//! beyond the connection's write buffer.
+//! beyond the connection's write buffer. `TETHER_ROOM=1` joins every connection to one room
+//! (`all`) and publishes each message to that room instead (the same recipients, through
+//! the room's member list): what the memory of an idle connection in one room is measured
+//! with.
 //!
 //! ```text
 //! cargo run --release -p tether-hub --example broadcast_server -- 127.0.0.1:9002
 //! ```
 
-use tether_hub::{Handler, Hub, HubConfig, Identity, Payload, Policy, Session};
+use std::sync::Arc;
+use tether_hub::{Handler, Hub, HubConfig, HubError, Identity, Payload, Policy, Session};
 use tether_tokio::{Accept, Config, Reject, accept_with};
 
-/// Every message to everyone.
-struct Broadcast;
+/// Every message to everyone: to every connection, or, with `room`, every connection
+/// joins room `all` and each message goes to it.
+struct Broadcast {
+    room: bool,
+}
 
 impl Handler for Broadcast {
+    async fn on_connect(&self, hub: &Hub, session: &Session) -> Result<(), HubError> {
+        if self.room {
+            hub.join(session.id(), "all")?;
+        }
+        Ok(())
+    }
+
     async fn on_message(&self, hub: &Hub, _session: &Session, payload: Payload) {
-        hub.broadcast(payload);
+        if self.room {
+            hub.publish("all", payload);
+        } else {
+            hub.broadcast(payload);
+        }
     }
 }
 
@@ -44,11 +62,13 @@ fn main() -> std::io::Result<()> {
             .enable_all()
             .build()?
     };
+    let room = std::env::var("TETHER_ROOM").is_ok_and(|r| r == "1");
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         eprintln!(
-            "broadcast_server listening on ws://{}/ws ({workers} worker thread(s))",
-            listener.local_addr()?
+            "broadcast_server listening on ws://{}/ws ({workers} worker thread(s){})",
+            listener.local_addr()?,
+            if room { ", one room" } else { "" }
         );
         let mut hub_config = HubConfig::default();
         hub_config.policy = match std::env::var("TETHER_POLICY").as_deref() {
@@ -63,6 +83,7 @@ fn main() -> std::io::Result<()> {
             hub_config.max_queue_messages = n;
         }
         let hub = Hub::new(hub_config);
+        let handler = Arc::new(Broadcast { room });
         let config = Config::default();
         loop {
             let (stream, peer) = listener.accept().await?;
@@ -72,11 +93,11 @@ fn main() -> std::io::Result<()> {
                 _ => Err(Reject::new(404)),
             };
             let accepting = accept_with(stream, config.clone(), check);
-            let hub = hub.clone();
+            let (hub, handler) = (hub.clone(), handler.clone());
             tokio::spawn(async move {
                 let Ok(ws) = accepting.await else { return };
                 let identity = Identity::new().with_peer_addr(peer);
-                let _ = hub.serve(ws, identity, Broadcast).await;
+                let _ = hub.serve(ws, identity, handler).await;
             });
         }
     })
