@@ -10,15 +10,17 @@
 //! beyond the connection's write buffer. `TETHER_ROOM=1` joins every connection to one room
 //! (`all`) and publishes each message to that room instead (the same recipients, through
 //! the room's member list): what the memory of an idle connection in one room is measured
-//! with.
+//! with. `TETHER_SIZES=1` prints the size of each connection's task future (a debug log).
 //!
 //! ```text
 //! cargo run --release -p tether-hub --example broadcast_server -- 127.0.0.1:9002
 //! ```
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tether_hub::{Handler, Hub, HubConfig, HubError, Identity, Payload, Policy, Session};
-use tether_tokio::{Accept, Config, Reject, accept_with};
+use tether_tokio::{Accept, Config, Reject, WebSocket, accept_with};
 
 /// Every message to everyone: to every connection, or, with `room`, every connection
 /// joins room `all` and each message goes to it.
@@ -43,6 +45,19 @@ impl Handler for Broadcast {
     }
 }
 
+/// One connection's task: the handshake, then the hub's serve future (spawned as it is: an
+/// `async move` block around them would hold `accepting` twice, for the connection's life).
+async fn connection(
+    hub: Hub,
+    handler: Arc<Broadcast>,
+    accepting: impl Future<Output = Result<WebSocket, tether_tokio::Error>>,
+    peer: SocketAddr,
+) {
+    let Ok(ws) = accepting.await else { return };
+    let identity = Identity::new().with_peer_addr(peer);
+    let _ = hub.serve(ws, identity, handler).await;
+}
+
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
         .nth(1)
@@ -63,6 +78,7 @@ fn main() -> std::io::Result<()> {
             .build()?
     };
     let room = std::env::var("TETHER_ROOM").is_ok_and(|r| r == "1");
+    let sizes = std::env::var("TETHER_SIZES").is_ok_and(|r| r == "1");
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         eprintln!(
@@ -93,12 +109,14 @@ fn main() -> std::io::Result<()> {
                 _ => Err(Reject::new(404)),
             };
             let accepting = accept_with(stream, config.clone(), check);
-            let (hub, handler) = (hub.clone(), handler.clone());
-            tokio::spawn(async move {
-                let Ok(ws) = accepting.await else { return };
-                let identity = Identity::new().with_peer_addr(peer);
-                let _ = hub.serve(ws, identity, handler).await;
-            });
+            let task = connection(hub.clone(), handler.clone(), accepting, peer);
+            if sizes {
+                eprintln!(
+                    "a connection's task future: {} bytes",
+                    std::mem::size_of_val(&task)
+                );
+            }
+            tokio::spawn(task);
         }
     })
 }

@@ -346,8 +346,7 @@ impl Hub {
                 return Err(HubError::TooManyConnectionsForUser);
             }
         }
-        if let Some(addr) = identity.peer_addr() {
-            let ip = addr.ip();
+        if let Some(ip) = self.counted_ip(identity) {
             let n = inner.addrs.read(&ip).get(&ip).copied().unwrap_or(0);
             if n >= cfg.max_connections_per_addr {
                 return Err(HubError::TooManyConnectionsForAddr);
@@ -371,7 +370,7 @@ impl Hub {
             self.connection_left();
             return refused(HubError::TooManyConnections);
         }
-        let ip = identity.peer_addr().map(|a| a.ip());
+        let ip = self.counted_ip(&identity);
         if let Some(ip) = ip {
             let mut addrs = inner.addrs.write(&ip);
             let n = addrs.entry(ip).or_insert(0);
@@ -460,7 +459,7 @@ impl Hub {
             self.remove_member(&name, &session);
         }
         self.release_user(&session);
-        self.release_addr(session.peer_addr().map(|a| a.ip()));
+        self.release_addr(self.counted_ip(&session.conn.identity));
         self.connection_left();
     }
 
@@ -481,6 +480,17 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// The address a connection counts against, if
+    /// [`max_connections_per_addr`](HubConfig::max_connections_per_addr) sets a limit:
+    /// without one, nobody reads the counts, and the registry keeps none (an entry and two
+    /// hashes less per connection).
+    fn counted_ip(&self, identity: &Identity) -> Option<IpAddr> {
+        if self.inner.config.max_connections_per_addr == usize::MAX {
+            return None;
+        }
+        identity.peer_addr().map(|a| a.ip())
     }
 
     fn release_addr(&self, ip: Option<IpAddr>) {
@@ -631,6 +641,11 @@ impl Hub {
         members.snapshot = None;
         drop(members);
         drop(map);
+        // Most connections are in one room or a few: the first allocation holds one name
+        // (16 bytes, instead of the 64 of `Vec`'s first growth).
+        if rooms.names.capacity() == 0 {
+            rooms.names.reserve_exact(1);
+        }
         rooms.names.push(entry.name.clone());
         // Under the connection's lock: its joins and leaves are told in order.
         inner.broker.joined(room, session);
