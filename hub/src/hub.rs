@@ -12,7 +12,8 @@ use crate::queue::{Bounds, Item, Queue};
 use crate::room::validate_room_name;
 use crate::session::{Conn, Identity, Recovering, Rooms, Session};
 use crate::stats::{RoomDeliveries, RoomStats, Stats, StatsSnapshot};
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
 use std::future::{Future, poll_fn};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::net::IpAddr;
@@ -209,11 +210,36 @@ pub(crate) struct Room {
 }
 
 struct Members {
-    map: HashMap<ConnectionId, Session, IdHash>,
+    map: HashSet<Member, IdHash>,
     /// The members as a list, rebuilt by the first fan-out after a change: fan-outs walk
     /// it without holding the room's lock.
     snapshot: Option<Arc<[Session]>>,
     policy: Policy,
+}
+
+/// A room member: its session, hashed and compared by its connection's id, which it holds
+/// (an entry of 8 bytes, not 16 with the id beside it). The id never changes: the
+/// session's interior mutability (its queue, its rooms) is no part of the key.
+struct Member(Session);
+
+impl Hash for Member {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.conn.id.hash(state);
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.conn.id == other.0.conn.id
+    }
+}
+
+impl Eq for Member {}
+
+impl Borrow<ConnectionId> for Member {
+    fn borrow(&self) -> &ConnectionId {
+        &self.0.conn.id
+    }
 }
 
 impl Room {
@@ -222,7 +248,7 @@ impl Room {
         let list = match &m.snapshot {
             Some(list) => list.clone(),
             None => {
-                let list: Arc<[Session]> = m.map.values().cloned().collect();
+                let list: Arc<[Session]> = m.map.iter().map(|m| m.0.clone()).collect();
                 m.snapshot = Some(list.clone());
                 list
             }
@@ -616,7 +642,7 @@ impl Hub {
                 let r = Arc::new(Room {
                     name: name.clone(),
                     members: Mutex::new(Members {
-                        map: HashMap::default(),
+                        map: HashSet::default(),
                         snapshot: None,
                         policy,
                     }),
@@ -637,7 +663,7 @@ impl Hub {
             }
             return Err(HubError::RoomFull);
         }
-        members.map.insert(session.id(), session.clone());
+        members.map.insert(Member(session.clone()));
         members.snapshot = None;
         drop(members);
         drop(map);
@@ -694,7 +720,12 @@ impl Hub {
         let Some(entry) = map.get(room) else { return };
         let name = entry.name.clone();
         let mut members = lock(&entry.members);
-        let removed = shrunk(&mut members.map, |m| m.remove(&id)).is_some();
+        let removed = members.map.remove(&id);
+        // As `shrunk` does for maps.
+        let (len, capacity) = (members.map.len(), members.map.capacity());
+        if capacity > 64 && len < capacity / 4 {
+            members.map.shrink_to(len * 2);
+        }
         if removed {
             members.snapshot = None;
             inner.broker.left(room, session);
@@ -1344,5 +1375,32 @@ impl BrokerSink for Sink {
         if let Some(inner) = self.0.upgrade() {
             Hub { inner }.deliver_local(target, publication);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids numbered one after another spread evenly over the shards (from the hash's bits
+    /// 40 and up) and over each shard's table (its low bits).
+    #[test]
+    fn sequential_ids_spread_over_shards_and_tables() {
+        let shards: Shards<u64, (), IdHash> = Shards::new();
+        let mut per_shard = [0usize; SHARDS];
+        let mut low = [0usize; 64];
+        for id in 1..=SHARDS as u64 * 1000 {
+            let shard = shards.index(&id);
+            per_shard[shard] += 1;
+            if shard == 0 {
+                low[(shards.hasher.hash_one(id) % 64) as usize] += 1;
+            }
+        }
+        assert!(
+            per_shard.iter().all(|&n| (800..1200).contains(&n)),
+            "{per_shard:?}"
+        );
+        // One shard's 1,000 ids over 64 buckets: about 16 each.
+        assert!(low.iter().all(|&n| (3..40).contains(&n)), "{low:?}");
     }
 }

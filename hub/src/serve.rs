@@ -178,22 +178,23 @@ impl Hub {
         identity: Identity,
         handler: H,
     ) -> Result<Arc<CloseReason>, HubError> {
-        let sender = ws.sender();
-        let session = match self.register(sender.clone(), identity) {
+        let session = match self.register(ws.sender(), identity) {
             Ok(s) => s,
             Err(e) => {
-                let _ = sender.close(e.close_code(), &e.to_string());
+                let _ = ws.sender().close(e.close_code(), &e.to_string());
                 return Err(e);
             }
         };
         let registered = Registered { hub: self, session };
         let session = &registered.session;
+        // The session's (no sender of its own lives in this future).
+        let sender = &session.conn.sender;
         if let Err(e) = handler.on_connect(self, session).await {
             let _ = sender.close(e.close_code(), &e.to_string());
             return Err(e);
         }
         {
-            let drain = pin!(session.conn.queue.run(&sender, self.flush()));
+            let drain = pin!(session.conn.queue.run(sender, self.flush()));
             // Nothing lives across the await of `on_message` but its future: the message
             // is turned into the payload in a function, and `let ... else` drops `recv`'s
             // output at once (a `while let` or `match` scrutinee would stay in the
