@@ -420,7 +420,11 @@ impl Hub {
                     names: Vec::new(),
                     removed: false,
                 }),
-                last_active: AtomicU64::new(self.now_nanos()),
+                // Read only with an idle timeout: without one, no clock read per connect.
+                last_active: AtomicU64::new(match cfg.idle_timeout {
+                    Some(_) => self.now_nanos(),
+                    None => 0,
+                }),
                 recovering: Mutex::new(Vec::new()),
                 recovering_n: AtomicUsize::new(0),
             }),
