@@ -211,11 +211,15 @@ function start(name) {
     notice(room, 'recovered', `reconnected: recovered ${count} missed message(s)`);
   });
   client.on('reset', (room, info) => {
+    const restarted = info.newEpoch && info.newEpoch !== info.oldEpoch;
     notice(
       room,
       'reset',
-      `could not recover what you missed (${info.reason}): messages published while you were ` +
-        "away before that cannot be shown; what the room keeps since then follows",
+      restarted
+        ? "The server lost this room's history (a restart: new epoch). Anything published " +
+            'after your last message here and before the restart is gone; the messages since ' +
+            'the restart follow.'
+        : 'You missed more than this room keeps: what it still keeps follows, the hole is marked.',
     );
   });
   client.on('error', (m) => {
