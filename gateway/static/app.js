@@ -200,7 +200,7 @@ function start(name) {
     append(
       DIRECT,
       el('li', { class: 'msg direct', 'data-from': m.from || '', 'data-to': m.to || '' },
-        el('b', { class: 'from' }, m.from || 'server'), ' → you ',
+        el('b', { class: 'from' }, m.from || 'server'), m.to ? ' → you ' : ' → everyone ',
         el('span', { class: 'text' }, text(m.content)), ' ', time(m.ts)),
     );
   });

@@ -400,7 +400,7 @@ export class TetherClient {
       if (p && p.epoch !== epoch) {
         this.emit('reset', envelope.room, { reason: 'new epoch', oldEpoch: p.epoch, newEpoch: epoch });
       } else if (p && offset > p.offset + 1) {
-        envelope.gap = offset - p.offset - 1; // should not happen: say so rather than hide it
+        envelope.gap = offset - p.offset - 1; // no longer kept by the room: say so, not hide it
       }
       r.position = { offset, epoch };
     }
