@@ -38,9 +38,11 @@
 //! libraries, the fan-out peers' counters, and reading a process's CPU time and resident
 //! memory from `/proc`.
 
+pub mod client;
 pub mod fanout;
 pub mod proc;
 pub mod servers;
+pub mod stats;
 pub mod wire;
 
 /// The driver under the name `adapters/examples/echo.rs` expects (see [`servers`]).
