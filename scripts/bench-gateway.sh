@@ -26,6 +26,7 @@
 #   bash scripts/bench-gateway.sh                  # everything (about 6-8 minutes, estimated)
 #   QUICK=1 bash scripts/bench-gateway.sh          # ≤ 2,000 connections, 5 rounds: ~1-2 min
 #   CASES="handshake" SERVERS="raw hs256" HS_CONNS=5000 bash scripts/bench-gateway.sh
+#   REPORT=target/bench/gateway.txt bash scripts/bench-gateway.sh   # the tables of a run again
 #
 # Environment: QUICK, CASES, SERVERS (of the handshake case), HS_CONNS (default 20000),
 # WARMUP (1000), CONCURRENCY (64), IDLE_CONNS (10000), BCAST_CONNS (19000), API_CONNS
@@ -65,8 +66,15 @@ TARGET=${CARGO_TARGET_DIR:-target}
 OUT=target/bench
 mkdir -p "$OUT" "$TARGET/bench-gateway"
 RESULTS="$OUT/gateway.txt"
-: >"$RESULTS"
+if [ -n "${REPORT:-}" ]; then
+  # Only the tables of an earlier run's raw lines.
+  RESULTS=$REPORT
+  CASES=
+else
+  : >"$RESULTS"
+fi
 
+if [ -n "$CASES" ]; then
 echo "=== build (release)" >&2
 cargo build --release --quiet -p tether-gateway --bin tether
 cargo build --release --quiet -p tether-bench --bin gateway_load
@@ -99,6 +107,8 @@ declare -A TOKEN=(
   [es256]="--es256-key $KEYS/es256_private.pem"
   [hs256-api]="--hs256-secret $SECRET"
 )
+
+fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # shellcheck source=scripts/bench-lib.sh
@@ -157,9 +167,13 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
+if [ -n "${REPORT:-}" ]; then
+  echo "the tables of $REPORT (the load average of each run is in its row)"
+else
 echo "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -1); server on CPU $SERVER_CPU ($WORKERS worker thread(s)), load client on CPU $CLIENT_CPU"
 echo "load average (1, 5, 15 min) before: $load_before, after: $load_after$([ "$QUICK" = 1 ] && echo "; QUICK mode")"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+fi
 echo
 python3 - "$RESULTS" <<'PY'
 import sys
@@ -173,19 +187,23 @@ def err(r):
 
 hs = [r for r in rows if r.get("mode") == "handshake"]
 if hs:
-    print("Handshakes on one core: upgrades per second with the server pinned to one CPU, "
-          "its CPU (utime + stime) per handshake, the upgrade latency (connect to 101), "
-          "and the CPU use of each side (a client near 100 % is the limit).")
+    print("Handshakes on one core: upgrades per second with the server pinned to one CPU; "
+          "its CPU per handshake (utime + stime from /proc/PID/stat, and schedstat run time); "
+          "what one core would do at that cost (10^6 / run time: the rate when the client is "
+          "the limit); the upgrade latency (connect to 101); the CPU use of each side (a "
+          "client near 100 % is the limit, a server well below it had no core to itself).")
     print()
-    print("| server | handshakes/s | server CPU µs/handshake | p50 / p99 ms | server CPU | client CPU | failed | load avg |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| server | handshakes/s | server CPU µs/handshake (stat / schedstat) | one core at that cost | p50 / p99 ms | server CPU | client CPU | failed | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in hs:
         e = err(r)
         name = names.get(r.get("label"), r.get("label"))
         if e:
-            print(f"| {name} | {e} |  |  |  |  |  | {r.get('load', '?')} |")
+            print(f"| {name} | {e} |  |  |  |  |  |  | {r.get('load', '?')} |")
             continue
-        print(f"| {name} | {float(r['hs_per_s']):,.0f} | {float(r['cpu_us_per_hs']):.1f} | "
+        sched = float(r["sched_us_per_hs"])
+        cap = f"{1e6 / sched:,.0f}/s" if sched > 0 else "?"
+        print(f"| {name} | {float(r['hs_per_s']):,.0f} | {float(r['cpu_us_per_hs']):.1f} / {sched:.1f} | {cap} | "
               f"{r['p50_ms']} / {r['p99_ms']} | {r['server_cpu_pct']} % | {r['client_cpu_pct']} % | "
               f"{r['errors']} of {r['conns']}{' (' + r['first_error'] + ')' if 'first_error' in r else ''} | {r['load']} |")
     print()
@@ -219,11 +237,12 @@ for r in rows:
     print(f"Broadcast ({what}) to {r['ready']} connections ({r['errors']} failed to open), "
           f"{r['rounds']} rounds; load {r['load']}:")
     print()
-    print("| connections | time to the last delivery: min / p50 / p99 / max ms | rounds ≤ 100 ms | deliveries p50 / p99 ms | missing | server CPU µs/delivery | client CPU | idle B/conn |")
+    print("| connections | time to the last delivery: min / p50 / p99 / max ms | rounds ≤ 100 ms | deliveries p50 / p99 ms | missing | server CPU µs/delivery (ms per round) | client CPU | idle B/conn |")
     print("|---|---|---|---|---|---|---|---|")
+    per_round = float(r["sched_us_per_delivery"]) * int(r["ready"]) / 1e3
     print(f"| {r['ready']} | {r['last_ms_min']} / {r['last_ms_p50']} / {r['last_ms_p99']} / {r['last_ms_max']} | "
           f"{r['rounds_within_100ms']} of {r['rounds']} | {r['p50_ms']} / {r['p99_ms']} | {r['missing']} | "
-          f"{r['cpu_us_per_delivery']} | {r['client_cpu_pct']} % | {r['rss_per_conn_b']} |")
+          f"{r['sched_us_per_delivery']} ({per_round:.0f} ms) | {r['client_cpu_pct']} % | {r['rss_per_conn_b']} |")
     if r["mode"] == "api":
         calls = [float(c) for c in r.get("call_ms", "").split(",") if c]
         if calls:
