@@ -10,6 +10,13 @@
 #                no queue (a would-block is a counted drop): the floor while every delivery
 #                is its own write
 #   tether-hub   hub/examples/broadcast_server.rs (tether-hub), when the crate exists
+#   tether-hub-flush  the same with a flush interval of $FLUSH_MS ms (default 2;
+#                TETHER_FLUSH_MS): a connection's messages wait up to that long to go out
+#                in one write (not in the default PEERS: add it, e.g. PEERS="tether-hub
+#                tether-hub-flush gorilla")
+#   tether-hub-2w  the same on a multi-threaded runtime with 2 worker threads
+#                (TETHER_WORKERS=2; not in the default PEERS: run it with SERVER_CPU=0,1
+#                and PUBS=2 for issue 22's point 14, next to tether-hub with PUBS=2)
 #   tether       benches/src/bin/fanout_tether.rs: tether-tokio without the hub,
 #                try_send_prepared to every connection
 #   gorilla      benches/peers/gorilla-chat (Go; gorilla/websocket's chat hub shape)
@@ -79,6 +86,8 @@ declare -A CASE=(
 declare -A CMD=(
   [floor]=$TARGET/release/fanout_floor
   [tether-hub]=$TARGET/release/examples/broadcast_server
+  [tether-hub-2w]="env TETHER_WORKERS=2 $TARGET/release/examples/broadcast_server"
+  [tether-hub-flush]="env TETHER_FLUSH_MS=${FLUSH_MS:-2} $TARGET/release/examples/broadcast_server"
   [tether]=$TARGET/release/fanout_tether
   [gorilla]=$TARGET/peers/gorilla-chat
   [node]="node benches/peers/node-ws/server.js"
@@ -107,7 +116,7 @@ for peer in $PEERS; do
         continue
       fi
       ;;
-    tether-hub)
+    tether-hub | tether-hub-flush | tether-hub-2w)
       if [ ! -f hub/Cargo.toml ] || [ ! -f hub/examples/broadcast_server.rs ]; then
         echo "note: skipping tether-hub: hub/examples/broadcast_server.rs does not exist (yet)" >&2
         continue
@@ -126,7 +135,7 @@ cargo build --release --quiet -p tether-bench --bin fanout --bin fanout_floor --
   --bin fanout_axum --bin fanout_tungstenite
 for peer in "${have[@]}"; do
   case $peer in
-    tether-hub) cargo build --release --quiet -p tether-hub --example broadcast_server ;;
+    tether-hub | tether-hub-flush | tether-hub-2w) cargo build --release --quiet -p tether-hub --example broadcast_server ;;
     gorilla)
       GOCACHE=${GOCACHE:-$PWD/target/go-cache} GOPATH=/usr/share/gocode GO111MODULE=off \
         go build -o "$TARGET/peers/gorilla-chat" ./benches/peers/gorilla-chat

@@ -137,6 +137,9 @@ pub struct AuthConfig {
     pub rooms_claim: String,
     /// Claim with the user's metadata (any JSON), shown in presence.
     pub meta_claim: String,
+    /// Claim that must be `true` in a token for it to be accepted by the HTTP API
+    /// (`Authorization: Bearer`), next to `api_key`.
+    pub admin_claim: String,
 }
 
 impl Default for AuthConfig {
@@ -155,6 +158,7 @@ impl Default for AuthConfig {
             dev_user_id: false,
             rooms_claim: "rooms".to_owned(),
             meta_claim: "meta".to_owned(),
+            admin_claim: "admin".to_owned(),
         }
     }
 }
@@ -470,6 +474,9 @@ impl Config {
         if auth.meta_claim.is_empty() {
             return Err(ConfigError::key("auth.meta_claim", "must not be empty"));
         }
+        if auth.admin_claim.is_empty() {
+            return Err(ConfigError::key("auth.admin_claim", "must not be empty"));
+        }
         for (i, origin) in self.origins.iter().enumerate() {
             crate::origin::OriginPattern::parse(origin)
                 .map_err(|e| ConfigError::key(format!("origins[{i}]"), e))?;
@@ -663,7 +670,7 @@ pub const KEYS: &[Key] = &[
     key(
         "api_key",
         Kind::Str,
-        "API key of the HTTP API (header X-API-Key), at least 16 characters.",
+        "API key of the HTTP API (header X-API-Key), at least 16 characters. Unset: the API takes a token with the admin claim (auth.admin_claim), or is open in dev mode without a key in [auth].",
     ),
     key(
         "origins",
@@ -739,6 +746,11 @@ pub const KEYS: &[Key] = &[
         "auth.meta_claim",
         Kind::Str,
         "Claim with the user's metadata (any JSON).",
+    ),
+    key(
+        "auth.admin_claim",
+        Kind::Str,
+        "Claim that must be true in a token (Authorization: Bearer) for the HTTP API to accept it, next to api_key.",
     ),
     key(
         "limits.max_message_size",

@@ -58,10 +58,13 @@
 //! - [`publish`]: publishing to a room (the WebSocket `publish` and the HTTP API);
 //! - [`ratelimit`]: the per-connection token bucket;
 //! - [`server`]: the axum router and [`serve`] (`/health`, `/`, `/ws` on the hub);
+//! - [`api`]: the HTTP API (`/api/...`: broadcast, send, publish, disconnect, status,
+//!   stats, rooms, presence, history), behind `api_key` or an admin token;
 //! - [`telemetry`]: the Prometheus metrics (`GET /metrics`);
 //! - [`tls`]: TLS from PEM files with rustls;
 //! - [`error`]: the JSON error of HTTP refusals.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod envelope;

@@ -190,15 +190,20 @@ async fn run(config: Config, workers: usize) -> Result<(), Box<dyn std::error::E
         }
     }
     if let Some(admin) = config.admin_listen {
-        tracing::info!(%admin, "metrics and health on http://{admin} (the HTTP API joins them with the hub)");
+        tracing::info!(%admin, "HTTP API, metrics and health on http://{admin}");
     }
-    tracing::warn!("TEMPORARY: /ws echoes messages until the hub is integrated");
     let scheme = if config.tls.cert.is_some() {
         "https"
     } else {
         "http"
     };
     tracing::info!(%addr, workers, dev = config.dev, "tether listening on {scheme}://{addr}");
+    let ws = if scheme == "https" { "wss" } else { "ws" };
+    let api = match config.admin_listen {
+        Some(admin) => format!("http://{admin}/api"),
+        None => format!("{scheme}://{addr}/api"),
+    };
+    tracing::info!("demo chat: {scheme}://{addr}/  WebSocket: {ws}://{addr}/ws  HTTP API: {api}");
     tether_gateway::server::serve(config, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -66,7 +66,25 @@ impl AppState {
         config: Config,
         handler: impl crate::Handler,
     ) -> Result<Self, crate::config::ConfigError> {
+        Self::build(config, handler, Arc::new(tether_hub::MemoryBroker::new()))
+    }
+
+    /// [`new`](Self::new) with the hub's broker given (a networked one for a cluster, or
+    /// one that fails in a test) instead of a [`tether_hub::MemoryBroker`].
+    pub fn with_broker(
+        config: Config,
+        broker: Arc<dyn tether_hub::Broker>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Self::build(config, (), broker)
+    }
+
+    fn build(
+        config: Config,
+        handler: impl crate::Handler,
+        broker: Arc<dyn tether_hub::Broker>,
+    ) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
+        crate::api::log_if_open(&config);
         let auth = Authenticator::from_config(&config)?;
         let origins = OriginPolicy::from_config(&config);
         let trusted_proxies = config
@@ -82,7 +100,7 @@ impl AppState {
             .limits
             .max_buffered_input
             .max(max.saturating_mul(2).saturating_add(64));
-        let hub = tether_hub::Hub::new(hub_config(&config));
+        let hub = tether_hub::Hub::with_broker(hub_config(&config), broker);
         hub.set_envelope(|_room, publication| crate::publish::positioned(publication));
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -154,6 +172,18 @@ impl AppState {
     }
 }
 
+/// What the HTTP API ([`crate::api`]) reads of the state.
+impl AppState {
+    pub(crate) fn authenticator(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+}
+
 /// The hub's settings from the gateway's: the outgoing queue bounds and policy
 /// (`limits.max_queue_*`, `limits.slow_consumer`), the rooms per connection. The connection
 /// limits are the gateway's own, checked before the upgrade.
@@ -167,38 +197,49 @@ fn hub_config(config: &Config) -> tether_hub::HubConfig {
     hub
 }
 
-/// The gateway's routes for embedding in an application: `/ws`, `GET /health` and
-/// `GET /metrics` (Prometheus), without a fallback (the application keeps its own). Serve it
-/// with `into_make_service_with_connect_info::<SocketAddr>()` so that the per-IP connection
-/// limit sees the peer's address (without it only the total is limited).
+/// The gateway's routes for embedding in an application: `/ws` (and its alias
+/// `/api/ws/connect`), `GET /health`, `GET /metrics` (Prometheus) and the HTTP API
+/// ([`crate::api`], behind its credentials), without a fallback (the application keeps its
+/// own). Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so that the
+/// per-IP connection limit sees the peer's address (without it only the total is limited).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
         .route("/metrics", get(metrics))
         .route("/ws", any(ws))
+        .route("/api/ws/connect", any(ws))
+        .merge(crate::api::routes(&state))
         .with_state(state)
 }
 
-/// What the `tether` binary serves on `listen`: `/ws`, `GET /health`, the page at `/`,
-/// `GET /metrics` unless `admin_listen` is set (then [`admin_app`] serves it), and a JSON
-/// 404 for every other path.
+/// What the `tether` binary serves on `listen`: `/ws` (and `/api/ws/connect`),
+/// `GET /health` (and `/ws/health`), the page at `/`, `GET /metrics` and the HTTP API unless
+/// `admin_listen` is set (then [`admin_app`] serves them), and a JSON 404 for every other
+/// path.
 pub fn app(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/", get(index))
-        .route("/health", get(health))
-        .route("/ws", any(ws));
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
+        .route("/ws", any(ws))
+        .route("/api/ws/connect", any(ws));
     if state.config().admin_listen.is_none() {
-        app = app.route("/metrics", get(metrics));
+        app = app
+            .route("/metrics", get(metrics))
+            .merge(crate::api::routes(&state));
     }
     app.fallback(not_found).with_state(state)
 }
 
-/// What the `tether` binary serves on `admin_listen`: `GET /metrics` and `GET /health`.
-/// (The HTTP API joins them with the hub.)
+/// What the `tether` binary serves on `admin_listen`: `GET /metrics`, `GET /health` (and
+/// `/ws/health`) and the HTTP API ([`crate::api`]).
 pub fn admin_app(state: AppState) -> Router {
     Router::new()
-        .route("/health", get(health))
+        .route("/health", get(crate::api::health))
+        .route("/ws/health", get(crate::api::health))
         .route("/metrics", get(metrics))
+        .merge(crate::api::routes(&state))
         .fallback(not_found)
         .with_state(state)
 }
@@ -321,18 +362,11 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
-async fn health() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-}
-
+/// The gateway's metrics, then the hub's counters (`tether_hub_*`).
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.inner.metrics.render(),
-    )
+    let mut text = state.inner.metrics.render();
+    text.push_str(&state.hub().stats().to_prometheus("tether_hub"));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn index() -> Html<&'static str> {
@@ -352,7 +386,7 @@ async fn not_found() -> HttpError {
 }
 
 /// The upgrade: origin, authentication, limits, then 101 and the connection's task.
-async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
+pub(crate) async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let inner = &state.inner;
     if inner.hub.is_shutting_down() {
         let e = HttpError::new(

@@ -11,10 +11,11 @@ use crate::policy::Policy;
 use crate::queue::{Bounds, Item, Queue};
 use crate::room::validate_room_name;
 use crate::session::{Conn, Identity, Recovering, Rooms, Session};
-use crate::stats::{Deliveries, RoomStats, Stats, StatsSnapshot};
-use std::collections::HashMap;
+use crate::stats::{RoomDeliveries, RoomStats, Stats, StatsSnapshot};
+use std::borrow::Borrow;
+use std::collections::{HashMap, HashSet};
 use std::future::{Future, poll_fn};
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::net::IpAddr;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{
@@ -26,7 +27,7 @@ use std::sync::{
 };
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
-use tether_driver::{CloseCode, ConnectionId, Sender};
+use tether_driver::{CloseCode, ConnectionId, Cork, Sender};
 
 /// The hub's settings. `HubConfig::default()` sets no limit but the queue bounds; change
 /// the fields you need.
@@ -115,44 +116,76 @@ pub enum Target<'a> {
 /// How many shards each index has: enough that threads rarely meet on one lock.
 const SHARDS: usize = 32;
 
-/// A map split into locked shards by key hash.
-struct Shards<K, V> {
-    hasher: RandomState,
-    shards: Box<[RwLock<HashMap<K, V>>]>,
+/// The hasher of maps keyed by [`ConnectionId`]: the ids are numbered by the process, not
+/// chosen by peers, so they need no keyed hash (SipHash, `RandomState`) against collision
+/// attacks; a multiply-and-mix of the number costs a few instructions instead of about a
+/// hundred, on every registry operation and room join and leave.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `ConnectionId` (a `u64`); correct for anything else.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        // Every bit of the id reaches the low bits (the table's index) and the high ones
+        // (its control bytes, and the shard: see `Shards::index`).
+        let z = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+        z ^ (z >> 32)
+    }
 }
 
-impl<K: Hash + Eq, V> Shards<K, V> {
+pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
+
+/// A map split into locked shards by key hash.
+struct Shards<K, V, S = RandomState> {
+    hasher: S,
+    shards: Box<[RwLock<HashMap<K, V, S>>]>,
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher + Default> Shards<K, V, S> {
     fn new() -> Self {
         Self {
-            hasher: RandomState::new(),
+            hasher: S::default(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
         }
     }
 
+    /// The shard of `key`: from the hash's bits 40 and up, which the maps' own use of
+    /// the same hash (a deterministic one, `IdHash`) leaves aside: its low bits index a
+    /// table, its top 7 bits are the control bytes.
     fn index<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
-        (self.hasher.hash_one(key) as usize) % SHARDS
+        ((self.hasher.hash_one(key) >> 40) as usize) % SHARDS
     }
 
-    fn read<Q: Hash + ?Sized>(&self, key: &Q) -> RwLockReadGuard<'_, HashMap<K, V>> {
+    fn read<Q: Hash + ?Sized>(&self, key: &Q) -> RwLockReadGuard<'_, HashMap<K, V, S>> {
         read(&self.shards[self.index(key)])
     }
 
-    fn write<Q: Hash + ?Sized>(&self, key: &Q) -> RwLockWriteGuard<'_, HashMap<K, V>> {
+    fn write<Q: Hash + ?Sized>(&self, key: &Q) -> RwLockWriteGuard<'_, HashMap<K, V, S>> {
         self.shards[self.index(key)]
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn all(&self) -> impl Iterator<Item = RwLockReadGuard<'_, HashMap<K, V>>> {
+    fn all(&self) -> impl Iterator<Item = RwLockReadGuard<'_, HashMap<K, V, S>>> {
         self.shards.iter().map(read)
     }
 }
 
 /// Runs `f` (a removal) on `map`, then gives memory back once the map is down to a
 /// quarter of its capacity: after a peak, the registry returns to its size at rest.
-fn shrunk<K: Hash + Eq, V, T>(
-    map: &mut HashMap<K, V>,
-    f: impl FnOnce(&mut HashMap<K, V>) -> T,
+fn shrunk<K: Hash + Eq, V, S: BuildHasher, T>(
+    map: &mut HashMap<K, V, S>,
+    f: impl FnOnce(&mut HashMap<K, V, S>) -> T,
 ) -> T {
     let out = f(map);
     if map.capacity() > 64 && map.len() < map.capacity() / 4 {
@@ -173,15 +206,40 @@ fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct Room {
     name: Arc<str>,
     members: Mutex<Members>,
-    stats: Deliveries,
+    stats: RoomDeliveries,
 }
 
 struct Members {
-    map: HashMap<ConnectionId, Session>,
+    map: HashSet<Member, IdHash>,
     /// The members as a list, rebuilt by the first fan-out after a change: fan-outs walk
     /// it without holding the room's lock.
     snapshot: Option<Arc<[Session]>>,
     policy: Policy,
+}
+
+/// A room member: its session, hashed and compared by its connection's id, which it holds
+/// (an entry of 8 bytes, not 16 with the id beside it). The id never changes: the
+/// session's interior mutability (its queue, its rooms) is no part of the key.
+struct Member(Session);
+
+impl Hash for Member {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.conn.id.hash(state);
+    }
+}
+
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.conn.id == other.0.conn.id
+    }
+}
+
+impl Eq for Member {}
+
+impl Borrow<ConnectionId> for Member {
+    fn borrow(&self) -> &ConnectionId {
+        &self.0.conn.id
+    }
 }
 
 impl Room {
@@ -190,7 +248,7 @@ impl Room {
         let list = match &m.snapshot {
             Some(list) => list.clone(),
             None => {
-                let list: Arc<[Session]> = m.map.values().cloned().collect();
+                let list: Arc<[Session]> = m.map.iter().map(|m| m.0.clone()).collect();
                 m.snapshot = Some(list.clone());
                 list
             }
@@ -208,7 +266,7 @@ pub type Envelope = Arc<dyn Fn(&str, &Publication) -> Payload + Send + Sync>;
 
 struct Inner {
     config: HubConfig,
-    conns: Shards<ConnectionId, Session>,
+    conns: Shards<ConnectionId, Session, IdHash>,
     users: Shards<Arc<str>, Vec<Session>>,
     addrs: Shards<IpAddr, usize>,
     rooms: Shards<Arc<str>, Arc<Room>>,
@@ -314,8 +372,7 @@ impl Hub {
                 return Err(HubError::TooManyConnectionsForUser);
             }
         }
-        if let Some(addr) = identity.peer_addr() {
-            let ip = addr.ip();
+        if let Some(ip) = self.counted_ip(identity) {
             let n = inner.addrs.read(&ip).get(&ip).copied().unwrap_or(0);
             if n >= cfg.max_connections_per_addr {
                 return Err(HubError::TooManyConnectionsForAddr);
@@ -339,7 +396,7 @@ impl Hub {
             self.connection_left();
             return refused(HubError::TooManyConnections);
         }
-        let ip = identity.peer_addr().map(|a| a.ip());
+        let ip = self.counted_ip(&identity);
         if let Some(ip) = ip {
             let mut addrs = inner.addrs.write(&ip);
             let n = addrs.entry(ip).or_insert(0);
@@ -363,7 +420,11 @@ impl Hub {
                     names: Vec::new(),
                     removed: false,
                 }),
-                last_active: AtomicU64::new(self.now_nanos()),
+                // Read only with an idle timeout: without one, no clock read per connect.
+                last_active: AtomicU64::new(match cfg.idle_timeout {
+                    Some(_) => self.now_nanos(),
+                    None => 0,
+                }),
                 recovering: Mutex::new(Vec::new()),
                 recovering_n: AtomicUsize::new(0),
             }),
@@ -428,7 +489,7 @@ impl Hub {
             self.remove_member(&name, &session);
         }
         self.release_user(&session);
-        self.release_addr(session.peer_addr().map(|a| a.ip()));
+        self.release_addr(self.counted_ip(&session.conn.identity));
         self.connection_left();
     }
 
@@ -449,6 +510,17 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// The address a connection counts against, if
+    /// [`max_connections_per_addr`](HubConfig::max_connections_per_addr) sets a limit:
+    /// without one, nobody reads the counts, and the registry keeps none (an entry and two
+    /// hashes less per connection).
+    fn counted_ip(&self, identity: &Identity) -> Option<IpAddr> {
+        if self.inner.config.max_connections_per_addr == usize::MAX {
+            return None;
+        }
+        identity.peer_addr().map(|a| a.ip())
     }
 
     fn release_addr(&self, ip: Option<IpAddr>) {
@@ -574,11 +646,11 @@ impl Hub {
                 let r = Arc::new(Room {
                     name: name.clone(),
                     members: Mutex::new(Members {
-                        map: HashMap::new(),
+                        map: HashSet::default(),
                         snapshot: None,
                         policy,
                     }),
-                    stats: Deliveries::default(),
+                    stats: RoomDeliveries::default(),
                 });
                 map.insert(name, r.clone());
                 inner.room_count.fetch_add(1, Relaxed);
@@ -595,10 +667,15 @@ impl Hub {
             }
             return Err(HubError::RoomFull);
         }
-        members.map.insert(session.id(), session.clone());
+        members.map.insert(Member(session.clone()));
         members.snapshot = None;
         drop(members);
         drop(map);
+        // Most connections are in one room or a few: the first allocation holds one name
+        // (16 bytes, instead of the 64 of `Vec`'s first growth).
+        if rooms.names.capacity() == 0 {
+            rooms.names.reserve_exact(1);
+        }
         rooms.names.push(entry.name.clone());
         // Under the connection's lock: its joins and leaves are told in order.
         inner.broker.joined(room, session);
@@ -647,7 +724,12 @@ impl Hub {
         let Some(entry) = map.get(room) else { return };
         let name = entry.name.clone();
         let mut members = lock(&entry.members);
-        let removed = shrunk(&mut members.map, |m| m.remove(&id)).is_some();
+        let removed = members.map.remove(&id);
+        // As `shrunk` does for maps.
+        let (len, capacity) = (members.map.len(), members.map.capacity());
+        if capacity > 64 && len < capacity / 4 {
+            members.map.shrink_to(len * 2);
+        }
         if removed {
             members.snapshot = None;
             inner.broker.left(room, session);
@@ -820,6 +902,11 @@ impl Hub {
         let mut high = 0;
         let policy = inner.config.policy;
         let bounds = self.bounds();
+        // Messages for idle connections are written from this task once every recipient
+        // has its message (one write each, no task wake-up), unless the sender is in a
+        // burst (more of its messages wait): then each connection's own task writes what
+        // accumulates for it, several messages at a time.
+        let mut cork = (!in_burst()).then(Cork::new);
         let mut offer = |s: &Session, policy: Policy, room: Option<&str>| {
             if Some(s.id()) == exclude {
                 return;
@@ -834,7 +921,15 @@ impl Hub {
                     }
                 }
             }
-            let (outcome, bytes) = s.conn.queue.deliver(&s.conn.sender, item, policy, bounds);
+            let (outcome, bytes) =
+                s.conn
+                    .queue
+                    .deliver(&s.conn.sender, item, policy, bounds, cork.as_mut());
+            // Written a few dozen at a time: the core's per-thread pool of buffers (64) then
+            // serves every recipient, and the first ones need not wait for the last.
+            if let Some(cork) = cork.as_mut().filter(|c| c.len() >= CORK_CHUNK) {
+                cork.flush();
+            }
             high = high.max(bytes);
             report.add(outcome);
         };
@@ -875,6 +970,8 @@ impl Hub {
                 }
             }
         }
+        // (Outside the registry's and the queues' locks.)
+        drop(cork);
         if high > 0 {
             inner.stats.queue_bytes(high);
         }
@@ -1244,7 +1341,7 @@ fn give(conn: &Conn, last: &mut u64, offset: u64, item: &Item) -> bool {
     };
     let _ = conn
         .queue
-        .deliver(&conn.sender, item, Policy::DropNew, bounds);
+        .deliver(&conn.sender, item, Policy::DropNew, bounds, None);
     *last = offset;
     true
 }
@@ -1297,5 +1394,53 @@ impl BrokerSink for Sink {
         if let Some(inner) = self.0.upgrade() {
             Hub { inner }.deliver_local(target, publication);
         }
+    }
+}
+
+/// How many recipients a fan-out gives their message before it writes to them (see
+/// [`Hub::fan_out`]).
+const CORK_CHUNK: usize = 32;
+
+thread_local! {
+    /// Whether the connection whose message this thread handles has more messages waiting
+    /// (set by [`Hub::serve`] around `on_message`): a hint for [`Hub::fan_out`], which
+    /// leaves the writes to the recipients' tasks in a burst. Only a hint: both ways
+    /// deliver the same.
+    static BURST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets the burst hint of this thread (see [`BURST`]).
+pub(crate) fn set_burst(burst: bool) {
+    BURST.with(|b| b.set(burst));
+}
+
+fn in_burst() -> bool {
+    BURST.with(|b| b.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids numbered one after another spread evenly over the shards (from the hash's bits
+    /// 40 and up) and over each shard's table (its low bits).
+    #[test]
+    fn sequential_ids_spread_over_shards_and_tables() {
+        let shards: Shards<u64, (), IdHash> = Shards::new();
+        let mut per_shard = [0usize; SHARDS];
+        let mut low = [0usize; 64];
+        for id in 1..=SHARDS as u64 * 1000 {
+            let shard = shards.index(&id);
+            per_shard[shard] += 1;
+            if shard == 0 {
+                low[(shards.hasher.hash_one(id) % 64) as usize] += 1;
+            }
+        }
+        assert!(
+            per_shard.iter().all(|&n| (800..1200).contains(&n)),
+            "{per_shard:?}"
+        );
+        // One shard's 1,000 ids over 64 buckets: about 16 each.
+        assert!(low.iter().all(|&n| (3..40).contains(&n)), "{low:?}");
     }
 }

@@ -112,8 +112,10 @@
 //!
 //! The hub is `Send + Sync` and has no global lock: the registry, users and rooms are
 //! split into shards by hash; a fan-out to a room walks a snapshot of its member list
-//! (rebuilt after a join or leave), and takes only each recipient's own small queue lock.
-//! Counters are striped per thread. No lock is held across an await.
+//! (rebuilt by the first fan-out after a join or leave: a join or leave costs the same in a
+//! room of any size), and takes only each recipient's own small queue lock. The hub's
+//! counters are striped per thread (a room's, added to once per fan-out, are plain
+//! atomics). No lock is held across an await.
 #![forbid(unsafe_code)]
 
 mod broker;

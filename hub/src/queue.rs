@@ -14,7 +14,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
-use tether_driver::{CloseCode, PreparedFrame, Sender, TrySendError};
+use tether_driver::{CloseCode, Cork, PreparedFrame, Sender, TrySendError};
 
 /// One message for one recipient: a shared frame, never copied.
 #[derive(Clone)]
@@ -97,20 +97,27 @@ impl Queue {
     }
 
     /// Offers `item` to the connection under `policy`; never waits. Returns what became of
-    /// it and the bytes queued in the hub afterwards.
+    /// it and the bytes queued in the hub afterwards. With a `cork`, a message for an idle
+    /// connection goes into it, to be written by the caller's task when it flushes (see
+    /// [`Sender::try_send_prepared_corked`]).
     pub(crate) fn deliver(
         &self,
         sender: &Sender,
         item: &Item,
         policy: Policy,
         bounds: Bounds,
+        cork: Option<&mut Cork>,
     ) -> (Outcome, usize) {
         let mut q = self.lock();
         if q.state == State::Closed {
             return (Outcome::Closed, 0);
         }
         if bounds.direct && q.items.is_empty() && !q.in_flight {
-            match sender.try_send_prepared(&item.frame) {
+            let sent = match cork {
+                Some(cork) => sender.try_send_prepared_corked(&item.frame, cork),
+                None => sender.try_send_prepared(&item.frame),
+            };
+            match sent {
                 Ok(()) => return (Outcome::Queued { dropped_oldest: 0 }, 0),
                 Err(TrySendError::Full(())) => {}
                 Err(_) => {

@@ -42,21 +42,55 @@ impl Counter {
     }
 }
 
-/// What a fan-out did, counted by reason: the part of the stats shared by the hub and its
-/// rooms.
-#[derive(Default)]
-pub(crate) struct Deliveries {
-    pub(crate) published: Counter,
-    pub(crate) delivered: Counter,
-    pub(crate) bytes_out: Counter,
-    pub(crate) conflated: Counter,
-    pub(crate) dropped_new: Counter,
-    pub(crate) dropped_oldest: Counter,
-    pub(crate) disconnected_slow: Counter,
-    pub(crate) closed: Counter,
+/// A counter of [`Deliveries`]: striped ([`Counter`], 1 KiB, for the hub's totals, which
+/// every thread's fan-outs add to) or one atomic (8 bytes, for a room's: a room's counters
+/// are added to once per fan-out to it, not per recipient, and a room costs this much of
+/// memory and of time to create for each of its creations).
+pub(crate) trait Count: Default {
+    fn add(&self, n: u64);
+    fn get(&self) -> u64;
 }
 
-impl Deliveries {
+impl Count for Counter {
+    fn add(&self, n: u64) {
+        Counter::add(self, n);
+    }
+
+    fn get(&self) -> u64 {
+        Counter::get(self)
+    }
+}
+
+impl Count for AtomicU64 {
+    fn add(&self, n: u64) {
+        if n != 0 {
+            self.fetch_add(n, Relaxed);
+        }
+    }
+
+    fn get(&self) -> u64 {
+        self.load(Relaxed)
+    }
+}
+
+/// What a fan-out did, counted by reason: the part of the stats shared by the hub and its
+/// rooms (whose counters are single atomics, see [`Count`]).
+#[derive(Default)]
+pub(crate) struct Deliveries<C: Count = Counter> {
+    pub(crate) published: C,
+    pub(crate) delivered: C,
+    pub(crate) bytes_out: C,
+    pub(crate) conflated: C,
+    pub(crate) dropped_new: C,
+    pub(crate) dropped_oldest: C,
+    pub(crate) disconnected_slow: C,
+    pub(crate) closed: C,
+}
+
+/// A room's counters: 64 bytes.
+pub(crate) type RoomDeliveries = Deliveries<AtomicU64>;
+
+impl<C: Count> Deliveries<C> {
     pub(crate) fn record(&self, report: &SendReport, frame_len: usize) {
         self.published.add(1);
         self.delivered.add(report.queued as u64);

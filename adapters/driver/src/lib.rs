@@ -151,7 +151,7 @@ pub use reconnect::{
     OutboxError, OutboxLimits, ReconnectBuilder, ReconnectingClient,
 };
 pub use runtime::{Runtime, Timer, Transport, with_deadline};
-pub use sender::{Closed, Sender, TrySendError};
+pub use sender::{Closed, Cork, Sender, TrySendError};
 pub use socket::{ReadHalf, RecvFuture, ReuniteError, SendFuture, WebSocket, WriteHalf};
 pub use start::{Accepting, Incoming, IncomingFuture, accept, client, incoming, open};
 
@@ -164,7 +164,7 @@ pub use start::{Accepting, Incoming, IncomingFuture, accept, client, incoming, o
 pub mod api {
     pub use crate::{
         Accept, Accepting, ClientEvent, ClientHandle, ClientRequest, ClientSendFuture, CloseCode,
-        CloseFrame, CloseReason, Closed, Config, ConnectionId, Decision, DeflateConfig,
+        CloseFrame, CloseReason, Closed, Config, ConnectionId, Cork, Decision, DeflateConfig,
         DeflateParams, DialFuture, Dialer, Disconnect, DisconnectReason, Error, GiveUpReason,
         HandshakeError, Header, Heartbeat, Incoming, IncomingFuture, Limits, Message, OutboxError,
         OutboxLimits, PreparedFrame, ProtocolError, ReadHalf, ReconnectBuilder, ReconnectConfig,

@@ -117,6 +117,49 @@ impl Sender {
         self.try_queue((), |sh, now, ()| sh.conn.send_prepared(now, frame))
     }
 
+    /// [`try_send_prepared`](Self::try_send_prepared) for a fan-out: when the connection
+    /// had nothing queued, its driver is not woken; the connection goes into `cork`
+    /// instead, and [`Cork::flush`] writes it from the calling task (the bytes of every
+    /// connection corked since the last flush, each in one write). A fan-out to many idle
+    /// connections then costs one write each and no task wake-up. A connection that had
+    /// bytes queued already is left alone: the new message goes out with those, written by
+    /// whoever queued them (a cork, its driver, or the transport's wake-up once it has
+    /// room). Dropping the cork flushes it.
+    ///
+    /// ```no_run
+    /// # fn fan_out(senders: &[tether_driver::Sender], frame: &tether_core::PreparedFrame) {
+    /// let mut cork = tether_driver::Cork::new();
+    /// for sender in senders {
+    ///     let _ = sender.try_send_prepared_corked(frame, &mut cork);
+    /// }
+    /// cork.flush(); // one write per connection, from this task
+    /// # }
+    /// ```
+    pub fn try_send_prepared_corked(
+        &self,
+        frame: &PreparedFrame,
+        cork: &mut Cork,
+    ) -> Result<(), TrySendError<()>> {
+        let inner = &self.inner;
+        let mut sh = inner.lock();
+        if closed(&sh) {
+            return Err(TrySendError::Closed(()));
+        }
+        let buffered = sh.buffered();
+        if buffered > 0 && buffered >= sh.app.hwm as usize {
+            return Err(TrySendError::Full(()));
+        }
+        let now = inner.runtime().now();
+        let result = sh.conn.send_prepared(now, frame);
+        // With bytes queued already, whoever queued them writes these too: a cork that will
+        // flush, a driver woken for them, or the transport's wake-up once it has room.
+        if result.is_ok() && buffered == 0 {
+            cork.conns.push(inner.clone());
+        }
+        drop(sh);
+        result.map_err(TrySendError::Invalid)
+    }
+
     /// Queues `message`, waiting first while the connection is at its high-water mark.
     /// Resolves once the message is queued (not written). Fails with [`Error::Send`] once
     /// the connection is closing or closed.
@@ -226,6 +269,56 @@ impl Sender {
 }
 
 /// Whether the connection can no longer send.
+/// Connections given messages by [`Sender::try_send_prepared_corked`], whose drivers were
+/// not woken: [`flush`](Cork::flush) writes them from the calling task. Dropping it flushes.
+#[derive(Default)]
+pub struct Cork {
+    conns: Vec<Arc<Inner>>,
+}
+
+impl Cork {
+    /// An empty cork.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many connections wait for [`flush`](Self::flush).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether no connection waits.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Drives every corked connection once from the calling task, under its lock, as its
+    /// own task would: writes what is queued (as far as the transport takes it without
+    /// waiting; the rest goes out when the transport has room, through the connection's
+    /// driver), hands over what was read, arms its timers. Then the cork is empty.
+    pub fn flush(&mut self) {
+        for inner in self.conns.drain(..) {
+            let mut sh = inner.lock();
+            inner.drive(&mut sh);
+            inner.unlock_and_kick(sh);
+        }
+    }
+}
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl fmt::Debug for Cork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cork")
+            .field("len", &self.conns.len())
+            .finish()
+    }
+}
+
 fn closed(sh: &Shared) -> bool {
     sh.app.driver_done() || sh.conn.state() != State::Open
 }

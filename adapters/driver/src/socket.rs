@@ -155,6 +155,13 @@ impl WebSocket {
         self.read.close_reason()
     }
 
+    /// Messages received and not yet taken by [`recv`](Self::recv): the next `recv()`
+    /// returns at once while this is above zero. (Bytes still in the transport are not
+    /// counted.)
+    pub fn messages_waiting(&self) -> usize {
+        self.read.messages_waiting()
+    }
+
     /// The subprotocol agreed in the opening handshake (RFC 6455 §1.9), if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.read.subprotocol()
@@ -228,6 +235,11 @@ impl ReadHalf {
     /// How the connection ended, once it has; see [`WebSocket::close_reason`].
     pub fn close_reason(&self) -> Option<Arc<CloseReason>> {
         self.inner.lock().app.close_reason()
+    }
+
+    /// Messages received and not yet taken; see [`WebSocket::messages_waiting`].
+    pub fn messages_waiting(&self) -> usize {
+        self.inner.lock().pending_messages()
     }
 
     /// The subprotocol agreed in the opening handshake, if any.

@@ -335,6 +335,15 @@ impl tether_driver::Timer for Sleep {
 /// Any tokio stream as the driver's transport.
 pub(crate) struct Io<S>(pub(crate) S);
 
+/// Polls `f` once outside tokio's cooperative budget.
+fn unconstrained<T>(
+    cx: &mut Context<'_>,
+    mut f: impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    let future = tokio::task::unconstrained(std::future::poll_fn(&mut f));
+    std::pin::pin!(future).poll(cx)
+}
+
 impl<S> tether_driver::Transport for Io<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -343,8 +352,14 @@ where
         tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
     }
 
+    // Writes are left out of tokio's cooperative budget: the driver writes what the core
+    // queued until the transport would block, so it yields by itself; and a fan-out
+    // (`tether_driver::Cork`) writes to many connections from one task, where a budget cut
+    // would only defer the rest to each connection's own task, at a wake-up apiece. Reads
+    // keep the budget.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let stream = &mut self.0;
+        unconstrained(cx, |cx| Pin::new(&mut *stream).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -352,7 +367,10 @@ where
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let stream = &mut self.0;
+        unconstrained(cx, |cx| {
+            Pin::new(&mut *stream).poll_write_vectored(cx, bufs)
+        })
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1150,7 +1150,7 @@ fn the_broker_hears_of_first_and_last_members_presence_and_publications() {
 }
 
 /// What a connection's serve future costs while it waits (part of the memory of an idle
-/// connection; 608 bytes in a debug build when written).
+/// connection; 608 bytes in a debug build when written, 408 since).
 #[test]
 fn the_serve_future_of_a_connection_stays_small() {
     rt::block_on(async {
@@ -1171,7 +1171,11 @@ fn the_serve_future_of_a_connection_stays_small() {
         }
         let serve = hub.serve(ws, Identity::new(), Broadcast);
         let size = std::mem::size_of_val(&serve);
-        assert!(size <= 1024, "the serve future is {size} bytes");
+        println!("the serve future: {size} bytes");
+        // 408 bytes once the receive loop kept only on_message's future across its
+        // await and the identity became one pointer (issue 22's 2 KiB per idle
+        // connection in a room); tokio rounds a task up to 128 bytes.
+        assert!(size <= 448, "the serve future is {size} bytes");
     });
 }
 

@@ -447,3 +447,49 @@ fn a_background_task_does_not_spin_on_output_that_cannot_be_written() {
     }
     assert!(received >= 3, "{received} messages");
 }
+
+/// A fan-out through a [`crate::Cork`]: the messages of idle connections wait for
+/// [`crate::Cork::flush`], which writes them from the calling task, without a task woken or
+/// spawned; a second message for a connection already corked queues behind the first and
+/// goes out with it.
+#[test]
+fn a_cork_writes_from_the_calling_task() {
+    let sim = Sim::new();
+    let mut conns: Vec<_> = (0..3).map(|_| sim.open(Role::Server, &quiet())).collect();
+    sim.run();
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.tasks(), 0, "idle: no task of their own");
+    let first = tether_core::PreparedFrame::new(&Message::text("to all")).unwrap();
+    let second = tether_core::PreparedFrame::new(&Message::text("and again")).unwrap();
+    let mut cork = crate::Cork::new();
+    for (ws, _) in &conns {
+        ws.sender()
+            .try_send_prepared_corked(&first, &mut cork)
+            .unwrap();
+    }
+    conns[0]
+        .0
+        .sender()
+        .try_send_prepared_corked(&second, &mut cork)
+        .unwrap();
+    assert_eq!(cork.len(), 3, "each connection once");
+    for (_, peer) in &conns {
+        assert_eq!(peer.unread(), 0, "nothing written before the flush");
+    }
+    cork.flush();
+    assert!(cork.is_empty());
+    assert_eq!(sim.tasks(), 0, "written by the flush: no task spawned");
+    assert_eq!(texts(&conns[0].1.read()), ["to all", "and again"]);
+    for (_, peer) in &mut conns[1..] {
+        assert_eq!(texts(&peer.read()), ["to all"]);
+    }
+    // Without a flush, dropping the cork writes.
+    let mut cork = crate::Cork::new();
+    conns[1]
+        .0
+        .sender()
+        .try_send_prepared_corked(&second, &mut cork)
+        .unwrap();
+    drop(cork);
+    assert_eq!(texts(&conns[1].1.read()), ["and again"]);
+}
