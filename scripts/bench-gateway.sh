@@ -29,7 +29,9 @@
 #   REPORT=target/bench/gateway.txt bash scripts/bench-gateway.sh   # the tables of a run again
 #
 # Environment: QUICK, CASES, SERVERS (of the handshake case), HS_CONNS (default 20000),
-# WARMUP (1000), CONCURRENCY (64), IDLE_CONNS (10000), BCAST_CONNS (19000), API_CONNS
+# WARMUP (1000), CONCURRENCY (64), IDLE_CONNS (10000), IDLE_ROOM (the room the idle
+# connections join, "bench"; IDLE_ROOM= : none; IDLE_ROOM= IDLE_PING=1: each sends a ping
+# and waits for its pong instead), BCAST_CONNS (19000), API_CONNS
 # (10000), ROUNDS (20), INTERVAL (seconds between rounds, 0.25), WORKERS (the gateway's
 # worker threads, 1), SERVER_CPU / CLIENT_CPU (0 / 1). The open-files limit is raised to
 # the hard limit (`ulimit -Hn`): the client and the server each hold one socket per
@@ -53,6 +55,7 @@ HS_CONNS=${HS_CONNS:-20000}
 WARMUP=${WARMUP:-1000}
 CONCURRENCY=${CONCURRENCY:-64}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_ROOM=${IDLE_ROOM-bench}
 BCAST_CONNS=${BCAST_CONNS:-19000}
 API_CONNS=${API_CONNS:-10000}
 ROUNDS=${ROUNDS:-20}
@@ -145,8 +148,8 @@ for case in $CASES; do
       done
       ;;
     idle)
-      echo "=== idle: $IDLE_CONNS connections in one room" >&2
-      run hs256 200 idle --conns "$IDLE_CONNS" --room bench --settle 2
+      echo "=== idle: $IDLE_CONNS connections${IDLE_ROOM:+ in room $IDLE_ROOM}" >&2
+      run hs256 200 idle --conns "$IDLE_CONNS" --room "$IDLE_ROOM" --ping "${IDLE_PING:-0}" --settle 2
       ;;
     broadcast)
       echo "=== broadcast: $BCAST_CONNS connections, $ROUNDS rounds" >&2
@@ -215,7 +218,8 @@ for r in rows:
             print(f"Idle connections: {e}")
         else:
             b = float(r["rss_per_conn_b"])
-            print(f"Idle memory: {r['ready']} HS256 connections in room {r['room']} "
+            where = f"in room {r['room']}" if r["room"] != "-" else "in no room"
+            print(f"Idle memory: {r['ready']} HS256 connections {where} "
                   f"({r['errors']} failed): {b:,.0f} B ({b / 1024:.2f} KiB) of server VmRSS per "
                   f"connection ({'within' if b <= 4096 else 'over'} the 4 KiB target); load {r['load']}")
         print()

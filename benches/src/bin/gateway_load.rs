@@ -20,7 +20,8 @@
 //!   and schedstat run time) per handshake, from the first connect to `--settle` seconds
 //!   after the last `101` (so that the server's work on the closes is counted).
 //! - `idle`: opens `--conns` connections; each joins `--room` (`{"type":"join",...,"id":1}`)
-//!   and waits for its `ack` (`--room ''`: no join). After `--settle` seconds, the growth of
+//!   and waits for its `ack` (`--room ''`: no join; `--room '' --ping 1`: a `ping` and its
+//!   `pong` instead, one message received outside any room). After `--settle` seconds, the growth of
 //!   the server's `VmRSS` since before the first connection, per connection.
 //! - `broadcast`: `idle`, then `--rounds` broadcasts `--interval` seconds apart, each a
 //!   `{"type":"send","to":"","content":"gwb:ROUND"}` from connection 0 (to everyone, the
@@ -60,6 +61,7 @@ struct Args {
     hs256_secret: Option<String>,
     es256_key: Option<String>,
     room: String,
+    ping: bool,
     rounds: usize,
     interval: f64,
     timeout: f64,
@@ -80,6 +82,7 @@ fn parse_args(argv: Vec<String>) -> Args {
         hs256_secret: None,
         es256_key: None,
         room: "bench".into(),
+        ping: false,
         rounds: 20,
         interval: 0.25,
         timeout: 10.0,
@@ -100,6 +103,7 @@ fn parse_args(argv: Vec<String>) -> Args {
             "--hs256-secret" => a.hs256_secret = Some(v),
             "--es256-key" => a.es256_key = Some(v),
             "--room" => a.room = v,
+            "--ping" => a.ping = v == "1",
             "--rounds" => a.rounds = v.parse().expect("--rounds"),
             "--interval" => a.interval = v.parse().expect("--interval"),
             "--timeout" => a.timeout = v.parse().expect("--timeout"),
@@ -363,13 +367,21 @@ async fn open_joined(
     request: &[u8],
 ) -> io::Result<(OwnedReadHalf, OwnedWriteHalf, Vec<u8>)> {
     let (mut s, mut rest) = client::upgrade(wire::src_ip(i), args.addr, request, None).await?;
-    if args.room.is_empty() {
+    // A join answered by an `ack`, or (with `--ping 1` and no room) a ping answered by a
+    // `pong`: one message received either way.
+    let (first, answer): (String, &[u8]) = if !args.room.is_empty() {
+        (
+            format!(r#"{{"type":"join","room":"{}","id":1}}"#, args.room),
+            br#""ack""#,
+        )
+    } else if args.ping {
+        (r#"{"type":"ping","id":1}"#.to_owned(), br#""pong""#)
+    } else {
         let (r, w) = s.into_split();
         return Ok((r, w, rest));
-    }
-    let join = format!(r#"{{"type":"join","room":"{}","id":1}}"#, args.room);
+    };
     let mut out = Vec::new();
-    wire::client_text_frame(join.as_bytes(), &mut out);
+    wire::client_text_frame(first.as_bytes(), &mut out);
     s.write_all(&out).await?;
     let mut found = Vec::new();
     loop {
@@ -379,17 +391,17 @@ async fn open_joined(
             let text = &rest[range.clone()];
             if *op == 0x1 && text.windows(7).any(|w| w == br#""error""#) {
                 return Err(io::Error::other(format!(
-                    "join refused: {}",
+                    "refused: {}",
                     String::from_utf8_lossy(text)
                 )));
             }
-            if *op == 0x1 && text.windows(5).any(|w| w == br#""ack""#) {
+            if *op == 0x1 && text.windows(answer.len()).any(|w| w == answer) {
                 rest.drain(..used);
                 let (r, w) = s.into_split();
                 return Ok((r, w, rest));
             }
             if *op == 0x8 {
-                return Err(io::Error::other("closed before the join's ack"));
+                return Err(io::Error::other("closed before the answer"));
             }
         }
         let mut chunk = [0u8; 4096];
