@@ -33,14 +33,23 @@
 //!   (tether-tokio without the hub), `fanout_axum` (axum + `tokio::sync::broadcast`),
 //!   `fanout_tungstenite` (tokio-tungstenite + an mpsc hub), and, in `benches/peers`, the
 //!   gorilla/websocket chat hub (Go) and Node `ws`. [`fanout`] holds their shared counters.
+//! - The gateway benchmark (issue 23), driven by `scripts/bench-gateway.sh`:
+//!   `gateway_load` against the `tether` binary (and tether-tokio's `echo_server` for the
+//!   bare handshake): handshakes per second and server CPU per handshake without a token,
+//!   with HS256 and ES256 tokens; memory per idle connection joined to a room; the time a
+//!   broadcast (a client's `send` to everyone, or `POST /api/broadcast`) takes to reach the
+//!   last of N connections.
 //!
 //! This library holds what those binaries share: the echo servers of the compared
-//! libraries, the fan-out peers' counters, and reading a process's CPU time and resident
-//! memory from `/proc`.
+//! libraries, the fan-out peers' counters, reading a process's CPU time and resident
+//! memory from `/proc`, the load clients' wire bytes ([`wire`]), connection set-up
+//! ([`client`]) and latency histogram ([`stats`]).
 
+pub mod client;
 pub mod fanout;
 pub mod proc;
 pub mod servers;
+pub mod stats;
 pub mod wire;
 
 /// The driver under the name `adapters/examples/echo.rs` expects (see [`servers`]).

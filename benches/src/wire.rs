@@ -11,9 +11,15 @@ pub fn upgrade_request(host: &str) -> Vec<u8> {
 
 /// [`upgrade_request`] for the resource `path` (`/ws` for the fan-out peers).
 pub fn upgrade_request_to(host: &str, path: &str) -> Vec<u8> {
+    upgrade_request_with(host, path, "")
+}
+
+/// [`upgrade_request_to`] with `headers` added (each line ending in `\r\n`, e.g.
+/// `Authorization: Bearer TOKEN\r\n`).
+pub fn upgrade_request_with(host: &str, path: &str, headers: &str) -> Vec<u8> {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
     )
     .into_bytes()
 }

@@ -48,9 +48,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tether_bench::{proc, wire};
+use tether_bench::stats::{Histogram, fd_limit, fmt_ms};
+use tether_bench::{client, proc, wire};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, Notify};
 
@@ -127,71 +127,6 @@ fn parse_args_from(argv: Vec<String>) -> Args {
     assert!(a.pubs >= 1, "--pubs must be at least 1");
     assert!(a.stalled <= a.subs, "--stalled must not exceed --subs");
     a
-}
-
-/// The soft limit on open files, from `/proc/self/limits`.
-fn fd_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// Latencies in µs: exact below 2,048, then 1,024 buckets per power of two.
-struct Histogram {
-    counts: Vec<u64>,
-    n: u64,
-    max: u64,
-}
-
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            counts: vec![0; 2048 + 54 * 1024],
-            n: 0,
-            max: 0,
-        }
-    }
-
-    fn index(v: u64) -> usize {
-        if v < 2048 {
-            return v as usize;
-        }
-        let e = 63 - u64::from(v.leading_zeros());
-        2048 + (e as usize - 11) * 1024 + ((v >> (e - 10)) & 1023) as usize
-    }
-
-    /// The smallest value of bucket `i`.
-    fn value(i: usize) -> u64 {
-        if i < 2048 {
-            return i as u64;
-        }
-        let e = (i - 2048) / 1024 + 11;
-        let m = ((i - 2048) % 1024) as u64;
-        (1024 + m) << (e - 10)
-    }
-
-    fn record(&mut self, v: u64) {
-        self.counts[Self::index(v)] += 1;
-        self.n += 1;
-        self.max = self.max.max(v);
-    }
-
-    /// The `p` quantile (0..=1) in µs, `None` without samples: the lower bound of its
-    /// bucket (at most 0.1 % below the exact value).
-    fn quantile(&self, p: f64) -> Option<u64> {
-        if self.n == 0 {
-            return None;
-        }
-        let want = ((self.n as f64 * p).ceil() as u64).clamp(1, self.n);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= want {
-                return Some(Self::value(i).min(self.max));
-            }
-        }
-        Some(self.max)
-    }
 }
 
 /// Publishing phases.
@@ -522,43 +457,18 @@ async fn open(
     sh: &Shared,
     request: &[u8],
 ) -> io::Result<(OwnedReadHalf, OwnedWriteHalf, Vec<u8>)> {
-    let sock = TcpSocket::new_v4()?;
-    if i >= sh.args.subs + sh.args.pubs - sh.args.stalled {
-        // A stalled subscriber: a small receive window, so that its stall reaches the
-        // server's queues within seconds rather than filling the kernel's buffers first.
-        sock.set_recv_buffer_size(4096)?;
-    }
-    sock.bind(SocketAddr::new(wire::src_ip(i).into(), 0))?;
-    let mut s = sock.connect(sh.args.addr).await?;
-    s.set_nodelay(true)?;
-    s.write_all(request).await?;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        s.readable().await?;
-        let n = match s.try_read(&mut chunk) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = wire::head_end(&buf) {
-            if !wire::is_switching(&buf[..end]) {
-                return Err(io::Error::other("upgrade refused"));
-            }
-            let rest = buf.split_off(end);
-            let (r, w) = s.into_split();
-            return Ok((r, w, rest));
-        }
-        if buf.len() > 16 * 1024 {
-            return Err(io::Error::other("response head too long"));
-        }
-    }
-}
-
-fn fmt_ms(us: Option<u64>) -> String {
-    us.map_or_else(|| "nan".into(), |us| format!("{:.3}", us as f64 / 1e3))
+    // A stalled subscriber: a small receive window, so that its stall reaches the server's
+    // queues within seconds rather than filling the kernel's buffers first.
+    let stalled = i >= sh.args.subs + sh.args.pubs - sh.args.stalled;
+    let (s, rest) = client::upgrade(
+        wire::src_ip(i),
+        sh.args.addr,
+        request,
+        stalled.then_some(4096),
+    )
+    .await?;
+    let (r, w) = s.into_split();
+    Ok((r, w, rest))
 }
 
 async fn run(args: Args) -> String {
@@ -808,27 +718,6 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn histogram_buckets_are_within_a_thousandth() {
-        for v in [
-            0, 1, 2047, 2048, 2049, 10_000, 123_456, 9_999_999, 60_000_000,
-        ] {
-            let low = Histogram::value(Histogram::index(v));
-            assert!(low <= v && v - low <= v / 1000, "{v} -> {low}");
-        }
-        let mut h = Histogram::new();
-        for v in 1..=1000 {
-            h.record(v * 100);
-        }
-        // A quantile is its bucket's lower bound: within 0.1 % below the exact value.
-        for (p, exact) in [(0.5, 50_000), (0.99, 99_000), (1.0, 100_000)] {
-            let q = h.quantile(p).unwrap();
-            assert!(q <= exact && exact - q <= exact / 1000, "{p}: {q}");
-        }
-        assert_eq!(h.max, 100_000);
-        assert_eq!(Histogram::new().quantile(0.5), None);
-    }
 
     fn shared(pubs: usize) -> Shared {
         let mut args = parse_args_from(Vec::new());
