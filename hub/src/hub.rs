@@ -905,8 +905,12 @@ impl Hub {
         // Messages for idle connections are written from this task once every recipient
         // has its message (one write each, no task wake-up), unless the sender is in a
         // burst (more of its messages wait): then each connection's own task writes what
-        // accumulates for it, several messages at a time.
-        let mut cork = (!in_burst()).then(Cork::new);
+        // accumulates for it, several messages at a time. The connection whose message is
+        // being handled is left to its own task too: its reply goes out once the handler
+        // is done with the message (driven now, the read buffer the message points into
+        // could not be reused, and would be held a while).
+        let (burst, handling) = serving();
+        let mut cork = (!burst).then(Cork::new);
         let mut offer = |s: &Session, policy: Policy, room: Option<&str>| {
             if Some(s.id()) == exclude {
                 return;
@@ -921,10 +925,11 @@ impl Hub {
                     }
                 }
             }
+            let corked = cork.as_mut().filter(|_| Some(s.id()) != handling);
             let (outcome, bytes) =
                 s.conn
                     .queue
-                    .deliver(&s.conn.sender, item, policy, bounds, cork.as_mut());
+                    .deliver(&s.conn.sender, item, policy, bounds, corked);
             // Written a few dozen at a time: the core's per-thread pool of buffers (64) then
             // serves every recipient, and the first ones need not wait for the last.
             if let Some(cork) = cork.as_mut().filter(|c| c.len() >= CORK_CHUNK) {
@@ -1402,20 +1407,26 @@ impl BrokerSink for Sink {
 const CORK_CHUNK: usize = 32;
 
 thread_local! {
-    /// Whether the connection whose message this thread handles has more messages waiting
-    /// (set by [`Hub::serve`] around `on_message`): a hint for [`Hub::fan_out`], which
-    /// leaves the writes to the recipients' tasks in a burst. Only a hint: both ways
-    /// deliver the same.
-    static BURST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The connection whose message this thread hands to `on_message` (set by
+    /// [`Hub::serve`] around the call), and whether it has more messages waiting: hints
+    /// for [`Hub::fan_out`], which leaves the writes to the recipients' tasks in a burst,
+    /// and to that connection's own task always. Only hints: both ways deliver the same.
+    static SERVING: std::cell::Cell<(bool, Option<ConnectionId>)> =
+        const { std::cell::Cell::new((false, None)) };
 }
 
-/// Sets the burst hint of this thread (see [`BURST`]).
-pub(crate) fn set_burst(burst: bool) {
-    BURST.with(|b| b.set(burst));
+/// Sets the hints of this thread (see [`SERVING`]): `Some((connection, burst))` before
+/// `on_message`, `None` after.
+pub(crate) fn set_serving(serving: Option<(ConnectionId, bool)>) {
+    let value = match serving {
+        Some((id, burst)) => (burst, Some(id)),
+        None => (false, None),
+    };
+    SERVING.with(|s| s.set(value));
 }
 
-fn in_burst() -> bool {
-    BURST.with(|b| b.get())
+fn serving() -> (bool, Option<ConnectionId>) {
+    SERVING.with(|s| s.get())
 }
 
 #[cfg(test)]

@@ -58,6 +58,13 @@
 //! oldest, disconnect, or conflate by key. The [`SendReport`] tells what happened to each
 //! recipient; [`Hub::stats`] counts the same, and [`Hub::room_stats`] per room.
 //!
+//! Who writes: a recipient that had nothing queued is written to by the sending task
+//! itself, a few dozen at a time, as soon as they have their message (a `Cork` of
+//! tether-driver: one write each, no task woken per recipient); one with bytes queued
+//! already gets the new message behind those, from its own task. When the sender's
+//! connection has more messages waiting (a burst), every recipient's own task writes
+//! instead, so that what piles up for a connection goes out in one write.
+//!
 //! ## Registry, users, rooms
 //!
 //! [`Hub::serve`] registers a connection with an [`Identity`] (an optional user id, the

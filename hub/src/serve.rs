@@ -207,9 +207,9 @@ impl Hub {
                     let Some(payload) = self.payload(session, message) else {
                         continue;
                     };
-                    crate::hub::set_burst(ws.messages_waiting() > 0);
+                    crate::hub::set_serving(Some((session.id(), ws.messages_waiting() > 0)));
                     handler.on_message(self, session, payload).await;
-                    crate::hub::set_burst(false);
+                    crate::hub::set_serving(None);
                 }
             });
             if let Either::Left(((), receive)) = select(drain, receive).await {
