@@ -168,7 +168,7 @@ for case in $CASES; do
     line=$(timeout $((duration + DRAIN + 120)) taskset -c "$CLIENT_CPU" "$TARGET/release/fanout" \
       --addr "127.0.0.1:$PORT" --pid "$PID" --peer "$peer" --case "$case" --subs "$subs" \
       --pubs "$PUBS" --size "$SIZE" --rate "$rate" --duration "$duration" --drain "$DRAIN" \
-      --stalled "$stalled" --server-core "$SERVER_CPU") ||
+      --stalled "$stalled" --server-core "${SERVER_CPU%%[,-]*}") ||
       line="mode=fanout peer=$peer case=$case error=client_failed_or_timed_out"
     # The peer reports its counters once a second.
     sleep 1.2
