@@ -153,6 +153,9 @@ struct PublicKey {
 /// Verifies the credentials of upgrade requests, as the configuration says.
 pub struct Authenticator {
     hmac: Option<DecodingKey>,
+    /// Dev mode without an HMAC secret: the secret of this process's dev tokens
+    /// ([`Authenticator::dev_token`]), random, never written anywhere.
+    dev_secret: Option<Vec<u8>>,
     public: Vec<PublicKey>,
     algorithms: Vec<Algorithm>,
     dev: bool,
@@ -268,6 +271,25 @@ impl Authenticator {
                 ));
             }
         }
+        // Dev mode with no HMAC secret: one made up for this process, so that the demo page
+        // can get a token for the name it picks (`GET /dev/token`).
+        let dev_secret = match (&hmac, config.dev) {
+            (None, true) => {
+                let mut secret = vec![0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| {
+                    ConfigError::key("dev", format!("no randomness for the dev tokens: {e}"))
+                })?;
+                Some(secret)
+            }
+            _ => None,
+        };
+        let hmac = match &dev_secret {
+            Some(secret) => Some(
+                DecodingKey::from_secret(secret)
+                    .map_err(|e| ConfigError::key("dev", format!("dev token key: {e}")))?,
+            ),
+            None => hmac,
+        };
         let mut families: Vec<AlgorithmFamily> = public.iter().map(|k| k.key.family()).collect();
         if hmac.is_some() {
             families.push(AlgorithmFamily::Hmac);
@@ -300,13 +322,40 @@ impl Authenticator {
             }
             auth.algorithms.clone()
         };
+        let algorithms = match &dev_secret {
+            Some(_) if !algorithms.contains(&Algorithm::HS256) => {
+                [algorithms, vec![Algorithm::HS256]].concat()
+            }
+            _ => algorithms,
+        };
         Ok(Authenticator {
             hmac,
+            dev_secret,
             public,
             algorithms,
             dev: config.dev,
             auth: auth.clone(),
         })
+    }
+
+    /// Dev mode without `auth.hmac_secret`: a token for `user` (HS256, an hour), signed
+    /// with this process's random secret, what the demo page connects with. `None`
+    /// outside dev mode, or with a configured secret (then tokens come from your issuer).
+    pub fn dev_token(&self, user: &str) -> Option<Result<String, AuthError>> {
+        let secret = self.dev_secret.as_ref()?;
+        Some(check_user_id(user).and_then(|()| {
+            let exp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + 3600;
+            let claims = serde_json::json!({ "sub": user, "exp": exp });
+            let cannot = |e: jsonwebtoken::errors::Error| {
+                AuthError::new("invalid_token", format!("cannot sign a dev token: {e}"))
+            };
+            let key = jsonwebtoken::EncodingKey::from_secret(secret).map_err(cannot)?;
+            jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), &claims, &key)
+                .map_err(cannot)
+        }))
     }
 
     /// The algorithms accepted.

@@ -182,7 +182,8 @@ async fn run(config: Config, workers: usize) -> Result<(), Box<dyn std::error::E
     if config.dev {
         tracing::warn!("==============================================================");
         tracing::warn!("DEV MODE: connections WITHOUT a token are accepted (anonymous),");
-        tracing::warn!("and localhost origins are allowed. Do not expose this server.");
+        tracing::warn!("localhost origins are allowed, and without auth.hmac_secret");
+        tracing::warn!("GET /dev/token hands out tokens for any name. Do not expose this server.");
         tracing::warn!("Production: dev = false (TETHER_DEV=false) and a key in [auth].");
         tracing::warn!("==============================================================");
         if !addr.ip().is_loopback() {

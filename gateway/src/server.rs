@@ -226,13 +226,38 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(crate::api::health))
         .route("/ws/health", get(crate::api::health))
         .route("/ws", any(ws))
-        .route("/api/ws/connect", any(ws));
+        .route("/api/ws/connect", any(ws))
+        .route("/dev/token", get(dev_token));
     if state.config().admin_listen.is_none() {
         app = app
             .route("/metrics", get(metrics))
             .merge(crate::api::routes(&state));
     }
     app.fallback(not_found).with_state(state)
+}
+
+/// `GET /dev/token?user=NAME`, in dev mode without `auth.hmac_secret` only: a token for
+/// NAME, signed with the process's random secret (see
+/// [`Authenticator::dev_token`](crate::auth::Authenticator::dev_token)): how the demo page
+/// gets an identity for the name it picks. A JSON 404 otherwise.
+async fn dev_token(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let user = query.get("user").map(String::as_str).unwrap_or("");
+    match state.inner.auth.dev_token(user) {
+        Some(Ok(token)) => {
+            axum::Json(serde_json::json!({ "token": token, "user": user })).into_response()
+        }
+        Some(Err(e)) => HttpError::new(StatusCode::BAD_REQUEST, e.code, e.message).into_response(),
+        None => HttpError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "dev tokens exist in dev mode without auth.hmac_secret only: \
+             get tokens from your issuer",
+        )
+        .into_response(),
+    }
 }
 
 /// What the `tether` binary serves on `admin_listen`: `GET /metrics`, `GET /health` (and

@@ -40,6 +40,9 @@ export class TetherClient {
    * @param {object} options
    *   userId   dev mode: the identity, sent as ?user_id= (needs auth.dev_user_id = true)
    *   token    a JWT, sent in Sec-WebSocket-Protocol as `bearer.<jwt>` next to tether.v1
+   *   getToken async () => JWT: called before every connection attempt (tokens expire, and
+   *            a restarted server may no longer accept the last one); a rejection counts
+   *            as a failed attempt
    *   minDelay, maxDelay   reconnect backoff bounds in ms (250, 10000)
    *   pingEvery, pongWithin  keep-alive in ms (20000, 10000)
    */
@@ -47,6 +50,8 @@ export class TetherClient {
     this.url = url;
     this.userId = options.userId || '';
     this.token = options.token || '';
+    this.getToken = options.getToken || null;
+    this.fetchingToken = false;
     this.minDelay = options.minDelay ?? 250;
     this.maxDelay = options.maxDelay ?? 10000;
     this.pingEvery = options.pingEvery ?? 20000;
@@ -90,7 +95,7 @@ export class TetherClient {
   connect() {
     this.wanted = true;
     clearTimeout(this.timers.reconnect);
-    if (this.ws) return;
+    if (this.ws || this.fetchingToken) return;
     this.open();
   }
 
@@ -108,6 +113,30 @@ export class TetherClient {
   }
 
   open() {
+    if (!this.getToken) {
+      this.openSocket();
+      return;
+    }
+    this.fetchingToken = true;
+    this.setState('connecting', this.attempt ? `attempt ${this.attempt + 1}` : '');
+    Promise.resolve()
+      .then(() => this.getToken())
+      .then(
+        (token) => {
+          this.fetchingToken = false;
+          if (!this.wanted || this.ws) return;
+          if (token) this.token = token;
+          this.openSocket();
+        },
+        () => {
+          this.fetchingToken = false;
+          if (!this.wanted || this.ws) return;
+          this.scheduleReconnect('could not connect');
+        },
+      );
+  }
+
+  openSocket() {
     let url = this.url;
     if (this.userId && !this.token) {
       url += (url.includes('?') ? '&' : '?') + 'user_id=' + encodeURIComponent(this.userId);

@@ -662,3 +662,53 @@ async fn per_ip_limit_behind_a_trusted_proxy() {
     drop((a, b, c));
     server.stop().await;
 }
+
+/// Dev mode without a secret: `GET /dev/token?user=NAME` gives a token for NAME (what the
+/// demo page connects with), accepted at the upgrade as that user; a token signed with
+/// another secret is not. Outside dev mode there is no such path.
+#[tokio::test]
+async fn dev_tokens_in_dev_mode_only() {
+    let server = Server::start(Config::default()).await;
+    let reply = request(server.addr, "GET", "/dev/token?user=alice", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    let token = reply.json()["token"].as_str().unwrap().to_owned();
+    let offer = format!("tether.v1, bearer.{token}");
+    let mut ws = upgrade(server.addr, "/ws", &[("Sec-WebSocket-Protocol", &offer)]).await;
+    assert_eq!(ws.status, 101, "{}", ws.head);
+    // Joining needs an identified user (the default rule): anonymous would be refused.
+    send_frame(
+        &mut ws.stream,
+        1,
+        br#"{"type":"join","room":"lobby","id":1}"#,
+    )
+    .await;
+    let (_, payload) = read_frame(&mut ws.stream).await;
+    let ack: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(ack["type"], "ack", "{ack}");
+    send_frame(
+        &mut ws.stream,
+        1,
+        br#"{"type":"publish","room":"lobby","content":"hi"}"#,
+    )
+    .await;
+    let (_, payload) = read_frame(&mut ws.stream).await;
+    let message: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(message["from"], "alice", "{message}");
+    drop(ws);
+    let reply = request(server.addr, "GET", "/dev/token?user=", &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert_eq!(reply.json()["code"], "invalid_user_id");
+    let forged = format!(
+        "tether.v1, bearer.{}",
+        hs256(&json!({"sub": "mallory", "exp": now() + 600}))
+    );
+    let reply = upgrade(server.addr, "/ws", &[("Sec-WebSocket-Protocol", &forged)]).await;
+    assert_eq!(reply.status, 401, "{}", reply.head);
+    server.stop().await;
+
+    let server = Server::start(production()).await;
+    let reply = request(server.addr, "GET", "/dev/token?user=alice", &[]).await;
+    assert_eq!(reply.status, 404, "{}", reply.head);
+    assert_eq!(reply.json()["code"], "not_found");
+    server.stop().await;
+}

@@ -5,7 +5,7 @@
 //
 //     node demo.js TETHER_BIN CONFIG PORT
 //
-// CONFIG is a tether.toml that listens on 127.0.0.1:PORT, enables ?user_id= in dev mode
+// CONFIG is a tether.toml that listens on 127.0.0.1:PORT, runs in dev mode (the page gets tokens from GET /dev/token)
 // and keeps history in every room (demo.sh writes it). This script starts TETHER_BIN with
 // it, opens two pages as alice and bob, and checks:
 //   1. the page and its scripts come from the gateway (no other host is asked);

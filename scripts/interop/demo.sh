@@ -3,8 +3,9 @@
 #
 #     bash scripts/interop/demo.sh TETHER_BIN
 #
-# Writes a temporary tether.toml (dev mode, ?user_id= accepted, every room keeping 100
-# messages of history, those named small:* only 2) for a free loopback port and runs scripts/interop/demo.js, which
+# Writes a temporary tether.toml (the default dev mode: the page gets its users' tokens from
+# GET /dev/token; every room keeping 100 messages of history, those named small:* only 2)
+# for a free loopback port and runs scripts/interop/demo.js, which
 # starts TETHER_BIN with it, kills and restarts it in the middle, and drives two pages (alice
 # and bob) through the chat: one line per check, non-zero exit on failure. Installs nothing.
 # Needs /usr/bin/chromium and playwright-core in scripts/node (`bash scripts/setup.sh`).
@@ -45,9 +46,6 @@ PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", (
 cat >"$DIR/tether.toml" <<TOML
 listen = "127.0.0.1:$PORT"
 dev = true
-
-[auth]
-dev_user_id = true
 
 # Rooms that keep too little to recover from a long absence.
 [[rooms]]
