@@ -48,6 +48,7 @@
 pub mod client;
 pub mod fanout;
 pub mod proc;
+pub mod runtime;
 pub mod servers;
 pub mod stats;
 pub mod wire;

@@ -16,62 +16,14 @@ use tether_hub::{
 use tether_tokio::{ClientRequest, Message, WebSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+mod common;
+use common::{Server, TIMEOUT};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const API_KEY: &str = "test-api-key-0123456789";
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---- the server ----
-
-struct Server {
-    addr: SocketAddr,
-    admin: Option<SocketAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), tether_gateway::server::ServeError>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        Self::start_with(config, false).await
-    }
-
-    /// With `admin`, an admin listener on another free port.
-    async fn start_with(config: Config, admin: bool) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let admin_listener = match admin {
-            true => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
-            false => None,
-        };
-        let admin = admin_listener.as_ref().map(|l| l.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tether_gateway::server::serve_with(
-            config,
-            listener,
-            admin_listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Server {
-            addr,
-            admin,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("serve returns after the shutdown")
-            .unwrap()
-            .unwrap();
-    }
-}
 
 /// Serves `app(state)` (the binary's public routes) of a state built by the test.
 async fn serve_state(state: AppState) -> SocketAddr {

@@ -13,44 +13,13 @@ use tether_gateway::envelope::{Envelope, ErrorCode, MessageType};
 use tether_gateway::{AppState, Context, Handler, Refusal};
 use tether_tokio::{ClientRequest, Message, WebSocket};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+mod common;
+use common::{Server, TIMEOUT};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
-const TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client waits to be sure that nothing more comes.
 const QUIET: Duration = Duration::from_millis(300);
-
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), tether_gateway::server::ServeError>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tether_gateway::server::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("serve returns after the shutdown")
-            .unwrap()
-            .unwrap();
-    }
-}
 
 fn rule(pattern: &str) -> RoomRule {
     RoomRule {

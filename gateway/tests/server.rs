@@ -14,47 +14,17 @@ use tether_gateway::config::{AuthConfig, Config, Limits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+
+mod common;
+use common::{Server, TIMEOUT};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 fn keys(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/keys")
         .join(name)
-}
-
-struct Server {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), tether_gateway::server::ServeError>>,
-}
-
-impl Server {
-    async fn start(config: Config) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tether_gateway::server::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(TIMEOUT, self.task)
-            .await
-            .expect("serve returns after the shutdown")
-            .unwrap()
-            .unwrap();
-    }
 }
 
 /// Production: dev mode off, HS256 secret and the ES256 public key.

@@ -18,9 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
+use tether_bench::runtime::Kept;
 use tether_bench::wire;
 use tether_core::Role;
-use tether_driver::{Config, Message, Runtime, Timer, Transport};
+use tether_driver::{Config, Message, Transport};
 
 /// The bytes between the peer and the server, and the server's read waker.
 #[derive(Default)]
@@ -60,39 +61,6 @@ impl Transport for End {
     }
 }
 
-/// Background tasks are kept and polled with the application; timers never fire (the run
-/// is shorter than any of them).
-#[derive(Default)]
-struct Local {
-    spawned: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-impl std::fmt::Debug for Local {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Local")
-    }
-}
-
-impl Runtime for Local {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.spawned.lock().unwrap().push(future);
-    }
-
-    fn timer(&self, _: Instant) -> Pin<Box<dyn Timer>> {
-        Box::pin(Never)
-    }
-}
-
-#[derive(Debug)]
-struct Never;
-
-impl Timer for Never {
-    fn reset(self: Pin<&mut Self>, _: Instant) {}
-    fn poll_expired(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        Poll::Pending
-    }
-}
-
 /// The application's task: woken means "poll again".
 #[derive(Default)]
 struct Flag(AtomicBool);
@@ -110,7 +78,7 @@ fn main() {
     let n = tether_bench::count_arg(200_000);
     let frame = wire::client_frame(20);
     let pipe = End::default();
-    let runtime = Arc::new(Local::default());
+    let runtime = Arc::new(Kept::default());
     let ws = tether_driver::open(
         runtime.clone(),
         pipe.clone(),
@@ -141,7 +109,7 @@ fn main() {
         if flag.0.swap(false, Ordering::SeqCst) {
             let _ = app.as_mut().poll(&mut Context::from_waker(&waker));
         }
-        let fresh = std::mem::take(&mut *runtime.spawned.lock().unwrap());
+        let fresh = runtime.take();
         let woken = bg_flag.0.swap(false, Ordering::SeqCst);
         let mut tasks: Vec<_> = fresh.into_iter().collect();
         if woken {

@@ -32,11 +32,12 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use tether_bench::runtime::Kept;
 use tether_core::Role;
-use tether_driver::{Config, ConnectionId, Runtime, Timer, Transport, WebSocket};
+use tether_driver::{Config, ConnectionId, Runtime, Transport, WebSocket};
 use tether_hub::{Hub, HubError, Identity};
 
 #[global_allocator]
@@ -63,44 +64,11 @@ impl Transport for Idle {
     }
 }
 
-/// Spawned tasks (the drivers' background tasks) are kept, never polled, and dropped
-/// between measurements; timers never fire.
-#[derive(Default)]
-struct Parked {
-    spawned: Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>,
-}
-
-impl std::fmt::Debug for Parked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Parked")
-    }
-}
-
-impl Runtime for Parked {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) {
-        self.spawned.lock().unwrap().push(future);
-    }
-
-    fn timer(&self, _: Instant) -> Pin<Box<dyn Timer>> {
-        Box::pin(Never)
-    }
-}
-
-#[derive(Debug)]
-struct Never;
-
-impl Timer for Never {
-    fn reset(self: Pin<&mut Self>, _: Instant) {}
-    fn poll_expired(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        Poll::Pending
-    }
-}
-
 type Serve = Pin<Box<dyn Future<Output = Result<Arc<tether_driver::CloseReason>, HubError>>>>;
 
 /// `n` connections, not yet registered: their ids and serve futures. Connection `i` has
 /// user `u{i % 1000}` and peer address 10.x.y.z:i.
-fn prepare(hub: &Hub, runtime: &Arc<Parked>, n: usize) -> (Vec<ConnectionId>, Vec<Serve>) {
+fn prepare(hub: &Hub, runtime: &Arc<Kept>, n: usize) -> (Vec<ConnectionId>, Vec<Serve>) {
     let config = Config::default();
     let mut ids = Vec::with_capacity(n);
     let mut futures = Vec::with_capacity(n);
@@ -162,7 +130,7 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(100_000);
     let names: Vec<String> = (0..rooms).map(|r| format!("r{r}")).collect();
-    let runtime = Arc::new(Parked::default());
+    let runtime = Arc::new(Kept::default());
     let hub = Hub::default();
     let batch = 10_000.min(n);
     println!(
@@ -198,7 +166,7 @@ fn main() {
         );
         add(&mut totals[3], measure(|| drop(futures)));
         assert_eq!(hub.connection_count(), 0);
-        runtime.spawned.lock().unwrap().clear();
+        drop(runtime.take()); // the drivers' background tasks, never polled
         done += batch;
     }
     let mut sum = 0.0;
@@ -231,7 +199,7 @@ fn main() {
         });
         total.0 += elapsed;
         total.1 += allocs;
-        runtime.spawned.lock().unwrap().clear();
+        drop(runtime.take()); // the drivers' background tasks, never polled
         done += batch;
     }
     let ns = report("cycle: connect+join+leave+disconnect", done, total);
