@@ -371,7 +371,9 @@ impl tether_hub::Handler for Connection {
         metrics::counter!(telemetry::MESSAGES_RECEIVED).increment(1);
         let allowed = self.take_token();
         match payload {
-            Payload::Text(text) => self.text(session, text.as_bytes(), allowed).await,
+            // Boxed: the request's future is large, and the hub keeps room for this one in
+            // every connection's serve future, idle or not (about 3 KiB per connection).
+            Payload::Text(text) => Box::pin(self.text(session, text.as_bytes(), allowed)).await,
             Payload::Binary(_) if !allowed => self.rate_limited(session, None),
             data @ Payload::Binary(_) => self.binary(session, data),
             _ => {}
