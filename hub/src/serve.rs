@@ -62,6 +62,10 @@ pub trait Handler: Send + Sync + 'static {
     /// The connection sent a text or binary message. To refuse it, answer the client
     /// with [`Hub::send_to`] (in the application's format) or close it
     /// ([`Session::close`]).
+    ///
+    /// Every connection's [`Hub::serve`] future keeps room for this future, idle or not:
+    /// if it is large (many awaits, big locals), box it (`Box::pin(handle(..)).await`)
+    /// to keep idle connections small.
     fn on_message(
         &self,
         _hub: &Hub,
