@@ -18,9 +18,8 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { chromium } = require(path.join(__dirname, '..', 'node', 'node_modules', 'playwright-core'));
+const { chromium, launchOptions } = require('./chromium');
 
-const CHROMIUM = '/usr/bin/chromium';
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20];
 const TIMEOUT_MS = 90000;
 
@@ -139,26 +138,7 @@ async function main() {
   let context;
   try {
     // A persistent context is how playwright takes an explicit (here fresh) user-data-dir.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Chromium 142+ blocks connections from a public context (about:blank counts as
-        // one) to loopback addresses unless the user allows it (Local Network Access);
-        // a headless run has nobody to ask, and granting the permission does not apply
-        // to about:blank's opaque origin.
-        '--disable-features=LocalNetworkAccessChecks',
-      ],
-    });
+    context = await chromium.launchPersistentContext(profile, launchOptions());
     const page = context.pages()[0] || (await context.newPage());
     await page.goto('about:blank');
     let timer;

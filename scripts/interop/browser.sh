@@ -19,24 +19,9 @@ fi
 BIN=$1
 STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
 
-missing=0
-if [ ! -x "$BIN" ]; then
-  echo "browser interop: echo server binary '$BIN' not found or not executable" >&2
-  missing=1
-fi
-if [ ! -x /usr/bin/chromium ]; then
-  echo "browser interop: /usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium" >&2
-  missing=1
-fi
-if ! command -v node >/dev/null; then
-  echo "browser interop: node is missing: run \`bash scripts/setup.sh\`" >&2
-  missing=1
-fi
-if [ ! -f scripts/node/node_modules/playwright-core/package.json ]; then
-  echo "browser interop: playwright-core is missing: (cd scripts/node && npm ci --no-audit --no-fund)" >&2
-  missing=1
-fi
-[ "$missing" -eq 0 ] || exit 1
+# shellcheck source=scripts/interop/browser-prereqs.sh
+source scripts/interop/browser-prereqs.sh
+check_browser_prereqs "browser interop" "$BIN" "echo server binary"
 
 WHAT="browser interop"
 # shellcheck source=scripts/interop/server.sh

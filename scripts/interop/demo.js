@@ -32,9 +32,8 @@
 const path = require('path');
 const net = require('net');
 const { spawn } = require('child_process');
-const { chromium } = require(path.join(__dirname, '..', 'node', 'node_modules', 'playwright-core'));
+const { chromium, launchOptions } = require('./chromium');
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'chat:demo';
 const WAIT_MS = 15000;
 
@@ -226,22 +225,7 @@ async function main() {
   let browser;
   try {
     await startServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-features=LocalNetworkAccessChecks',
-      ],
-    });
+    browser = await chromium.launch(launchOptions());
     const version = browser.version();
     const alice = await openUser(browser, 'alice', requests, pageErrors);
     const bob = await openUser(browser, 'bob', requests, pageErrors);

@@ -20,24 +20,9 @@ fi
 BIN=$1
 STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
 
-missing=0
-if [ ! -x "$BIN" ]; then
-  echo "demo: tether binary '$BIN' not found or not executable" >&2
-  missing=1
-fi
-if [ ! -x /usr/bin/chromium ]; then
-  echo "demo: /usr/bin/chromium is missing: apt-get install -y --no-install-recommends chromium" >&2
-  missing=1
-fi
-if ! command -v node >/dev/null; then
-  echo "demo: node is missing: run \`bash scripts/setup.sh\`" >&2
-  missing=1
-fi
-if [ ! -f scripts/node/node_modules/playwright-core/package.json ]; then
-  echo "demo: playwright-core is missing: (cd scripts/node && npm ci --no-audit --no-fund)" >&2
-  missing=1
-fi
-[ "$missing" -eq 0 ] || exit 1
+# shellcheck source=scripts/interop/browser-prereqs.sh
+source scripts/interop/browser-prereqs.sh
+check_browser_prereqs "demo" "$BIN" "tether binary"
 
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT
