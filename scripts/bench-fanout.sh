@@ -9,6 +9,9 @@
 #   floor        benches/src/bin/fanout_floor.rs: no library, one try_write per delivery,
 #                no queue (a would-block is a counted drop): the floor while every delivery
 #                is its own write
+#   floor-2t     the floor writing a fan-out to 512 or more from 2 threads at once
+#                (FLOOR_THREADS=2; not in the default PEERS: run it with SERVER_CPU=0,1
+#                next to tether-hub-2w)
 #   tether-hub   hub/examples/broadcast_server.rs (tether-hub), when the crate exists
 #   tether-hub-flush  the same with a flush interval of $FLUSH_MS ms (default 2;
 #                TETHER_FLUSH_MS): a connection's messages wait up to that long to go out
@@ -85,6 +88,7 @@ declare -A CASE=(
 
 declare -A CMD=(
   [floor]=$TARGET/release/fanout_floor
+  [floor-2t]="env FLOOR_THREADS=2 $TARGET/release/fanout_floor"
   [tether-hub]=$TARGET/release/examples/broadcast_server
   [tether-hub-2w]="env TETHER_WORKERS=2 $TARGET/release/examples/broadcast_server"
   [tether-hub-flush]="env TETHER_FLUSH_MS=${FLUSH_MS:-2} $TARGET/release/examples/broadcast_server"

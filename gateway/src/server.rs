@@ -102,6 +102,12 @@ impl AppState {
             .max(max.saturating_mul(2).saturating_add(64));
         let hub = tether_hub::Hub::with_broker(hub_config(&config), broker);
         hub.set_envelope(|_room, publication| crate::publish::positioned(publication));
+        // A broadcast to thousands writes from as many threads as there are workers.
+        hub.set_fan_out_helpers(config.worker_threads().saturating_sub(1), |job| {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn_blocking(job);
+            }
+        });
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,

@@ -119,6 +119,12 @@ fn main() -> std::io::Result<()> {
         if flush_ms > 0 {
             hub.set_sleep(|d| Box::pin(tokio::time::sleep(d)));
         }
+        if workers > 1 {
+            // A fan-out to hundreds writes from every worker thread that is free.
+            hub.set_fan_out_helpers(workers - 1, |job| {
+                tokio::task::spawn_blocking(job);
+            });
+        }
         tokio::spawn(report(hub.clone()));
         let handler = Arc::new(Broadcast { room });
         let config = Config::default();

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
@@ -260,6 +260,12 @@ impl Room {
 /// A runtime's sleep, for [`HubConfig::flush_interval`] (see [`Hub::set_sleep`]).
 pub type Sleep = Arc<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// A job for another thread of the runtime (see [`Hub::set_fan_out_helpers`]).
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// A runtime's spawn, for [`Hub::set_fan_out_helpers`].
+type Spawn = Arc<dyn Fn(Job) + Send + Sync>;
+
 /// Turns a numbered room publication into what its recipients get (see
 /// [`Hub::set_envelope`]).
 pub type Envelope = Arc<dyn Fn(&str, &Publication) -> Payload + Send + Sync>;
@@ -281,6 +287,8 @@ struct Inner {
     histories: RwLock<HashMap<Arc<str>, HistoryOptions>>,
     envelope: OnceLock<Envelope>,
     sleep: OnceLock<Sleep>,
+    /// How many helpers a large fan-out may spawn, and how.
+    helpers: OnceLock<(usize, Spawn)>,
     /// Tasks waiting for the last connection to leave (shutdown).
     empty_waiters: Mutex<Vec<Waker>>,
     start: Instant,
@@ -339,6 +347,7 @@ impl Hub {
                 histories: RwLock::default(),
                 envelope: OnceLock::new(),
                 sleep: OnceLock::new(),
+                helpers: OnceLock::new(),
                 empty_waiters: Mutex::new(Vec::new()),
                 start: Instant::now(),
             }),
@@ -910,7 +919,20 @@ impl Hub {
         // is done with the message (driven now, the read buffer the message points into
         // could not be reused, and would be held a while).
         let (burst, handling) = serving();
-        let mut cork = (!burst).then(Cork::new);
+        // A room's members, taken before anything is offered.
+        let members = match target {
+            Target::Room(name) => match self.room(name) {
+                Some(room) => Some((room.snapshot(), room)),
+                None => return report,
+            },
+            _ => None,
+        };
+        let recipients = match (&target, &members) {
+            (_, Some(((list, _), _))) => list.len(),
+            (Target::All | Target::Filter(_), _) => inner.connections.load(Relaxed),
+            _ => 1,
+        };
+        let mut writes = (!burst).then(|| Writes::new(inner, recipients));
         let mut offer = |s: &Session, policy: Policy, room: Option<&str>| {
             if Some(s.id()) == exclude {
                 return;
@@ -925,15 +947,16 @@ impl Hub {
                     }
                 }
             }
-            let corked = cork.as_mut().filter(|_| Some(s.id()) != handling);
+            let corked = writes
+                .as_mut()
+                .filter(|_| Some(s.id()) != handling)
+                .map(|w| &mut w.cork);
             let (outcome, bytes) =
                 s.conn
                     .queue
                     .deliver(&s.conn.sender, item, policy, bounds, corked);
-            // Written a few dozen at a time: the core's per-thread pool of buffers (64) then
-            // serves every recipient, and the first ones need not wait for the last.
-            if let Some(cork) = cork.as_mut().filter(|c| c.len() >= CORK_CHUNK) {
-                cork.flush();
+            if let Some(writes) = writes.as_mut() {
+                writes.chunk_done();
             }
             high = high.max(bytes);
             report.add(outcome);
@@ -950,14 +973,12 @@ impl Hub {
                 }
             }
             Target::Room(name) => {
-                let Some(room) = self.room(name) else {
-                    return report;
-                };
-                let (members, policy) = room.snapshot();
-                for s in members.iter() {
-                    offer(s, policy, Some(name));
+                if let Some(((list, policy), room)) = &members {
+                    for s in list.iter() {
+                        offer(s, *policy, Some(name));
+                    }
+                    room.stats.record(&report, item.len);
                 }
-                room.stats.record(&report, item.len);
             }
             Target::All => {
                 for shard in inner.conns.all() {
@@ -976,7 +997,7 @@ impl Hub {
             }
         }
         // (Outside the registry's and the queues' locks.)
-        drop(cork);
+        drop(writes);
         if high > 0 {
             inner.stats.queue_bytes(high);
         }
@@ -992,6 +1013,30 @@ impl Hub {
         sleep: impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static,
     ) -> bool {
         self.inner.sleep.set(Arc::new(sleep)).is_ok()
+    }
+
+    /// Lets a large fan-out (512 recipients or more) write from several threads: `spawn`
+    /// runs a job on another thread of the runtime, `helpers` is how many a fan-out may
+    /// start (the runtime's worker threads less one, say). Each helper, and the sending
+    /// task, writes chunks of recipients until none is left; when the other threads are
+    /// busy, the sending task ends up writing them all, as without helpers. Set it once,
+    /// before serving connections; returns `false` if it was set already. Without it (or
+    /// with `helpers` 0, what a single-threaded runtime should use), every fan-out is
+    /// written by its sending task.
+    ///
+    /// ```
+    /// # let hub = tether_hub::Hub::new(tether_hub::HubConfig::default());
+    /// let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// hub.set_fan_out_helpers(workers - 1, |job| {
+    ///     tokio::spawn(async move { job() });
+    /// });
+    /// ```
+    pub fn set_fan_out_helpers(
+        &self,
+        helpers: usize,
+        spawn: impl Fn(Job) + Send + Sync + 'static,
+    ) -> bool {
+        self.inner.helpers.set((helpers, Arc::new(spawn))).is_ok()
     }
 
     /// The flush interval, if one applies (configured, with a sleep to wait it with).
@@ -1405,6 +1450,131 @@ impl BrokerSink for Sink {
 /// How many recipients a fan-out gives their message before it writes to them (see
 /// [`Hub::fan_out`]).
 const CORK_CHUNK: usize = 32;
+
+/// The fewest recipients for which a fan-out spawns helpers (see
+/// [`Hub::set_fan_out_helpers`]): below, one thread writes them in about a millisecond.
+const PARALLEL_MIN: usize = 512;
+
+/// How long a helper waits for the next chunk while the sending task still hands out
+/// messages, before it leaves the rest to that task.
+const HELPER_PATIENCE: Duration = Duration::from_micros(200);
+
+/// The recipients of one fan-out that wait for a write from outside their own tasks (see
+/// [`Hub::fan_out`]): written by the sending task a chunk at a time, or, in a large fan-out
+/// with helpers, by whichever of the sending task and its helpers is free. Dropped, it
+/// writes what is left.
+struct Writes {
+    /// The chunk being filled.
+    cork: Cork,
+    /// Full chunks for the helpers, how many helpers, and how to start them, in a large
+    /// fan-out with helpers.
+    parallel: Option<(Arc<Chunks>, usize, Spawn)>,
+    /// Whether the helpers were started (with the first full chunk).
+    started: bool,
+}
+
+impl Writes {
+    fn new(inner: &Inner, recipients: usize) -> Self {
+        let parallel = inner
+            .helpers
+            .get()
+            .filter(|(helpers, _)| *helpers > 0 && recipients >= PARALLEL_MIN)
+            .map(|(helpers, spawn)| {
+                // One helper per chunk at most (the sending task writes too).
+                let helpers = (*helpers).min(recipients / CORK_CHUNK - 1);
+                (Arc::new(Chunks::default()), helpers, spawn.clone())
+            });
+        Self {
+            cork: Cork::new(),
+            parallel,
+            started: false,
+        }
+    }
+
+    /// After each recipient: a full chunk is written now, or handed to the helpers (spawned
+    /// with the first).
+    fn chunk_done(&mut self) {
+        if self.cork.len() < CORK_CHUNK {
+            return;
+        }
+        let Some((chunks, helpers, spawn)) = &mut self.parallel else {
+            self.cork.flush();
+            return;
+        };
+        let waiting = chunks.push(std::mem::take(&mut self.cork));
+        if !self.started {
+            // The first chunk: start the helpers.
+            self.started = true;
+            for _ in 0..*helpers {
+                let chunks = chunks.clone();
+                spawn(Box::new(move || chunks.help()));
+            }
+        } else if waiting > 2 * *helpers && chunks.started.load(Acquire) == 0 {
+            // No helper has started yet (the runtime's other threads may be busy): this
+            // task writes too, rather than leave every recipient waiting for them.
+            if let Some(mut cork) = chunks.pop() {
+                cork.flush();
+            }
+        }
+    }
+}
+
+impl Drop for Writes {
+    fn drop(&mut self) {
+        let Some((chunks, ..)) = self.parallel.take() else {
+            self.cork.flush();
+            return;
+        };
+        chunks.push(std::mem::take(&mut self.cork));
+        chunks.done.store(true, Release);
+        while let Some(mut cork) = chunks.pop() {
+            cork.flush();
+        }
+    }
+}
+
+/// The full chunks of a large fan-out, shared by its sending task and its helpers.
+#[derive(Default)]
+struct Chunks {
+    queue: Mutex<std::collections::VecDeque<Cork>>,
+    /// The sending task handed out every message: no chunk is coming any more.
+    done: AtomicBool,
+    /// How many helpers have started.
+    started: AtomicUsize,
+}
+
+impl Chunks {
+    /// Queues a chunk; returns how many wait now.
+    fn push(&self, cork: Cork) -> usize {
+        let mut queue = lock(&self.queue);
+        queue.push_back(cork);
+        queue.len()
+    }
+
+    fn pop(&self) -> Option<Cork> {
+        lock(&self.queue).pop_front()
+    }
+
+    /// A helper: writes chunks, first in first out, until none is left.
+    fn help(&self) {
+        let mut waiting_since = None;
+        self.started.fetch_add(1, AcqRel);
+        loop {
+            if let Some(mut cork) = self.pop() {
+                cork.flush();
+                waiting_since = None;
+            } else if self.done.load(Acquire) {
+                return;
+            } else if waiting_since.get_or_insert_with(Instant::now).elapsed() > HELPER_PATIENCE {
+                // The sending task is slow to hand out the next chunk (it may have lost
+                // its thread): it writes what it hands out from now on itself.
+                return;
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
 
 thread_local! {
     /// The connection whose message this thread hands to `on_message` (set by

@@ -145,7 +145,7 @@ pub use broker::{
 pub use error::HubError;
 pub use events::{Events, HubEvent};
 pub use hooks::Hooks;
-pub use hub::{Envelope, Hub, HubConfig, Sleep, Target};
+pub use hub::{Envelope, Hub, HubConfig, Job, Sleep, Target};
 pub use payload::{Payload, SendOptions, SendReport};
 pub use policy::Policy;
 pub use room::{MAX_ROOM_NAME_LEN, RoomNameError, validate_room_name};

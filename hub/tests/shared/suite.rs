@@ -361,6 +361,48 @@ fn sends_reach_a_connection_a_user_a_room_everyone_and_a_filter() {
     });
 }
 
+/// A fan-out to 512 recipients or more is written by the sending task and the helpers it
+/// spawns ([`Hub::set_fan_out_helpers`]; here plain threads, whatever the runtime): every
+/// recipient gets every message once and in order, whether the fan-out comes from the
+/// application or from a connection's message.
+#[test]
+fn large_fan_outs_written_with_helpers_reach_everyone_once_and_in_order() {
+    rt::block_on(async {
+        let hub = Hub::default();
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let counter = spawned.clone();
+        assert!(hub.set_fan_out_helpers(2, move |job| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            std::thread::spawn(job);
+        }));
+        assert!(!hub.set_fan_out_helpers(1, |_job| {}), "set once");
+        let addr = start_server(hub.clone(), TestHandler::default());
+        const N: usize = 600;
+        let mut clients = Vec::new();
+        for i in 0..N {
+            clients.push(client(addr, &format!("user=u{i}&rooms=big")).await);
+        }
+        wait_until("everyone in the room", || hub.member_count("big") == N).await;
+        for k in 0..10 {
+            let report = hub.publish("big", format!("m{k}"));
+            assert_eq!((report.queued, report.recipients()), (N, N), "m{k}");
+        }
+        // To everyone, from a client's message: the fan-out runs in its connection's task.
+        clients[N - 1].send(Message::text("all:m10")).await.unwrap();
+        for (i, c) in clients.iter_mut().enumerate() {
+            for k in 0..=10 {
+                assert_eq!(recv_text(c).await, format!("m{k}"), "client {i}");
+            }
+        }
+        for c in clients.iter_mut().take(20) {
+            assert!(silent(c).await, "nothing more");
+        }
+        // Two helpers for each of the 11 fan-outs.
+        assert_eq!(spawned.load(Ordering::Relaxed), 22);
+        assert_eq!(hub.stats().deliveries.delivered, 11 * N as u64);
+    });
+}
+
 #[test]
 fn a_message_from_any_client_reaches_every_client_sender_included() {
     rt::block_on(async {
