@@ -85,10 +85,19 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             tls: TlsConfig::default(),
-            rooms: vec![RoomRule::default()],
+            // The built-in catch-all rule keeps history, so that the demo page (and any
+            // client) recovers what it missed across a reconnect out of the box.
+            rooms: vec![RoomRule {
+                history_size: DEFAULT_HISTORY_SIZE,
+                ..RoomRule::default()
+            }],
         }
     }
 }
+
+/// The history of the built-in catch-all room rule (used when no `[[rooms]]` is
+/// configured): the last 100 messages of every room.
+pub const DEFAULT_HISTORY_SIZE: usize = 100;
 
 /// The log output's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -293,7 +302,8 @@ pub struct RoomRule {
     pub presence: Access,
     /// Who may read history.
     pub history: Access,
-    /// Messages kept per room for recovery; 0 keeps none.
+    /// Messages kept per room for recovery; 0 (a rule's default) keeps none. The built-in
+    /// rule, used when no rule is configured, keeps [`DEFAULT_HISTORY_SIZE`].
     pub history_size: usize,
     /// Raw mode: the room carries payloads as they are (binary frames, or text that is
     /// not an envelope), delivered bare, without an envelope and without history.
@@ -967,6 +977,13 @@ mod tests {
         assert_eq!(config.workers, 0);
         assert!(config.worker_threads() >= 1);
         assert_eq!(config.limits.max_message_size, 65536);
+        // Every room keeps history by default (the demo page recovers out of the box) ...
+        assert_eq!(config.rooms.len(), 1);
+        assert_eq!(config.rooms[0].pattern, "*");
+        assert_eq!(config.rooms[0].history_size, DEFAULT_HISTORY_SIZE);
+        // ... but a configured rule keeps none unless it says so (raw rooms can keep none).
+        let config = from_toml("[[rooms]]\npattern = \"feed:*\"\nraw = true\n").unwrap();
+        assert_eq!(config.rooms[0].history_size, 0);
     }
 
     #[test]
