@@ -10,6 +10,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tether_core::{CloseCode, CloseReason, Message, PreparedFrame, SendError, State};
 
 /// Why [`Sender::try_send`] (or [`Sender::try_send_prepared`]) did not queue a message.
@@ -149,7 +150,8 @@ impl Sender {
         if buffered > 0 && buffered >= sh.app.hwm as usize {
             return Err(TrySendError::Full(()));
         }
-        let now = inner.runtime().now();
+        // (The clock is read once for the cork's connections, until it is flushed.)
+        let now = *cork.now.get_or_insert_with(|| inner.runtime().now());
         let result = sh.conn.send_prepared(now, frame);
         // With bytes queued already, whoever queued them writes these too: a cork that will
         // flush, a driver woken for them, or the transport's wake-up once it has room.
@@ -274,6 +276,8 @@ impl Sender {
 #[derive(Default)]
 pub struct Cork {
     conns: Vec<Arc<Inner>>,
+    /// The time the connections were given their messages (read with the first).
+    now: Option<Instant>,
 }
 
 impl Cork {
@@ -297,9 +301,15 @@ impl Cork {
     /// waiting; the rest goes out when the transport has room, through the connection's
     /// driver), hands over what was read, arms its timers. Then the cork is empty.
     pub fn flush(&mut self) {
+        self.now = None;
+        // The clock is read once for all of them (a flush takes a fraction of a
+        // millisecond: the timers are armed that much early at most).
+        let Some(now) = self.conns.first().map(|inner| inner.runtime().now()) else {
+            return;
+        };
         for inner in self.conns.drain(..) {
             let mut sh = inner.lock();
-            inner.drive(&mut sh);
+            inner.drive_output(&mut sh, now);
             inner.unlock_and_kick(sh);
         }
     }

@@ -244,6 +244,31 @@ impl Inner {
         drive
     }
 
+    /// Drives the connection from the calling task, under its lock, after the application
+    /// queued output without waking the driver ([`crate::Cork`]): when nothing else
+    /// happened since the last drive found nothing to do (no wake-up, no kick), a round
+    /// that only writes ([`Shared::write_round`]: no read is tried, and the wake-ups that
+    /// come meanwhile are left to the driver they woke); otherwise, or when that round
+    /// finds more to do, [`Inner::drive_at`].
+    pub(crate) fn drive_output(self: &Arc<Self>, sh: &mut Shared, now: Instant) {
+        if sh.app.driver_done() {
+            return;
+        }
+        if !self.needs_drive(sh) {
+            let waker = sh
+                .io
+                .waker
+                .take()
+                .unwrap_or_else(|| Waker::from(self.clone()));
+            let written = sh.write_round(&self.rt, self, now, &mut Context::from_waker(&waker));
+            sh.io.waker = Some(waker);
+            if written {
+                return;
+            }
+        }
+        self.drive_at(sh, Some(now));
+    }
+
     /// Whether driving now could do anything: not when the last drive found nothing to do,
     /// no wake-up came since, and the application created no work.
     pub(crate) fn needs_drive(&self, sh: &Shared) -> bool {

@@ -493,3 +493,58 @@ fn a_cork_writes_from_the_calling_task() {
     drop(cork);
     assert_eq!(texts(&conns[1].1.read()), ["and again"]);
 }
+
+/// A cork's flush only writes (no read is tried) when nothing else happened since the
+/// connection's last drive; what did happen is not lost: a message that arrived meanwhile
+/// still reaches `recv()`, and what the transport cannot take goes out once it has room.
+#[test]
+fn a_cork_flush_leaves_arrivals_and_a_full_transport_to_the_driver() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    let (small, mut small_peer) = sim.open_with_capacity(Role::Server, &quiet(), 64, 4096);
+    sim.run();
+    // A message arrives (the transport wakes the connection), and before anyone drives,
+    // a corked message goes out: the flush drives a full round.
+    peer.send(Message::text("hello"));
+    let frame = tether_core::PreparedFrame::new(&numbered(1, 200)).unwrap();
+    let mut cork = crate::Cork::new();
+    ws.sender()
+        .try_send_prepared_corked(&frame, &mut cork)
+        .unwrap();
+    small
+        .sender()
+        .try_send_prepared_corked(&frame, &mut cork)
+        .unwrap();
+    cork.flush();
+    assert_eq!(texts(&peer.read()).len(), 1, "written by the flush");
+    assert_eq!(
+        sim.block_on(ws.recv()).unwrap().unwrap(),
+        Message::text("hello")
+    );
+    // The 64-byte pipe took part of the 200 bytes: the rest follows as the peer reads.
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(texts(&small_peer.read()));
+        sim.run();
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 1, "the whole message, once");
+    assert!(got[0].starts_with("m1 "));
+    // Now idle again: a corked message to the idle connection, and one to the first
+    // (idle too): both written by the flush alone, no task spawned.
+    sim.run();
+    let tasks = sim.tasks();
+    let mut cork = crate::Cork::new();
+    ws.sender()
+        .try_send_prepared_corked(&frame, &mut cork)
+        .unwrap();
+    small
+        .sender()
+        .try_send_prepared_corked(&frame, &mut cork)
+        .unwrap();
+    cork.flush();
+    assert_eq!(texts(&peer.read()).len(), 1);
+    assert_eq!(sim.tasks(), tasks, "no task woken for the first");
+}
