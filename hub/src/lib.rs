@@ -63,7 +63,10 @@
 //! tether-driver: one write each, no task woken per recipient); one with bytes queued
 //! already gets the new message behind those, from its own task. When the sender's
 //! connection has more messages waiting (a burst), every recipient's own task writes
-//! instead, so that what piles up for a connection goes out in one write.
+//! instead, so that what piles up for a connection goes out in one write. On a runtime
+//! with several threads, [`Hub::set_fan_out_helpers`] lets a fan-out to hundreds of
+//! recipients or more write from the other threads too (with tokio,
+//! `tokio::task::spawn_blocking` as the spawn).
 //!
 //! ## Registry, users, rooms
 //!
