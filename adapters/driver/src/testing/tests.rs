@@ -507,15 +507,17 @@ fn a_cork_flush_leaves_arrivals_and_a_full_transport_to_the_driver() {
     // a corked message goes out: the flush drives a full round.
     peer.send(Message::text("hello"));
     let frame = tether_core::PreparedFrame::new(&numbered(1, 200)).unwrap();
-    let mut cork = crate::Cork::new();
-    ws.sender()
-        .try_send_prepared_corked(&frame, &mut cork)
-        .unwrap();
-    small
-        .sender()
-        .try_send_prepared_corked(&frame, &mut cork)
-        .unwrap();
-    cork.flush();
+    // Both connections get the frame through one cork, flushed.
+    let corked_to_both = |ws: &WebSocket, small: &WebSocket| {
+        let mut cork = crate::Cork::new();
+        for conn in [ws, small] {
+            conn.sender()
+                .try_send_prepared_corked(&frame, &mut cork)
+                .unwrap();
+        }
+        cork.flush();
+    };
+    corked_to_both(&ws, &small);
     assert_eq!(texts(&peer.read()).len(), 1, "written by the flush");
     assert_eq!(
         sim.block_on(ws.recv()).unwrap().unwrap(),
@@ -536,15 +538,7 @@ fn a_cork_flush_leaves_arrivals_and_a_full_transport_to_the_driver() {
     // (idle too): both written by the flush alone, no task spawned.
     sim.run();
     let tasks = sim.tasks();
-    let mut cork = crate::Cork::new();
-    ws.sender()
-        .try_send_prepared_corked(&frame, &mut cork)
-        .unwrap();
-    small
-        .sender()
-        .try_send_prepared_corked(&frame, &mut cork)
-        .unwrap();
-    cork.flush();
+    corked_to_both(&ws, &small);
     assert_eq!(texts(&peer.read()).len(), 1);
     assert_eq!(sim.tasks(), tasks, "no task woken for the first");
 }
