@@ -14,16 +14,15 @@ use std::process::ExitCode;
 use tether_gateway::config::{self, Config, KEYS, LogFormat, Sources};
 use tracing_subscriber::EnvFilter;
 
-const ABOUT: &str = "The tether WebSocket gateway (/ws echoes messages until the hub is integrated: \
-temporary). --help for the details.";
+const ABOUT: &str = "The tether WebSocket gateway: rooms, users, presence, history and an HTTP \
+API to push from your backend. --help for the details.";
 
-const LONG_ABOUT: &str = "The tether WebSocket gateway: WebSocket at /ws (authenticated before \
+const LONG_ABOUT: &str = "The tether WebSocket gateway. WebSocket at /ws (authenticated before \
 the upgrade: JWT from the Authorization header, Sec-WebSocket-Protocol `bearer.<jwt>`, or \
-?token= when enabled), GET /health, GET /.
-
-TEMPORARY: until the hub (tether-hub) is integrated, /ws echoes every message back (within \
-the rate limit); rooms, the JSON envelope's requests, the HTTP API and the demo page come \
-with it.
+?token= when enabled) speaking the JSON envelope of gateway/PROTOCOL.md: join and leave rooms, \
+publish, send to a user or everyone, presence, recovery from history. The HTTP API under /api \
+(API key in X-API-Key, or an admin JWT) pushes to a room, a user or everyone and reads status, \
+stats, rooms, presence and history; GET /health, GET /metrics (Prometheus); a demo chat at /.
 
 Configuration, in increasing precedence: defaults, the TOML file (--config), TETHER_* \
 environment variables, flags. Every key has the three names: `auth.hmac_secret` in the \
@@ -272,6 +271,9 @@ mod tests {
             assert!(help.contains(&format!("--{}", key.flag())), "{}", key.path);
             assert!(help.contains(&key.env()), "{}", key.path);
         }
-        assert!(help.contains("TEMPORARY"));
+        assert!(!help.contains("TEMPORARY"), "no stale text");
+        for path in ["/ws", "/api", "/health", "/metrics", "PROTOCOL.md"] {
+            assert!(help.contains(path), "{path}");
+        }
     }
 }

@@ -55,7 +55,10 @@ fn help_documents_every_option() {
         assert!(help.contains(&format!("--{}", key.flag())), "{}", key.path);
     }
     assert!(help.contains("--config"));
-    assert!(help.contains("TEMPORARY"));
+    assert!(
+        help.contains("PROTOCOL.md") && help.contains("/api"),
+        "{help}"
+    );
 }
 
 #[test]
