@@ -101,31 +101,36 @@ impl Shared {
 
     /// A round that only writes, for [`Inner::drive_output`](crate::shared::Inner::drive_output):
     /// when the connection is open and nothing is due, writes what the core queued (phases
-    /// 3 and 4 of [`Shared::step`]) and parks (phase 6), without reading. Returns `false`
-    /// when that was not all there was to do: the caller then drives a full round.
+    /// 3 and 4 of [`Shared::step`]) and parks (phase 6), without reading. Returns
+    /// [`Step::Wait`] when that was all there was to do, [`Step::Done`] when the write
+    /// failed (the connection is finished), and `None` when a full round is needed.
     pub(crate) fn write_round<E: Entry>(
         &mut self,
         rt: &Arc<Rt>,
         entry: &Arc<E>,
         now: Instant,
         cx: &mut Context<'_>,
-    ) -> bool {
+    ) -> Option<Step> {
         let t = self.nanos(now);
         if self.conn.state() != State::Open
             || self.app.linger().is_some()
             || !(self.app.has_reader() || self.app.has_writer())
             || self.timer_due(t)
         {
-            return false;
+            return None;
         }
         if self.take_output() {
-            return false; // bytes of an earlier round are still there
+            return None; // bytes of an earlier round are still there
         }
         match self.write(now, t, false, cx) {
             Ok(false) if self.io.unwritten() == 0 && !self.io.needs_flush => {}
-            _ => return false,
+            Ok(_) => return None,
+            Err(step) => return Some(step),
         }
-        matches!(self.park(rt, entry, t), Step::Wait)
+        match self.park(rt, entry, t) {
+            Step::Wait => Some(Step::Wait),
+            _ => None,
+        }
     }
 
     /// Phase 1 of [`Shared::step`]: lets go of a read buffer kept too long, and fires the

@@ -227,11 +227,7 @@ impl Inner {
                     break;
                 }
                 Step::Done => {
-                    sh.finish(&self.rt, timers::key(&**self), now);
-                    // A background task waiting for work ends now.
-                    if let Some(w) = self.wake.finished() {
-                        w.wake();
-                    }
+                    self.finished(sh, now);
                     return Drive::Finished;
                 }
             }
@@ -242,6 +238,15 @@ impl Inner {
             sh.app.kick = true;
         }
         drive
+    }
+
+    /// Ends the connection's I/O (a round returned [`Step::Done`]).
+    fn finished(self: &Arc<Self>, sh: &mut Shared, now: Instant) {
+        sh.finish(&self.rt, timers::key(&**self), now);
+        // A background task waiting for work ends now.
+        if let Some(w) = self.wake.finished() {
+            w.wake();
+        }
     }
 
     /// Drives the connection from the calling task, under its lock, after the application
@@ -260,10 +265,15 @@ impl Inner {
                 .waker
                 .take()
                 .unwrap_or_else(|| Waker::from(self.clone()));
-            let written = sh.write_round(&self.rt, self, now, &mut Context::from_waker(&waker));
+            let round = sh.write_round(&self.rt, self, now, &mut Context::from_waker(&waker));
             sh.io.waker = Some(waker);
-            if written {
-                return;
+            match round {
+                Some(Step::Done) => {
+                    self.finished(sh, now);
+                    return;
+                }
+                Some(_) => return,
+                None => {}
             }
         }
         self.drive_at(sh, Some(now));

@@ -542,3 +542,29 @@ fn a_cork_flush_leaves_arrivals_and_a_full_transport_to_the_driver() {
     assert_eq!(texts(&peer.read()).len(), 1);
     assert_eq!(sim.tasks(), tasks, "no task woken for the first");
 }
+
+/// A write that fails in a cork's flush ends the connection there and then: the error
+/// reaches `recv()`, and the connection takes nothing more.
+#[test]
+fn a_write_error_in_a_cork_flush_ends_the_connection() {
+    let sim = Sim::new();
+    let (mut ws, mut peer) = sim.open(Role::Server, &quiet());
+    sim.run();
+    sim.advance(Duration::from_secs(1));
+    peer.fail_driver_write(io::ErrorKind::BrokenPipe);
+    let frame = tether_core::PreparedFrame::new(&Message::text("lost")).unwrap();
+    let mut cork = crate::Cork::new();
+    ws.sender()
+        .try_send_prepared_corked(&frame, &mut cork)
+        .unwrap();
+    cork.flush();
+    assert!(ws.sender().is_closed(), "ended by the flush");
+    assert!(ws.close_reason().is_some(), "finished by the flush: {ws:?}");
+    let error = sim.block_on(ws.recv());
+    assert!(
+        matches!(&error, Some(Err(Error::Io(e))) if e.kind() == io::ErrorKind::BrokenPipe),
+        "{error:?}"
+    );
+    assert_eq!(peer.unread(), 0);
+    assert_eq!(sim.tasks(), 0, "no task left behind");
+}
