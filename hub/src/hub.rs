@@ -1024,11 +1024,15 @@ impl Hub {
     /// with `helpers` 0, what a single-threaded runtime should use), every fan-out is
     /// written by its sending task.
     ///
+    /// The job must be able to start while the sending task is still busy: with tokio,
+    /// spawn it with `spawn_blocking`. (A `tokio::spawn` from a worker thread waits in that
+    /// worker's LIFO slot, which no other worker takes from, until the fan-out is over.)
+    ///
     /// ```
     /// # let hub = tether_hub::Hub::new(tether_hub::HubConfig::default());
     /// let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     /// hub.set_fan_out_helpers(workers - 1, |job| {
-    ///     tokio::spawn(async move { job() });
+    ///     tokio::task::spawn_blocking(job);
     /// });
     /// ```
     pub fn set_fan_out_helpers(
@@ -1448,7 +1452,8 @@ impl BrokerSink for Sink {
 }
 
 /// How many recipients a fan-out gives their message before it writes to them (see
-/// [`Hub::fan_out`]).
+/// [`Hub::fan_out`]): a few dozen at a time, so that the core's per-thread pool of buffers
+/// (64) serves every recipient, and the first ones need not wait for the last.
 const CORK_CHUNK: usize = 32;
 
 /// The fewest recipients for which a fan-out spawns helpers (see
