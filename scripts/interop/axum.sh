@@ -18,21 +18,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 AXUM_SERVER_BIN" >&2
-  exit 2
-fi
-BIN=$1
-STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
-
-if [ ! -x "$BIN" ]; then
-  echo "axum interop: server binary '$BIN' not found or not executable" >&2
-  exit 1
-fi
-if [ ! -d scripts/node/node_modules/ws ]; then
-  echo "axum interop: Node ws missing: run \`bash scripts/setup.sh\` first" >&2
-  exit 1
-fi
+# shellcheck source=scripts/interop/prereqs.sh
+source scripts/interop/prereqs.sh
+interop_args "axum interop" "server binary" AXUM_SERVER_BIN "$@"
+need_node_ws
+prereqs_ok
 
 WHAT="axum interop"
 # shellcheck source=scripts/interop/server.sh

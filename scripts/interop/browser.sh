@@ -12,16 +12,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 ECHO_SERVER_BIN" >&2
-  exit 2
-fi
-BIN=$1
-STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
-
-# shellcheck source=scripts/interop/browser-prereqs.sh
-source scripts/interop/browser-prereqs.sh
-check_browser_prereqs "browser interop" "$BIN" "echo server binary"
+# shellcheck source=scripts/interop/prereqs.sh
+source scripts/interop/prereqs.sh
+interop_args "browser interop" "echo server binary" ECHO_SERVER_BIN "$@"
+need_browser
+prereqs_ok
 
 WHAT="browser interop"
 # shellcheck source=scripts/interop/server.sh

@@ -13,16 +13,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 TETHER_BIN" >&2
-  exit 2
-fi
-BIN=$1
-STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
-
-# shellcheck source=scripts/interop/browser-prereqs.sh
-source scripts/interop/browser-prereqs.sh
-check_browser_prereqs "demo" "$BIN" "tether binary"
+# shellcheck source=scripts/interop/prereqs.sh
+source scripts/interop/prereqs.sh
+interop_args "demo" "tether binary" TETHER_BIN "$@"
+need_browser
+prereqs_ok
 
 DIR=$(mktemp -d)
 trap 'rm -rf "$DIR"' EXIT

@@ -12,22 +12,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-if [ $# -ne 1 ]; then
-  echo "usage: $0 ECHO_SERVER_BIN" >&2
-  exit 2
-fi
-BIN=$1
-STEP_TIMEOUT=${INTEROP_STEP_TIMEOUT:-120}
-PY=.venv/bin/python
-
-if [ ! -x "$BIN" ]; then
-  echo "interop: echo server binary '$BIN' not found or not executable" >&2
-  exit 1
-fi
-if ! "$PY" -c 'import websockets' 2>/dev/null || [ ! -d scripts/node/node_modules/ws ]; then
-  echo "interop: Python websockets or Node ws missing: run \`bash scripts/setup.sh\` first" >&2
-  exit 1
-fi
+# shellcheck source=scripts/interop/prereqs.sh
+source scripts/interop/prereqs.sh
+interop_args "interop" "echo server binary" ECHO_SERVER_BIN "$@"
+need_python_websockets
+need_node_ws
+prereqs_ok
 
 WHAT="interop"
 # shellcheck source=scripts/interop/server.sh
